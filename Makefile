@@ -1,0 +1,39 @@
+# The two commands of the README: `make run` (the main job) and `make test` (the whole suite).
+# Both create/reuse .venv and install the pinned dependencies first.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+export NO_ALBUMENTATIONS_UPDATE := 1
+
+.PHONY: run test lint typecheck unit bench install clean
+
+$(STAMP): pyproject.toml requirements.lock requirements-dev.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.lock -r requirements-dev.txt
+	$(PY) -m pip install --quiet --no-deps -e .
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: $(STAMP)
+	$(VENV)/bin/augsvc samples runs/samples
+	$(VENV)/bin/augsvc augment --spec default --seed 0 --params runs/augmented/params.jsonl runs/samples runs/augmented
+	$(VENV)/bin/augsvc gallery --spec default --seed 0 -o runs/gallery.png
+	@echo "gallery: runs/gallery.png   augmented photos: runs/augmented/"
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+
+unit: $(STAMP)
+	$(PY) -m pytest -n 2 tests
+
+test: lint unit
+
+bench: $(STAMP)
+	$(PY) benchmarks/image_throughput.py --markdown
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache .mypy_cache .ruff_cache

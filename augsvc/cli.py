@@ -1,0 +1,182 @@
+"""The ``augsvc`` command line: augment folders, draw galleries, list transforms."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from augsvc.errors import AugsvcError, SpecError
+from augsvc.spec import load_spec
+
+__all__ = ["main"]
+
+
+def _load_image_spec(value: str) -> Any:
+    """A preset name (e.g. ``default``) or a JSON/YAML file."""
+    from augsvc.image.presets import IMAGE_PRESETS, image_preset
+
+    preset = image_preset(value)
+    if preset is not None and not Path(value).exists():
+        return preset
+    if not Path(value).is_file():
+        raise SpecError(f"--spec {value!r} is neither a file nor a preset "
+                        f"(presets: {', '.join(sorted(IMAGE_PRESETS))})")
+    return load_spec(Path(value))
+
+
+def _cmd_augment(args: argparse.Namespace) -> int:
+    from augsvc.image.io import IMAGE_SUFFIXES, read_image, write_image
+    from augsvc.image.pipeline import ImagePipeline
+
+    pipeline = ImagePipeline(_load_image_spec(args.spec))
+    in_dir, out_dir = Path(args.in_dir), Path(args.out_dir)
+    if not in_dir.is_dir():
+        raise AugsvcError(f"input folder not found: {in_dir}")
+    files = sorted(p for p in in_dir.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise AugsvcError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) under {in_dir}")
+    if in_dir.resolve() == out_dir.resolve():
+        raise AugsvcError("OUT_DIR must differ from IN_DIR (files keep their names)")
+    params_file = open(args.params, "w", encoding="utf-8") if args.params else None  # noqa: SIM115
+    failed: list[tuple[Path, str]] = []
+    written = 0
+    try:
+        for k, path in enumerate(tqdm(files, desc="augment", unit="img", disable=None)):
+            rel = path.relative_to(in_dir)
+            try:
+                image = read_image(path)
+                for copy in range(args.num):
+                    # Sample index: file position x copies + copy, so results do not depend on
+                    # which other files could be read.
+                    index = k * args.num + copy
+                    out = pipeline(image, seed=args.seed, index=index,
+                                   return_params=params_file is not None)
+                    name = rel if args.num == 1 else rel.with_stem(f"{rel.stem}_{copy}")
+                    write_image(out_dir / name, out.image)
+                    written += 1
+                    if params_file is not None:
+                        params_file.write(json.dumps({"file": str(name), "index": index,
+                                                      "params": out.params}) + "\n")
+            except AugsvcError as exc:
+                failed.append((path, str(exc)))
+                tqdm.write(f"skipped {path}: {exc}", file=sys.stderr)
+    finally:
+        if params_file is not None:
+            params_file.close()
+    print(f"wrote {written} images to {out_dir}" + (f"; {len(failed)} files failed" if failed else ""),
+          file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _cmd_gallery(args: argparse.Namespace) -> int:
+    from augsvc.image.gallery import make_gallery
+    from augsvc.image.io import IMAGE_SUFFIXES, read_image, write_image
+    from augsvc.image.samples import sample_photos
+
+    if args.images:
+        folder = Path(args.images)
+        paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not paths:
+            raise AugsvcError(f"no images under {folder}")
+        images = []
+        for path in paths:
+            try:
+                images.append((path.name, read_image(path)))
+            except AugsvcError as exc:
+                print(f"skipped {path}: {exc}", file=sys.stderr)
+            if len(images) == args.max_images:
+                break
+        if not images:
+            raise AugsvcError(f"no readable images under {folder}")
+    else:
+        photos = sample_photos(["astronaut", "coffee", "chelsea", "logo"][: args.max_images])
+        images = list(photos.items())
+    grid = make_gallery(images, _load_image_spec(args.spec), n=args.num, seed=args.seed,
+                        cell=args.cell)
+    write_image(args.out, grid)
+    print(f"wrote {args.out} ({grid.shape[1]}x{grid.shape[0]})", file=sys.stderr)
+    return 0
+
+
+def _cmd_samples(args: argparse.Namespace) -> int:
+    from augsvc.image.io import write_image
+    from augsvc.image.samples import sample_photos
+
+    for name, image in sample_photos().items():
+        write_image(Path(args.out_dir) / f"{name}.png", image)
+    print(f"wrote {len(sample_photos())} sample photos to {args.out_dir}", file=sys.stderr)
+    return 0
+
+
+def _cmd_transforms(args: argparse.Namespace) -> int:
+    from augsvc.image.registry import IMAGE_TRANSFORMS
+
+    infos = [IMAGE_TRANSFORMS[n].describe() for n in sorted(IMAGE_TRANSFORMS)]
+    if args.json:
+        print(json.dumps(infos, indent=2))
+        return 0
+    for info in infos:
+        print(f"{info['name']}  (p={info['default_p']}; targets: {', '.join(info['targets'])})")
+        print(f"    {info['doc']}")
+        for param in info["params"]:
+            default = "required" if param["required"] else f"default {json.dumps(param['default'])}"
+            print(f"    - {param['name']}: {param['allowed']}; {default}. {param['doc']}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="augsvc", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("augment", help="augment every image in a folder")
+    p.add_argument("--spec", default="default", help="pipeline file (JSON/YAML) or preset name")
+    p.add_argument("--seed", type=int, default=None, help="seed (omit for fresh randomness)")
+    p.add_argument("-n", "--num", type=int, default=1, help="augmented copies per image")
+    p.add_argument("--params", help="write applied parameters per output file as JSON lines")
+    p.add_argument("in_dir", metavar="IN_DIR")
+    p.add_argument("out_dir", metavar="OUT_DIR")
+    p.set_defaults(func=_cmd_augment)
+
+    p = sub.add_parser("gallery", help="draw a labelled grid PNG of augmentations")
+    p.add_argument("--spec", default="default", help="pipeline file (JSON/YAML) or preset name")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("-n", "--num", type=int, default=4, help="augmented samples per row")
+    p.add_argument("--images", help="folder of images (default: bundled sample photos)")
+    p.add_argument("--max-images", type=int, default=4)
+    p.add_argument("--cell", type=int, default=160, help="tile size in pixels")
+    p.add_argument("-o", "--out", default="gallery.png")
+    p.set_defaults(func=_cmd_gallery)
+
+    p = sub.add_parser("samples", help="write the bundled sample photos as PNG files")
+    p.add_argument("out_dir", metavar="OUT_DIR")
+    p.set_defaults(func=_cmd_samples)
+
+    p = sub.add_parser("transforms", help="list transforms with their parameters")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_cmd_transforms)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if getattr(args, "num", 1) < 1:
+        print("augsvc: error: -n must be >= 1", file=sys.stderr)
+        return 2
+    try:
+        return int(args.func(args))
+    except AugsvcError as exc:
+        print(f"augsvc: error: {exc}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # output piped into `head` and friends
+        sys.stderr.close()
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

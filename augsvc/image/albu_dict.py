@@ -1,0 +1,65 @@
+"""Accept pipelines in albumentations' own serialized form (``A.to_dict``), within an allow-list."""
+
+from __future__ import annotations
+
+import copy
+import warnings
+from collections.abc import Mapping
+from typing import Any
+
+import albumentations as A
+
+from augsvc.errors import SpecError
+from augsvc.image.transforms import ENTRIES
+from augsvc.spec import did_you_mean
+
+__all__ = ["ALLOWED_CLASSES", "build_from_albu_dict", "is_albu_dict"]
+
+_COMPOSITIONS = frozenset({"Compose", "OneOf", "SomeOf", "Sequential"})
+ALLOWED_CLASSES: frozenset[str] = (
+    frozenset(e.albu.__name__ for e in ENTRIES) | _COMPOSITIONS | {"ShiftScaleRotate", "NoOp"}
+)
+"""albumentations classes an ``A.to_dict`` pipeline may use: the ones augsvc wraps."""
+
+
+def is_albu_dict(raw: Any) -> bool:
+    """True for ``A.to_dict`` output (``{"__version__": ..., "transform": {...}}``)."""
+    return isinstance(raw, Mapping) and isinstance(raw.get("transform"), Mapping) and (
+        "__class_fullname__" in raw["transform"])
+
+
+def _check_classes(node: Any, path: str) -> None:
+    if not isinstance(node, Mapping):
+        raise SpecError(f"expected a transform mapping, got {type(node).__name__}", path=path)
+    name = str(node.get("__class_fullname__", "")).rsplit(".", 1)[-1]
+    if name not in ALLOWED_CLASSES:
+        raise SpecError(
+            f"albumentations class {name!r} is not allowed{did_you_mean(name, sorted(ALLOWED_CLASSES))}",
+            path=path, field="__class_fullname__", value=name,
+            allowed=", ".join(sorted(ALLOWED_CLASSES)))
+    for i, child in enumerate(node.get("transforms", []) if name in _COMPOSITIONS else []):
+        _check_classes(child, f"{path}.transforms[{i}]")
+
+
+def build_from_albu_dict(raw: Mapping[str, Any]) -> tuple[A.Compose, dict[str, Any]]:
+    """Build a Compose from ``A.to_dict`` data after checking every class against the allow-list.
+
+    Returns:
+        the Compose and a private copy of the dict (what ``to_spec`` gives back).
+
+    Raises:
+        SpecError: a class outside the allow-list, or arguments albumentations rejects.
+    """
+    _check_classes(raw["transform"], "transform")
+    if str(raw["transform"]["__class_fullname__"]).rsplit(".", 1)[-1] != "Compose":
+        raise SpecError("the top-level albumentations transform must be a Compose", path="transform")
+    kept = copy.deepcopy(dict(raw))
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # ShiftScaleRotate's deprecation: the user chose it
+            compose = A.from_dict(copy.deepcopy(kept))
+    except Exception as exc:  # pydantic and albumentations raise several types here
+        raise SpecError(f"albumentations rejected the pipeline: {exc}", path="transform") from exc
+    if not isinstance(compose, A.Compose):
+        raise SpecError("the top-level albumentations transform must be a Compose", path="transform")
+    return compose, kept

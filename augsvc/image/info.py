@@ -1,0 +1,116 @@
+"""What an image registry entry is: a validated schema plus how to build the albumentations transform."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+import albumentations as A
+import cv2
+import numpy as np
+
+from augsvc.spec import Param, TransformInfo
+
+__all__ = ["BORDER_MODES", "INTERPOLATIONS", "ImageTransformInfo", "border_params", "size_params"]
+
+INTERPOLATIONS = {
+    "nearest": cv2.INTER_NEAREST,
+    "linear": cv2.INTER_LINEAR,
+    "cubic": cv2.INTER_CUBIC,
+    "area": cv2.INTER_AREA,
+    "lanczos": cv2.INTER_LANCZOS4,
+}
+BORDER_MODES = {
+    "constant": cv2.BORDER_CONSTANT,
+    "replicate": cv2.BORDER_REPLICATE,
+    "reflect": cv2.BORDER_REFLECT,
+    "wrap": cv2.BORDER_WRAP,
+    "reflect_101": cv2.BORDER_REFLECT_101,
+}
+_TARGET_NAMES = {"Image": "image", "Mask": "mask", "BBoxes": "bboxes", "Keypoints": "keypoints"}
+
+
+def interpolation_param(default: str = "linear") -> Param:
+    return Param("interpolation", "choice", default, "resampling for the image",
+                 choices=tuple(INTERPOLATIONS))
+
+
+def border_params() -> tuple[Param, ...]:
+    """The border handling fields shared by geometric transforms."""
+    return (
+        Param("border_mode", "choice", "constant", "how pixels outside the image are filled",
+              choices=tuple(BORDER_MODES)),
+        Param("fill", "floats", 0.0, "image fill value for border_mode=constant", low=0, high=255),
+        Param("fill_mask", "floats", 0.0, "mask fill value for border_mode=constant",
+              low=0, high=255),
+    )
+
+
+def size_params() -> tuple[Param, ...]:
+    """Required output ``height`` and ``width`` in pixels."""
+    return (
+        Param("height", "int", doc="output height in pixels", low=1, high=65536),
+        Param("width", "int", doc="output width in pixels", low=1, high=65536),
+    )
+
+
+def _cv2_choices(params: Mapping[str, Any]) -> dict[str, Any]:
+    """Pass fields through, turning our names for interpolation and border mode into cv2 flags."""
+    out = dict(params)
+    if "interpolation" in out:
+        out["interpolation"] = INTERPOLATIONS[out["interpolation"]]
+    if "border_mode" in out:
+        out["border_mode"] = BORDER_MODES[out["border_mode"]]
+    return out
+
+
+@cache
+def _keep_alpha(cls: type[A.ImageOnlyTransform]) -> type[A.ImageOnlyTransform]:
+    """Subclass a colour transform so RGBA images are transformed on RGB with alpha kept as is."""
+
+    class KeepAlpha(cls):  # type: ignore[valid-type,misc]
+        def apply(self, img: np.ndarray, *args: Any, **params: Any) -> np.ndarray:
+            if img.ndim == 3 and img.shape[-1] == 4:
+                # Per-pixel parameters sampled for the full image (noise maps) lose alpha too.
+                params = {k: v[..., :3] if isinstance(v, np.ndarray) and v.shape == img.shape
+                          else v for k, v in params.items()}
+                rgb = super().apply(np.ascontiguousarray(img[..., :3]), *args, **params)
+                if rgb.ndim == 2:
+                    rgb = rgb[..., None]
+                return np.concatenate([rgb, img[..., 3:]], axis=-1)
+            return super().apply(img, *args, **params)
+
+    KeepAlpha.__name__ = KeepAlpha.__qualname__ = cls.__name__
+    return KeepAlpha
+
+
+@dataclass(frozen=True)
+class ImageTransformInfo(TransformInfo):
+    """An image transform: schema, the albumentations class it wraps and how to map fields.
+
+    Attributes:
+        albu: the albumentations class this entry builds (the test oracle).
+        to_albu: validated fields -> keyword arguments of ``albu``.
+        keep_alpha: transform RGBA images on their RGB channels and keep alpha unchanged.
+    """
+
+    albu: type[A.BasicTransform] = A.NoOp
+    to_albu: Callable[[Mapping[str, Any]], dict[str, Any]] = _cv2_choices
+    keep_alpha: bool = False
+
+    @property
+    def targets(self) -> tuple[str, ...]:
+        """Which of image/mask/bboxes/keypoints this transform changes."""
+        names = (getattr(t, "value", str(t)) for t in self.albu._targets)  # type: ignore[attr-defined]
+        return tuple(_TARGET_NAMES[n] for n in names if n in _TARGET_NAMES)
+
+    def build(self, params: Mapping[str, Any], p: float) -> A.BasicTransform:
+        """Build the albumentations transform for validated ``params``."""
+        cls = _keep_alpha(self.albu) if self.keep_alpha else self.albu  # type: ignore[arg-type]
+        return cls(**self.to_albu(params), p=p)
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "targets": list(self.targets),
+                "albumentations": self.albu.__name__}

@@ -1,0 +1,302 @@
+"""ImagePipeline: a validated spec built into albumentations, with per-sample seeding.
+
+The output for sample ``index`` under ``seed`` is a pure function of (spec, seed, index): the
+pipeline's random generators are reset from those two numbers before every sample, so results do
+not depend on batch size, batch split, process or DataLoader worker.
+"""
+
+from __future__ import annotations
+
+import copy
+import traceback
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import albumentations as A
+import numpy as np
+from albumentations.augmentations.crops.transforms import CropSizeError
+
+from augsvc.errors import AugsvcError, InputError, TransformError
+from augsvc.image.albu_dict import build_from_albu_dict, is_albu_dict
+from augsvc.image.registry import IMAGE_TRANSFORMS
+from augsvc.seeding import SampleRandom, check_seed
+from augsvc.spec import GroupNode, Node, Param, PipelineSpec, load_spec, parse_spec, to_jsonable
+
+__all__ = ["IMAGE_OPTIONS", "AugmentedImage", "ImagePipeline"]
+
+# albumentations warns on every sample when a colour transform meets a gray image; our docs say
+# what happens (value shift only, gray stays gray), so the per-sample warning is noise.
+warnings.filterwarnings("ignore", message="HueSaturationValue: hue_shift and sat_shift",
+                        category=UserWarning)
+warnings.filterwarnings("ignore", message="The image is already gray", category=UserWarning)
+
+IMAGE_OPTIONS: tuple[Param, ...] = (
+    Param("bbox_format", "choice", "pascal_voc", "how boxes are given",
+          choices=("pascal_voc", "coco", "yolo", "albumentations")),
+    Param("min_visibility", "float", 0.0,
+          "drop boxes that keep less than this fraction of their area", low=0.0, high=1.0),
+    Param("keypoint_format", "choice", "xy", "how keypoints are given",
+          choices=("xy", "yx", "xya", "xys", "xyas", "xysa")),
+    Param("remove_invisible", "bool", True, "drop keypoints that leave the image"),
+)
+
+# Fields albumentations records that are configuration, not sampled values.
+_CONFIG_KEYS = frozenset({"shape", "interpolation", "mask_interpolation", "fill", "fill_mask",
+                          "border_mode"})
+_MAX_PARAM_ARRAY = 64  # larger arrays (noise maps) are summarised by their shape
+
+
+@dataclass
+class AugmentedImage:
+    """One augmented sample.
+
+    Attributes:
+        image: the augmented image (uint8 or float32, like the input unless a transform changes it).
+        mask: the augmented mask, if one was given.
+        bboxes: boxes (N, 4 + extra columns) in the pipeline's ``bbox_format``, if given.
+        keypoints: keypoints (N, 2 + extra columns), if given.
+        index: the global sample index it was augmented as.
+        params: when asked for, which transforms fired with their values (JSON-able).
+    """
+
+    image: np.ndarray
+    index: int
+    mask: np.ndarray | None = None
+    bboxes: np.ndarray | None = None
+    keypoints: np.ndarray | None = None
+    params: list[dict[str, Any]] | None = None
+
+
+def _check_image(image: Any, what: str = "image") -> np.ndarray:
+    if not isinstance(image, np.ndarray):
+        raise InputError(f"{what} must be a numpy array, got {type(image).__name__}")
+    if image.dtype not in (np.uint8, np.float32):
+        raise InputError(f"{what} dtype must be uint8 or float32, got {image.dtype} "
+                         f"(convert it, e.g. {what}.astype(np.float32))")
+    if image.ndim not in (2, 3):
+        raise InputError(f"{what} must be HxW or HxWxC, got shape {image.shape}")
+    if image.size == 0:
+        raise InputError(f"{what} is empty (shape {image.shape})")
+    return image
+
+
+def _check_mask(mask: Any, image: np.ndarray) -> np.ndarray:
+    if not isinstance(mask, np.ndarray) or mask.ndim not in (2, 3):
+        got = mask.shape if isinstance(mask, np.ndarray) else type(mask).__name__
+        raise InputError(f"mask must be a HxW or HxWxK numpy array, got {got}")
+    if mask.shape[:2] != image.shape[:2]:
+        raise InputError(f"mask size {mask.shape[:2]} differs from image size {image.shape[:2]}")
+    return mask
+
+
+def _check_points(values: Any, what: str, min_cols: int) -> np.ndarray:
+    try:
+        arr = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"{what} must be numbers: {exc}") from None
+    if arr.size == 0:
+        return np.zeros((0, min_cols), dtype=np.float64)
+    if arr.ndim != 2 or arr.shape[1] < min_cols:
+        raise InputError(f"{what} must have shape (N, >= {min_cols}), got {arr.shape}")
+    if not np.isfinite(arr).all():
+        raise InputError(f"{what} must be finite numbers")
+    return arr
+
+
+def _clean_params(params: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in params.items():
+        if key in _CONFIG_KEYS:
+            continue
+        if isinstance(value, np.ndarray) and value.size > _MAX_PARAM_ARRAY:
+            out[key] = {"array_shape": list(value.shape)}
+        else:
+            out[key] = to_jsonable(value)
+    return out
+
+
+class ImagePipeline:
+    """An image augmentation pipeline built from a spec.
+
+    Args:
+        spec: a dict/list, JSON/YAML text, a path to a .json/.yaml file, or albumentations'
+            ``A.to_dict`` output (restricted to the classes augsvc wraps).
+
+    Raises:
+        SpecError: the spec names an unknown transform or field, or a value is out of range.
+
+    A pipeline holds random state and is not thread-safe: give each thread its own copy
+    (``copy.deepcopy`` or ``ImagePipeline(p.to_spec())``). It pickles as its spec.
+    """
+
+    def __init__(self, spec: Any) -> None:
+        raw = load_spec(spec)
+        self._albu_spec: dict[str, Any] | None = None
+        self.spec: PipelineSpec | None = None
+        if is_albu_dict(raw):
+            self._compose, self._albu_spec = build_from_albu_dict(raw)
+            self._leaves = [(type(t).__name__, t) for t in _albu_leaves(self._compose)]
+        else:
+            self.spec = parse_spec(raw, IMAGE_TRANSFORMS, IMAGE_OPTIONS)
+            self._leaves = []
+            opts = self.spec.options
+            with warnings.catch_warnings():
+                # Pipelines of pixel-only transforms carry boxes and keypoints through
+                # unchanged; albumentations warns about that, we do not need to.
+                warnings.filterwarnings("ignore", message="Got processor for")
+                self._compose = A.Compose(
+                    [self._build(n) for n in self.spec.nodes],
+                    bbox_params=A.BboxParams(format=opts["bbox_format"],
+                                             min_visibility=opts["min_visibility"]),
+                    keypoint_params=A.KeypointParams(format=opts["keypoint_format"],
+                                                     remove_invisible=opts["remove_invisible"]),
+                )
+        self._random = SampleRandom()
+        self._compose.set_random_state(self._random.numpy, self._random.python)
+
+    def _build(self, node: Node) -> A.BasicTransform | A.BaseCompose:
+        if isinstance(node, GroupNode):
+            children = [self._build(c) for c in node.children]
+            if node.kind == "one_of":
+                return A.OneOf(children, p=node.p)
+            if node.kind == "some_of":
+                return A.SomeOf(children, n=node.n, replace=node.replace, p=node.p)
+            return A.Sequential(children, p=node.p)
+        transform = IMAGE_TRANSFORMS[node.name].build(node.params, node.p)
+        self._leaves.append((node.name, transform))
+        return transform
+
+    def to_spec(self) -> dict[str, Any]:
+        """The spec this pipeline was built from, in canonical form (it round-trips)."""
+        if self._albu_spec is not None:
+            return copy.deepcopy(self._albu_spec)
+        assert self.spec is not None
+        return self.spec.to_dict()
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.to_spec(),))
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> ImagePipeline:
+        return type(self)(self.to_spec())
+
+    def __repr__(self) -> str:
+        return f"ImagePipeline({[name for name, _ in self._leaves]})"
+
+    @property
+    def transform_names(self) -> list[str]:
+        """Names of the transforms in tree order."""
+        return [name for name, _ in self._leaves]
+
+    def __call__(
+        self,
+        image: np.ndarray,
+        *,
+        mask: np.ndarray | None = None,
+        bboxes: Any = None,
+        keypoints: Any = None,
+        seed: int | None = None,
+        index: int = 0,
+        return_params: bool = False,
+    ) -> AugmentedImage:
+        """Augment one sample as global sample ``index`` under ``seed``.
+
+        Args:
+            image: HxW or HxWxC, uint8 or float32.
+            mask: HxW or HxWxK array moved with the geometry (nearest interpolation).
+            bboxes: (N, 4 + k) boxes in the spec's ``bbox_format``; extra columns (labels) ride along.
+            keypoints: (N, 2 + k) keypoints in the spec's ``keypoint_format``.
+            seed: None for fresh randomness on every call.
+            index: the sample's global index; with a seed, the result depends only on
+                (spec, seed, index).
+            return_params: also return the transforms that fired and their values.
+
+        Raises:
+            InputError: the image, mask, boxes or keypoints are malformed, or do not fit a
+                transform (e.g. a crop larger than the image).
+            TransformError: a transform failed for another reason; the message names it.
+        """
+        check_seed(seed, index)
+        data: dict[str, Any] = {"image": _check_image(image)}
+        if mask is not None:
+            data["mask"] = _check_mask(mask, image)
+        if bboxes is not None:
+            data["bboxes"] = _check_points(bboxes, "bboxes", 4)
+        if keypoints is not None:
+            data["keypoints"] = _check_points(keypoints, "keypoints", 2)
+        if return_params:
+            for _, transform in self._leaves:
+                transform.params = {}
+        self._random.reseed(seed, index)
+        try:
+            out = self._compose(**data)
+        except AugsvcError:
+            raise
+        except Exception as exc:
+            raise self._explain(exc, image, index) from exc
+        params = None
+        if return_params:
+            params = [{"name": name, "params": _clean_params(t.params)}
+                      for name, t in self._leaves if t.params]
+        return AugmentedImage(image=out["image"], index=index, mask=out.get("mask"),
+                              bboxes=out.get("bboxes"), keypoints=out.get("keypoints"),
+                              params=params)
+
+    def batch(
+        self,
+        images: Sequence[np.ndarray],
+        *,
+        masks: Sequence[np.ndarray | None] | None = None,
+        bboxes: Sequence[Any] | None = None,
+        keypoints: Sequence[Any] | None = None,
+        seed: int | None = None,
+        start: int = 0,
+        return_params: bool = False,
+    ) -> list[AugmentedImage]:
+        """Augment a list of samples (sizes may differ); sample ``k`` is global index ``start + k``.
+
+        ``masks``, ``bboxes`` and ``keypoints``, when given, hold one entry per image.
+        The result for each sample equals ``pipeline(images[k], ..., index=start + k)``.
+        """
+        n = len(images)
+        for what, extra in (("masks", masks), ("bboxes", bboxes), ("keypoints", keypoints)):
+            if extra is not None and len(extra) != n:
+                raise InputError(f"{what} has {len(extra)} entries for {n} images")
+        results = []
+        for k, image in enumerate(images):
+            try:
+                results.append(self(
+                    image,
+                    mask=None if masks is None else masks[k],
+                    bboxes=None if bboxes is None else bboxes[k],
+                    keypoints=None if keypoints is None else keypoints[k],
+                    seed=seed, index=start + k, return_params=return_params))
+            except InputError as exc:
+                raise InputError(f"sample {k} (index {start + k}): {exc}") from exc
+        return results
+
+    def _explain(self, exc: Exception, image: np.ndarray, index: int) -> AugsvcError:
+        """Turn an albumentations failure into an error that names the transform."""
+        ids = {id(t): name for name, t in self._leaves}
+        name = "pipeline"
+        for frame, _ in traceback.walk_tb(exc.__traceback__):
+            owner = frame.f_locals.get("self")
+            if id(owner) in ids:
+                name = ids[id(owner)]
+        where = f"{name} on sample {index} (image shape {image.shape}, dtype {image.dtype})"
+        if isinstance(exc, CropSizeError):
+            return InputError(f"{where}: {exc}; set pad_if_needed: true or resize first")
+        if isinstance(exc, TypeError | ValueError):
+            return InputError(f"{where}: {exc}")
+        return TransformError(f"{where} failed: {type(exc).__name__}: {exc}")
+
+
+def _albu_leaves(compose: A.BaseCompose) -> list[A.BasicTransform]:
+    out: list[A.BasicTransform] = []
+    for t in compose.transforms:
+        if isinstance(t, A.BaseCompose):
+            out.extend(_albu_leaves(t))
+        else:
+            out.append(t)
+    return out

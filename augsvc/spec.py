@@ -1,0 +1,401 @@
+"""Declarative pipeline specs: parameter schemas, validation with helpful errors, and loading.
+
+A pipeline is data::
+
+    {"transforms": [{"name": "horizontal_flip", "p": 0.5},
+                    {"one_of": [{"name": "median_blur"}, {"name": "gaussian_blur"}], "p": 0.3}]}
+
+Groups are ``one_of`` (pick one child), ``some_of`` (pick ``n`` children), ``sometimes`` (run all
+children with probability ``p``) and ``sequential`` (run all children). The same structures serve
+the image and the text registries; each domain supplies its registry and top-level options.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from augsvc.errors import SpecError
+
+__all__ = [
+    "GROUP_KINDS",
+    "REQUIRED",
+    "GroupNode",
+    "Node",
+    "Param",
+    "PipelineSpec",
+    "TransformInfo",
+    "TransformNode",
+    "did_you_mean",
+    "load_spec",
+    "parse_spec",
+]
+
+
+class _Required:
+    def __repr__(self) -> str:
+        return "REQUIRED"
+
+
+REQUIRED: Any = _Required()
+"""Default of a parameter that has no default and must be given."""
+
+ParamKind = Literal["float", "int", "bool", "choice", "range", "pair", "floats"]
+ScalarRule = Literal["symmetric", "point", "none"]
+
+
+def did_you_mean(word: str, known: Sequence[str]) -> str:
+    """Return ``" (did you mean 'x'?)"`` for the closest known name, or ``""``."""
+    close = difflib.get_close_matches(str(word), list(known), n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+@dataclass(frozen=True)
+class Param:
+    """Schema of one transform parameter: its type, default and allowed values.
+
+    ``range`` parameters take a pair ``[lo, hi]``; a single number is widened by ``scalar``:
+    ``symmetric`` gives ``(-x, x)``, ``point`` gives ``(x, x)``, ``none`` refuses it.
+    """
+
+    name: str
+    kind: ParamKind
+    default: Any = REQUIRED
+    doc: str = ""
+    low: float | None = None
+    high: float | None = None
+    choices: tuple[str, ...] = ()
+    integer: bool = False
+    odd: bool = False
+    scalar: ScalarRule = "none"
+    nullable: bool = False
+
+    def allowed(self) -> str:
+        """Describe the accepted values, for error messages and schemas."""
+        bounds = f"[{_fmt(self.low, negative=True)}, {_fmt(self.high)}]"
+        num = "integer" if self.integer else "number"
+        if self.kind == "bool":
+            return "true or false"
+        if self.kind == "choice":
+            return "one of " + ", ".join(repr(c) for c in self.choices)
+        if self.kind in ("float", "int"):
+            return f"{'integer' if self.kind == 'int' else 'number'} in {bounds}"
+        if self.kind == "range":
+            odd = "odd " if self.odd else ""
+            scalar = {"symmetric": " or one number x for [-x, x]", "point": " or one number",
+                      "none": ""}[self.scalar]
+            return f"[lo, hi] with lo <= hi, {odd}{num}s in {bounds}{scalar}"
+        if self.kind == "pair":
+            return f"[a, b] of {num}s in {bounds}"
+        text = f"a {num} or a list of {num}s (one per channel) in {bounds}"
+        return f"{text}, or null" if self.nullable else text
+
+    def describe(self) -> dict[str, Any]:
+        """A JSON-able schema of this parameter (for listings and the service)."""
+        out: dict[str, Any] = {"name": self.name, "type": self.kind, "doc": self.doc,
+                               "allowed": self.allowed(), "required": self.default is REQUIRED}
+        if self.default is not REQUIRED:
+            out["default"] = to_jsonable(self.default)
+        if self.low is not None:
+            out["min"] = self.low
+        if self.high is not None:
+            out["max"] = self.high
+        if self.choices:
+            out["choices"] = list(self.choices)
+        return out
+
+    def validate(self, value: Any, fail: Callable[[str, Any], SpecError]) -> Any:
+        """Return ``value`` normalised (tuples for pairs), or raise what ``fail`` builds."""
+        if value is None and self.nullable:
+            return None
+        if self.kind == "bool":
+            if not isinstance(value, bool):
+                raise fail("must be true or false", value)
+            return value
+        if self.kind == "choice":
+            if value not in self.choices:
+                raise fail(f"unknown value{did_you_mean(value, self.choices)}", value)
+            return value
+        if self.kind in ("float", "int"):
+            return self._number(value, fail, integer=self.kind == "int")
+        if self.kind == "floats":
+            if isinstance(value, list | tuple):
+                if not value:
+                    raise fail("must not be empty", value)
+                return tuple(self._number(v, fail, integer=False, whole=value) for v in value)
+            return self._number(value, fail, integer=False)
+        if self.kind == "range" and _is_number(value):
+            if self.scalar == "none":
+                raise fail("must be a pair [lo, hi]", value)
+            if self.scalar == "symmetric":
+                if value < 0:
+                    raise fail("a single number x means [-x, x], so it must be >= 0", value)
+                value = (-value, value)
+            else:
+                value = (value, value)
+        if not isinstance(value, list | tuple) or len(value) != 2:
+            raise fail("must be a pair [a, b]", value)
+        pair = tuple(self._number(v, fail, integer=self.integer, whole=value) for v in value)
+        if self.kind == "range":
+            if pair[0] > pair[1]:
+                raise fail("lo must be <= hi", value)
+            if self.odd and any(int(v) % 2 == 0 for v in pair):
+                raise fail("kernel sizes must be odd", value)
+        return pair
+
+    def _number(self, value: Any, fail: Callable[[str, Any], SpecError], *, integer: bool,
+                whole: Any = None) -> Any:
+        shown = value if whole is None else whole
+        if integer:
+            if isinstance(value, float) and value.is_integer():
+                value = int(value)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise fail("must be an integer", shown)
+        elif not _is_number(value):
+            raise fail("must be a finite number", shown)
+        if (self.low is not None and value < self.low) or (self.high is not None and value > self.high):
+            raise fail("out of range", shown)
+        return value if integer else float(value)
+
+
+def _fmt(bound: float | None, negative: bool = False) -> str:
+    if bound is None:
+        return "-inf" if negative else "inf"
+    return str(int(bound)) if float(bound).is_integer() else str(bound)
+
+
+@dataclass(frozen=True)
+class TransformInfo:
+    """One registry entry: a transform's name, parameter schema and documentation.
+
+    ``check`` runs after every field is valid, for rules that involve several fields; it returns
+    an error message naming the fields, or None.
+    """
+
+    name: str
+    params: tuple[Param, ...]
+    doc: str
+    default_p: float = 1.0
+    check: Callable[[Mapping[str, Any]], str | None] | None = None
+
+    def describe(self) -> dict[str, Any]:
+        """A JSON-able description: name, doc, default probability, parameter schemas."""
+        return {"name": self.name, "doc": self.doc, "default_p": self.default_p,
+                "params": [p.describe() for p in self.params]}
+
+    def validate(self, raw: Mapping[str, Any], path: str) -> dict[str, Any]:
+        """Validate and normalise the parameters in ``raw`` (everything but name and p)."""
+        known = {p.name: p for p in self.params}
+        for key in raw:
+            if key not in known:
+                names = sorted(known)
+                raise SpecError(
+                    f"unknown field{did_you_mean(key, names)}", path=path, transform=self.name,
+                    field=key, allowed="fields " + ", ".join(["p", *names]) if names else "only p")
+        out: dict[str, Any] = {}
+        for param in self.params:
+            if param.name not in raw:
+                if param.default is REQUIRED:
+                    raise SpecError("is required", path=path, transform=self.name,
+                                    field=param.name, allowed=param.allowed())
+                out[param.name] = param.default
+                continue
+
+            def fail(message: str, value: Any, param: Param = param) -> SpecError:
+                return SpecError(f"{message}, got {value!r}", path=path, transform=self.name,
+                                 field=param.name, value=value, allowed=param.allowed())
+
+            out[param.name] = param.validate(raw[param.name], fail)
+        if self.check is not None and (problem := self.check(out)):
+            raise SpecError(problem, path=path, transform=self.name)
+        return out
+
+
+@dataclass(frozen=True)
+class TransformNode:
+    """A validated transform in a pipeline."""
+
+    name: str
+    p: float
+    params: Mapping[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "p": self.p, **to_jsonable(dict(self.params))}
+
+
+@dataclass(frozen=True)
+class GroupNode:
+    """A validated group: ``one_of``, ``some_of``, ``sometimes`` or ``sequential``."""
+
+    kind: str
+    children: tuple[Node, ...]
+    p: float
+    n: int = 1
+    replace: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {self.kind: [c.to_dict() for c in self.children], "p": self.p}
+        if self.kind == "some_of":
+            out.update(n=self.n, replace=self.replace)
+        return out
+
+
+Node = TransformNode | GroupNode
+
+GROUP_KINDS: dict[str, float] = {"one_of": 1.0, "some_of": 1.0, "sometimes": 0.5, "sequential": 1.0}
+"""Group kinds and their default probability."""
+
+
+@dataclass(frozen=True)
+class PipelineSpec:
+    """A validated pipeline: its transform tree and top-level options."""
+
+    nodes: tuple[Node, ...]
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The canonical spec; ``parse_spec(s.to_dict(), ...) == s``."""
+        return {"transforms": [n.to_dict() for n in self.nodes], **to_jsonable(dict(self.options))}
+
+    def leaves(self) -> list[TransformNode]:
+        """All transforms in tree order."""
+        out: list[TransformNode] = []
+
+        def walk(nodes: Sequence[Node]) -> None:
+            for node in nodes:
+                if isinstance(node, TransformNode):
+                    out.append(node)
+                else:
+                    walk(node.children)
+
+        walk(self.nodes)
+        return out
+
+
+def to_jsonable(value: Any) -> Any:
+    """Tuples to lists, numpy scalars and arrays to Python values, recursively."""
+    if isinstance(value, dict):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [to_jsonable(v) for v in value]
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    return value
+
+
+def _probability(raw: Mapping[str, Any], default: float, path: str, name: str | None) -> float:
+    p = raw.get("p", default)
+    if not _is_number(p) or not 0.0 <= p <= 1.0:
+        raise SpecError(f"probability must be a number in [0, 1], got {p!r}", path=path,
+                        transform=name, field="p", value=p, allowed="number in [0, 1]")
+    return float(p)
+
+
+def _parse_node(raw: Any, registry: Mapping[str, TransformInfo], path: str) -> Node:
+    if not isinstance(raw, Mapping):
+        raise SpecError(f"each entry must be a mapping, got {type(raw).__name__}", path=path)
+    if "name" in raw:
+        name = raw["name"]
+        if name not in registry:
+            raise SpecError(f"unknown transform {name!r}{did_you_mean(name, sorted(registry))}",
+                            path=path, field="name", value=name,
+                            allowed="one of " + ", ".join(sorted(registry)))
+        info = registry[name]
+        p = _probability(raw, info.default_p, path, name)
+        fields = {k: v for k, v in raw.items() if k not in ("name", "p")}
+        return TransformNode(name=name, p=p, params=info.validate(fields, path))
+    kinds = [k for k in GROUP_KINDS if k in raw]
+    if len(kinds) != 1:
+        raise SpecError(
+            "each entry needs a 'name' (a transform) or exactly one group key "
+            f"({', '.join(GROUP_KINDS)}); got keys {sorted(raw)}", path=path)
+    kind = kinds[0]
+    allowed = {kind, "p"} | ({"n", "replace"} if kind == "some_of" else set())
+    for key in raw:
+        if key not in allowed:
+            raise SpecError(f"unknown field in a {kind} group{did_you_mean(key, sorted(allowed))}",
+                            path=path, field=key, allowed=", ".join(sorted(allowed)))
+    children_raw = raw[kind]
+    if not isinstance(children_raw, list) or not children_raw:
+        raise SpecError(f"'{kind}' must be a non-empty list of transforms", path=path, field=kind)
+    children = tuple(_parse_node(c, registry, f"{path}.{kind}[{i}]")
+                     for i, c in enumerate(children_raw))
+    p = _probability(raw, GROUP_KINDS[kind], path, None)
+    n, replace = raw.get("n", 1), raw.get("replace", False)
+    if kind == "some_of":
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1 or (
+                not replace and n > len(children)):
+            limit = "any integer >= 1" if replace else f"integer in [1, {len(children)}]"
+            raise SpecError(f"n must be how many children to pick, got {n!r}", path=path,
+                            field="n", value=n, allowed=limit)
+        if not isinstance(replace, bool):
+            raise SpecError(f"replace must be true or false, got {replace!r}", path=path,
+                            field="replace", value=replace, allowed="true or false")
+    return GroupNode(kind=kind, children=children, p=p, n=n, replace=replace)
+
+
+def parse_spec(raw: Any, registry: Mapping[str, TransformInfo],
+               options: Sequence[Param] = ()) -> PipelineSpec:
+    """Validate a spec (already loaded as data) against ``registry``.
+
+    Args:
+        raw: ``{"transforms": [...], **options}`` or a bare list of transforms.
+        registry: the domain's transforms by name.
+        options: top-level options this domain accepts (e.g. ``bbox_format``).
+
+    Raises:
+        SpecError: naming the path, transform, field, value and what is allowed.
+    """
+    if isinstance(raw, list):
+        raw = {"transforms": raw}
+    if not isinstance(raw, Mapping):
+        raise SpecError(f"a pipeline must be a mapping with 'transforms', got {type(raw).__name__}")
+    known = {o.name: o for o in options}
+    for key in raw:
+        if key != "transforms" and key not in known:
+            names = ["transforms", *sorted(known)]
+            raise SpecError(f"unknown top-level field{did_you_mean(key, names)}", field=key,
+                            allowed=", ".join(names))
+    transforms = raw.get("transforms")
+    if not isinstance(transforms, list):
+        raise SpecError("'transforms' must be a list", field="transforms", value=transforms)
+    nodes = tuple(_parse_node(t, registry, f"transforms[{i}]") for i, t in enumerate(transforms))
+    values = TransformInfo("pipeline", tuple(options), "").validate(
+        {k: v for k, v in raw.items() if k != "transforms"}, "")
+    return PipelineSpec(nodes=nodes, options=values)
+
+
+def load_spec(source: Any) -> Any:
+    """Load a spec from a dict/list, a JSON or YAML string, or a path to a .json/.yaml file."""
+    if isinstance(source, Mapping | list):
+        return source
+    if isinstance(source, Path) or (isinstance(source, str) and not source.lstrip().startswith(("{", "["))
+                                    and "\n" not in source):
+        path = Path(source)
+        if not path.is_file():
+            raise SpecError(f"spec file not found: {path}")
+        text = path.read_text(encoding="utf-8")
+    elif isinstance(source, str):
+        text = source
+    else:
+        raise SpecError(f"cannot load a spec from {type(source).__name__}")
+    try:
+        return yaml.safe_load(text) if text.strip() else {}
+    except yaml.YAMLError as exc:
+        raise SpecError(f"spec is neither valid JSON nor YAML: {exc}") from exc
+
+
+def dumps(value: Any) -> str:
+    """Compact, key-sorted JSON (stable across runs)."""
+    return json.dumps(to_jsonable(value), sort_keys=True, separators=(",", ":"))

@@ -1,0 +1,29 @@
+"""Shared fixtures: deterministic structured images."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+
+def structured_image(height: int = 64, width: int = 80, channels: int = 3,
+                     seed: int = 0) -> np.ndarray:
+    """Gradients plus a few rectangles: geometry and colour changes are visible, not noise."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:height, 0:width]
+    base = np.stack([xx * 255 / width, yy * 255 / height, (xx + yy) * 127 / (width + height)], -1)
+    for _ in range(3):
+        y0, x0 = rng.integers(0, height // 2), rng.integers(0, width // 2)
+        base[y0:y0 + height // 4, x0:x0 + width // 4] = rng.integers(0, 256, 3)
+    image = base.astype(np.uint8)
+    if channels == 1:
+        return image[..., 0].copy()
+    if channels == 4:
+        alpha = (np.arange(width)[None, :] * 255 // width).repeat(height, 0).astype(np.uint8)
+        return np.concatenate([image, alpha[..., None]], -1)
+    return image
+
+
+@pytest.fixture
+def rgb() -> np.ndarray:
+    return structured_image()

@@ -1,0 +1,84 @@
+"""The augsvc command line, run in-process through ``main``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from augsvc.cli import main
+from augsvc.image import list_image_transforms
+from augsvc.image.io import read_image, write_image
+from tests.conftest import structured_image
+
+
+@pytest.fixture
+def photos(tmp_path: Path) -> Path:
+    folder = tmp_path / "in"
+    write_image(folder / "a.png", structured_image(64, 80, seed=1))
+    write_image(folder / "sub" / "b.jpg", structured_image(50, 60, seed=2))
+    write_image(folder / "c.png", structured_image(40, 40, channels=4, seed=3))
+    (folder / "broken.png").write_bytes(b"not a png")
+    (folder / "notes.txt").write_text("ignored: not an image suffix")
+    return folder
+
+
+SPEC = "transforms:\n  - {name: rotate, p: 1, limit: 30}\n  - {name: gamma, p: 0.5}\n"
+
+
+def test_augment_keeps_names_reports_bad_files_and_goes_on(photos, tmp_path, capsys) -> None:
+    (tmp_path / "spec.yaml").write_text(SPEC)
+    out = tmp_path / "out"
+    code = main(["augment", "--spec", str(tmp_path / "spec.yaml"), "--seed", "0",
+                 "--params", str(tmp_path / "params.jsonl"), str(photos), str(out)])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "broken.png" in err and "wrote 3 images" in err and "1 files failed" in err
+    written = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
+    assert written == ["a.png", "c.png", "sub/b.jpg"]
+    assert read_image(out / "c.png").shape == (40, 40, 4)
+    lines = [json.loads(x) for x in (tmp_path / "params.jsonl").read_text().splitlines()]
+    assert [x["file"] for x in lines] == ["a.png", "c.png", "sub/b.jpg"]
+    assert all(x["params"][0]["name"] == "rotate" for x in lines)
+
+
+def test_augment_is_reproducible_and_copies_get_suffixes(photos, tmp_path) -> None:
+    for run in ("r1", "r2"):
+        main(["augment", "--seed", "3", "-n", "2", str(photos), str(tmp_path / run)])
+    first = sorted((tmp_path / "r1").rglob("*.png"))
+    assert [p.name for p in first] == ["a_0.png", "a_1.png", "c_0.png", "c_1.png"]
+    for path in first:
+        twin = tmp_path / "r2" / path.relative_to(tmp_path / "r1")
+        assert path.read_bytes() == twin.read_bytes()
+    assert not np.array_equal(read_image(first[0]), read_image(first[1]))
+
+
+def test_augment_bad_spec_is_a_clear_error(photos, tmp_path, capsys) -> None:
+    (tmp_path / "bad.yaml").write_text("transforms:\n  - {name: rotat}\n")
+    assert main(["augment", "--spec", str(tmp_path / "bad.yaml"), str(photos),
+                 str(tmp_path / "o")]) == 2
+    assert "did you mean 'rotate'" in capsys.readouterr().err
+    assert main(["augment", str(tmp_path / "missing"), str(tmp_path / "o")]) == 2
+
+
+def test_gallery_writes_a_grid_with_a_row_per_transform(photos, tmp_path) -> None:
+    (tmp_path / "spec.yaml").write_text(SPEC)
+    out = tmp_path / "g.png"
+    assert main(["gallery", "--spec", str(tmp_path / "spec.yaml"), "--images", str(photos),
+                 "--max-images", "2", "-n", "3", "--cell", "64", "-o", str(out)]) == 0
+    grid = read_image(out)
+    rows = 2 + 2  # two transforms, then the full pipeline on each of the two images
+    assert grid.shape == (28 + rows * 70 + 6, 200 + 4 * 70 + 6, 3)
+    first_original = grid[28:28 + 64, 206:206 + 64]
+    first_sample = grid[28:28 + 64, 276:276 + 64]
+    assert not np.array_equal(first_original, first_sample)
+
+
+def test_samples_and_transform_listing(tmp_path, capsys) -> None:
+    assert main(["samples", str(tmp_path / "s")]) == 0
+    assert (tmp_path / "s" / "astronaut.png").is_file()
+    assert main(["transforms", "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert [t["name"] for t in listed] == list_image_transforms()

@@ -1,0 +1,199 @@
+"""Spec parsing: validation errors, groups, round trips, loading, albumentations' own format."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import albumentations as A
+import numpy as np
+import pytest
+
+from augsvc.errors import SpecError
+from augsvc.image import ImagePipeline
+from augsvc.seeding import SampleRandom
+from augsvc.spec import load_spec
+from tests.conftest import structured_image
+
+GROUPED = {
+    "transforms": [
+        {"name": "horizontal_flip", "p": 0.5},
+        {"one_of": [{"name": "median_blur", "blur_limit": 5}, {"name": "gaussian_blur"}], "p": 0.8},
+        {"some_of": [{"name": "gamma"}, {"name": "brightness_contrast", "brightness_limit": 0.3},
+                     {"name": "hue_saturation_value"}], "n": 2, "p": 1.0},
+        {"sometimes": [{"name": "rotate", "limit": 15}], "p": 0.5},
+        {"sequential": [{"name": "center_crop", "height": 48, "width": 48}]},
+    ],
+    "bbox_format": "coco",
+}
+
+
+def error_of(spec: object) -> SpecError:
+    with pytest.raises(SpecError) as info:
+        ImagePipeline(spec)
+    return info.value
+
+
+def test_unknown_transform_suggests_the_closest_name() -> None:
+    err = error_of({"transforms": [{"name": "horizontal_flipp"}]})
+    assert "did you mean 'horizontal_flip'" in str(err)
+    assert err.path == "transforms[0]" and err.field == "name" and err.value == "horizontal_flipp"
+
+
+def test_unknown_field_names_transform_and_known_fields() -> None:
+    err = error_of([{"name": "median_blur", "blur_limt": 5}])
+    assert err.transform == "median_blur" and err.field == "blur_limt"
+    assert "did you mean 'blur_limit'" in str(err) and "blur_limit" in str(err.allowed)
+
+
+@pytest.mark.parametrize(
+    ("entry", "field", "needle"),
+    [
+        ({"name": "median_blur", "blur_limit": [3, 4]}, "blur_limit", "odd"),
+        ({"name": "brightness_contrast", "brightness_limit": 1.5}, "brightness_limit", "[-1, 1]"),
+        ({"name": "brightness_contrast", "contrast_limit": [0.3, 0.1]}, "contrast_limit", "lo <= hi"),
+        ({"name": "random_crop", "height": 0, "width": 10}, "height", "[1, 65536]"),
+        ({"name": "random_crop", "width": 10}, "height", "required"),
+        ({"name": "resize", "height": 10.5, "width": 10}, "height", "integer"),
+        ({"name": "rotate", "border_mode": "mirror"}, "border_mode", "'reflect'"),
+        ({"name": "horizontal_flip", "p": 1.5}, "p", "[0, 1]"),
+        ({"name": "gamma", "gamma_limit": "big"}, "gamma_limit", "pair"),
+        ({"name": "to_gray", "method": "from-lab"}, "method", "did you mean 'from_lab'"),
+        ({"name": "normalize", "std": [0.2, 0.0, 0.2]}, "std", "out of range"),
+        ({"name": "coarse_dropout", "fill_mask": "x"}, "fill_mask", "finite number"),
+    ],
+)
+def test_bad_field_values_name_field_value_and_allowed(entry: dict, field: str, needle: str) -> None:
+    err = error_of([entry])
+    assert err.transform == entry["name"]
+    assert err.field == field
+    assert needle in str(err), str(err)
+
+
+@pytest.mark.parametrize(
+    ("spec", "needle"),
+    [
+        ({"transforms": [{"some_of": [{"name": "gamma"}], "n": 2}]}, "integer in [1, 1]"),
+        ({"transforms": [{"one_of": []}]}, "non-empty list"),
+        ({"transforms": [{"one_of": [{"name": "gamma"}], "k": 1}]}, "unknown field"),
+        ({"transforms": [{"p": 0.5}]}, "exactly one group key"),
+        ({"transforms": [{"name": "gamma"}], "bbox_fromat": "coco"}, "did you mean 'bbox_format'"),
+        ({"transforms": [{"name": "gamma"}], "bbox_format": "xyxy"}, "'pascal_voc'"),
+        ({"transforms": "gamma"}, "must be a list"),
+        ({"transforms": [["gamma"]]}, "must be a mapping"),
+        ({"transforms": [{"one_of": [{"name": "gamm"}]}]}, "transforms[0].one_of[0]"),
+    ],
+)
+def test_bad_structure_is_reported_with_its_path(spec: dict, needle: str) -> None:
+    assert needle in str(error_of(spec))
+
+
+def test_scalars_widen_to_ranges() -> None:
+    spec = ImagePipeline([{"name": "rotate", "limit": 15}, {"name": "median_blur", "blur_limit": 5}]
+                         ).to_spec()
+    assert spec["transforms"][0]["limit"] == [-15.0, 15.0]
+    assert spec["transforms"][1]["blur_limit"] == [5, 5]
+
+
+def test_to_spec_round_trips_and_rebuilds_the_same_pipeline() -> None:
+    first = ImagePipeline(GROUPED)
+    spec = first.to_spec()
+    second = ImagePipeline(json.loads(json.dumps(spec)))
+    assert second.to_spec() == spec
+    assert spec["transforms"][2]["n"] == 2 and spec["bbox_format"] == "coco"
+    image = structured_image()
+    for index in range(12):
+        a = first(image, seed=3, index=index).image
+        b = second(image, seed=3, index=index).image
+        assert np.array_equal(a, b), index
+
+
+def test_groups_pick_as_documented() -> None:
+    pipeline = ImagePipeline({"transforms": [
+        {"one_of": [{"name": "gamma", "p": 1}, {"name": "brightness_contrast", "p": 1}]},
+        {"some_of": [{"name": "median_blur", "p": 1}, {"name": "gaussian_blur", "p": 1},
+                     {"name": "clahe", "p": 1}], "n": 2},
+        {"sometimes": [{"name": "to_gray", "p": 1}, {"name": "vertical_flip", "p": 1}], "p": 0.5},
+    ]})
+    image = structured_image()
+    sometimes = 0
+    for index in range(40):
+        fired = {p["name"] for p in pipeline(image, seed=0, index=index, return_params=True).params}
+        assert len(fired & {"gamma", "brightness_contrast"}) == 1
+        assert len(fired & {"median_blur", "gaussian_blur", "clahe"}) == 2
+        both = {"to_gray", "vertical_flip"}
+        assert len(fired & both) in (0, 2)
+        sometimes += len(fired & both) == 2
+    assert 8 <= sometimes <= 32
+
+
+def test_loads_yaml_and_json_text_and_files(tmp_path) -> None:
+    yaml_text = "transforms:\n  - name: rotate\n    limit: 10\n"
+    json_text = json.dumps({"transforms": [{"name": "rotate", "limit": 10}]})
+    (tmp_path / "p.yaml").write_text(yaml_text)
+    (tmp_path / "p.json").write_text(json_text)
+    specs = [ImagePipeline(s).to_spec() for s in
+             (yaml_text, json_text, tmp_path / "p.yaml", str(tmp_path / "p.json"))]
+    assert all(s == specs[0] for s in specs)
+    with pytest.raises(SpecError, match="not found"):
+        load_spec(str(tmp_path / "missing.yaml"))
+    with pytest.raises(SpecError, match="neither valid JSON nor YAML"):
+        load_spec("transforms: [\n")
+
+
+ALBU_PIPELINE = A.Compose([
+    A.HorizontalFlip(p=0.5),
+    A.OneOf([A.MedianBlur(blur_limit=(3, 5), p=1), A.GaussianBlur(p=1)], p=0.9),
+    A.Affine(rotate=(-20, 20), scale=(0.9, 1.1), p=0.7),
+    A.RandomBrightnessContrast(p=0.5),
+])
+
+
+def test_accepts_albumentations_to_dict_and_matches_albumentations() -> None:
+    serialized = A.to_dict(ALBU_PIPELINE)
+    pipeline = ImagePipeline(serialized)
+    assert pipeline.to_spec() == serialized
+    oracle = A.from_dict(serialized)
+    image = structured_image()
+    for index in range(10):
+        rng = SampleRandom()
+        rng.reseed(11, index)
+        oracle.set_random_state(rng.numpy, rng.python)
+        expected = oracle(image=image)["image"]
+        out = pipeline(image, seed=11, index=index, return_params=True)
+        assert np.array_equal(out.image, expected), index
+        assert {p["name"] for p in out.params} <= {"HorizontalFlip", "MedianBlur", "GaussianBlur",
+                                                   "Affine", "RandomBrightnessContrast"}
+
+
+def test_albumentations_dict_outside_allow_list_is_refused() -> None:
+    serialized = A.to_dict(A.Compose([A.HorizontalFlip(), A.ElasticTransform()]))
+    err = error_of(serialized)
+    assert "ElasticTransform" in str(err) and "not allowed" in str(err)
+    assert "HorizontalFlip" in str(err.allowed)
+
+
+def test_albumentations_dict_with_bad_arguments_is_a_spec_error() -> None:
+    serialized = A.to_dict(A.Compose([A.Resize(height=8, width=8)]))
+    del serialized["transform"]["transforms"][0]["height"]
+    assert "albumentations rejected" in str(error_of(serialized))
+
+
+def test_listing_describes_every_parameter() -> None:
+    from augsvc.image import IMAGE_TRANSFORMS
+
+    for name, info in IMAGE_TRANSFORMS.items():
+        described = info.describe()
+        json.dumps(described)
+        assert described["name"] == name and described["targets"][0] == "image"
+        assert [p["name"] for p in described["params"]] == [p.name for p in info.params]
+    crop = IMAGE_TRANSFORMS["random_crop"].describe()["params"][0]
+    assert crop == {**crop, "name": "height", "required": True, "min": 1, "type": "int"}
+
+
+def test_python_random_module_is_left_alone() -> None:
+    random.seed(5)
+    before = random.random()
+    random.seed(5)
+    ImagePipeline([{"name": "rotate", "p": 1}])(structured_image(), seed=1)
+    assert random.random() == before

@@ -1,0 +1,3 @@
+"""augsvc's companion training package (optimizers, normalisation, regularisation, trainer)."""
+
+__all__: list[str] = []

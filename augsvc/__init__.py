@@ -5,7 +5,7 @@ import os
 # albumentations checks PyPI for a newer version on import unless told not to.
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
-from augsvc.errors import AugsvcError, InputError, SpecError, TransformError  # noqa: E402
+from augsvc.errors import AugsvcError, InputError, SpecError, TransformError
 
 __version__ = "0.1.0"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["AugsvcError", "SpecError", "InputError", "TransformError"]
+__all__ = ["AugsvcError", "InputError", "SpecError", "TransformError"]
 
 
 class AugsvcError(Exception):

@@ -29,7 +29,7 @@ def _fit(image: np.ndarray, cell: int) -> np.ndarray:
         image = np.repeat(image, 3, axis=2)
     elif image.shape[2] == 4:  # composite on a checkerboard so transparency is visible
         alpha = image[..., 3:].astype(np.float32) / 255.0
-        yy, xx = np.indices(image.shape[:2])
+        yy, xx = np.mgrid[0:image.shape[0], 0:image.shape[1]]
         board = np.where(((yy // 8 + xx // 8) % 2)[..., None] == 0, 200, 255).astype(np.float32)
         image = (image[..., :3] * alpha + board * (1 - alpha)).astype(np.uint8)
     elif image.shape[2] != 3:

@@ -47,7 +47,7 @@ def test_zero_size_crop_is_refused_when_the_spec_is_built() -> None:
 def test_transform_that_cannot_take_the_channels_says_so() -> None:
     pipeline = ImagePipeline([{"name": "hue_saturation_value", "p": 1}])
     two_channels = structured_image()[..., :2].copy()
-    with pytest.raises(InputError, match="hue_saturation_value on sample 0 .*3-channel"):
+    with pytest.raises(InputError, match=r"hue_saturation_value on sample 0 .*3-channel"):
         pipeline(two_channels, seed=0)
 
 

@@ -69,6 +69,14 @@ class AugmentedImage:
     params: list[dict[str, Any]] | None = None
 
 
+@dataclass
+class _Built:
+    """An albumentations Compose and its leaf transforms (augsvc name, transform) in tree order."""
+
+    compose: A.Compose
+    leaves: list[tuple[str, A.BasicTransform]]
+
+
 def _check_image(image: Any, what: str = "image") -> np.ndarray:
     if not isinstance(image, np.ndarray):
         raise InputError(f"{what} must be a numpy array, got {type(image).__name__}")
@@ -135,37 +143,54 @@ class ImagePipeline:
         raw = load_spec(spec)
         self._albu_spec: dict[str, Any] | None = None
         self.spec: PipelineSpec | None = None
+        self._random = SampleRandom()
         if is_albu_dict(raw):
-            self._compose, self._albu_spec = build_from_albu_dict(raw)
-            self._leaves = [(type(t).__name__, t) for t in _albu_leaves(self._compose)]
+            compose, self._albu_spec = build_from_albu_dict(raw)
+            self._plain = _Built(compose, [(type(t).__name__, t) for t in _albu_leaves(compose)])
+            self._targeted: _Built | None = self._plain
+            compose.set_random_state(self._random.numpy, self._random.python)
         else:
             self.spec = parse_spec(raw, IMAGE_TRANSFORMS, IMAGE_OPTIONS)
-            self._leaves = []
-            opts = self.spec.options
-            with warnings.catch_warnings():
-                # Pipelines of pixel-only transforms carry boxes and keypoints through
-                # unchanged; albumentations warns about that, we do not need to.
-                warnings.filterwarnings("ignore", message="Got processor for")
-                self._compose = A.Compose(
-                    [self._build(n) for n in self.spec.nodes],
-                    bbox_params=A.BboxParams(format=opts["bbox_format"],
-                                             min_visibility=opts["min_visibility"]),
-                    keypoint_params=A.KeypointParams(format=opts["keypoint_format"],
-                                                     remove_invisible=opts["remove_invisible"]),
-                )
-        self._random = SampleRandom()
-        self._compose.set_random_state(self._random.numpy, self._random.python)
+            self._plain = self._make(with_targets=False)
+            self._targeted = None  # built on the first call with boxes or keypoints
 
-    def _build(self, node: Node) -> A.BasicTransform | A.BaseCompose:
+    def _make(self, *, with_targets: bool) -> _Built:
+        """Build the albumentations Compose; box/keypoint processors only when asked for.
+
+        The processors cost several microseconds per call even when a sample has no boxes, so
+        image(+mask) calls use a Compose without them. Both share one random stream and draw
+        the same numbers, so a sample's image does not depend on which one ran.
+        """
+        assert self.spec is not None
+        opts = self.spec.options
+        leaves: list[tuple[str, A.BasicTransform]] = []
+        targets: dict[str, Any] = {}
+        if with_targets:
+            targets = {
+                "bbox_params": A.BboxParams(format=opts["bbox_format"],
+                                            min_visibility=opts["min_visibility"]),
+                "keypoint_params": A.KeypointParams(format=opts["keypoint_format"],
+                                                    remove_invisible=opts["remove_invisible"]),
+            }
+        with warnings.catch_warnings():
+            # Pipelines of pixel-only transforms carry boxes and keypoints through unchanged;
+            # albumentations warns about that, we do not need to.
+            warnings.filterwarnings("ignore", message="Got processor for")
+            compose = A.Compose([self._build(n, leaves) for n in self.spec.nodes], **targets)
+        compose.set_random_state(self._random.numpy, self._random.python)
+        return _Built(compose, leaves)
+
+    def _build(self, node: Node, leaves: list[tuple[str, A.BasicTransform]]
+               ) -> A.BasicTransform | A.BaseCompose:
         if isinstance(node, GroupNode):
-            children = [self._build(c) for c in node.children]
+            children = [self._build(c, leaves) for c in node.children]
             if node.kind == "one_of":
                 return A.OneOf(children, p=node.p)
             if node.kind == "some_of":
                 return A.SomeOf(children, n=node.n, replace=node.replace, p=node.p)
             return A.Sequential(children, p=node.p)
         transform = IMAGE_TRANSFORMS[node.name].build(node.params, node.p)
-        self._leaves.append((node.name, transform))
+        leaves.append((node.name, transform))
         return transform
 
     def to_spec(self) -> dict[str, Any]:
@@ -182,12 +207,12 @@ class ImagePipeline:
         return type(self)(self.to_spec())
 
     def __repr__(self) -> str:
-        return f"ImagePipeline({[name for name, _ in self._leaves]})"
+        return f"ImagePipeline({self.transform_names})"
 
     @property
     def transform_names(self) -> list[str]:
         """Names of the transforms in tree order."""
-        return [name for name, _ in self._leaves]
+        return [name for name, _ in self._plain.leaves]
 
     def __call__(
         self,
@@ -225,20 +250,26 @@ class ImagePipeline:
             data["bboxes"] = _check_points(bboxes, "bboxes", 4)
         if keypoints is not None:
             data["keypoints"] = _check_points(keypoints, "keypoints", 2)
+        if "bboxes" in data or "keypoints" in data:
+            if self._targeted is None:
+                self._targeted = self._make(with_targets=True)
+            built = self._targeted
+        else:
+            built = self._plain
         if return_params:
-            for _, transform in self._leaves:
+            for _, transform in built.leaves:
                 transform.params = {}
         self._random.reseed(seed, index)
         try:
-            out = self._compose(**data)
+            out = built.compose(**data)
         except AugsvcError:
             raise
         except Exception as exc:
-            raise self._explain(exc, image, index) from exc
+            raise self._explain(exc, built, image, index) from exc
         params = None
         if return_params:
             params = [{"name": name, "params": _clean_params(t.params)}
-                      for name, t in self._leaves if t.params]
+                      for name, t in built.leaves if t.params]
         return AugmentedImage(image=out["image"], index=index, mask=out.get("mask"),
                               bboxes=out.get("bboxes"), keypoints=out.get("keypoints"),
                               params=params)
@@ -276,9 +307,10 @@ class ImagePipeline:
                 raise InputError(f"sample {k} (index {start + k}): {exc}") from exc
         return results
 
-    def _explain(self, exc: Exception, image: np.ndarray, index: int) -> AugsvcError:
+    def _explain(self, exc: Exception, built: _Built, image: np.ndarray, index: int
+                 ) -> AugsvcError:
         """Turn an albumentations failure into an error that names the transform."""
-        ids = {id(t): name for name, t in self._leaves}
+        ids = {id(t): name for name, t in built.leaves}
         name = "pipeline"
         for frame, _ in traceback.walk_tb(exc.__traceback__):
             owner = frame.f_locals.get("self")

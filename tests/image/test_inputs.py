@@ -104,3 +104,16 @@ def test_masks_boxes_and_keypoints_travel_in_a_batch() -> None:
     assert np.allclose(outs[0].bboxes, [[65, 10, 75, 20, 3]])
     assert outs[1].mask is None and outs[1].bboxes is None
     assert np.allclose(outs[1].keypoints, [[74, 10]])
+
+
+def test_boxes_do_not_change_the_image_draws() -> None:
+    pipeline = ImagePipeline([{"name": "random_crop", "height": 40, "width": 40},
+                              {"name": "shift_scale_rotate", "p": 0.8},
+                              {"name": "brightness_contrast"}])
+    image = structured_image()
+    for index in range(8):
+        plain = pipeline(image, seed=4, index=index).image
+        boxed = pipeline(image, bboxes=[[10, 10, 30, 30]], keypoints=[[20, 20]], seed=4,
+                         index=index)
+        assert np.array_equal(plain, boxed.image), index
+        assert boxed.bboxes is not None and boxed.keypoints is not None

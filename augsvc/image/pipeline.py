@@ -55,6 +55,7 @@ class AugmentedImage:
     Attributes:
         image: the augmented image (uint8 or float32, like the input unless a transform changes it).
         mask: the augmented mask, if one was given.
+        masks: the augmented list of masks, if one was given.
         bboxes: boxes (N, 4 + extra columns) in the pipeline's ``bbox_format``, if given.
         keypoints: keypoints (N, 2 + extra columns), if given.
         index: the global sample index it was augmented as.
@@ -64,6 +65,7 @@ class AugmentedImage:
     image: np.ndarray
     index: int
     mask: np.ndarray | None = None
+    masks: list[np.ndarray] | None = None
     bboxes: np.ndarray | None = None
     keypoints: np.ndarray | None = None
     params: list[dict[str, Any]] | None = None
@@ -219,6 +221,7 @@ class ImagePipeline:
         image: np.ndarray,
         *,
         mask: np.ndarray | None = None,
+        masks: Sequence[np.ndarray] | None = None,
         bboxes: Any = None,
         keypoints: Any = None,
         seed: int | None = None,
@@ -230,6 +233,7 @@ class ImagePipeline:
         Args:
             image: HxW or HxWxC, uint8 or float32.
             mask: HxW or HxWxK array moved with the geometry (nearest interpolation).
+            masks: a list of HxW masks (e.g. one per instance), each treated like ``mask``.
             bboxes: (N, 4 + k) boxes in the spec's ``bbox_format``; extra columns (labels) ride along.
             keypoints: (N, 2 + k) keypoints in the spec's ``keypoint_format``.
             seed: None for fresh randomness on every call.
@@ -246,6 +250,11 @@ class ImagePipeline:
         data: dict[str, Any] = {"image": _check_image(image)}
         if mask is not None:
             data["mask"] = _check_mask(mask, image)
+        if masks is not None:
+            if isinstance(masks, np.ndarray) or not all(m.ndim == 2 for m in
+                                                         map(np.asarray, masks)):
+                raise InputError("masks must be a list of HxW arrays")
+            data["masks"] = np.stack([_check_mask(m, image) for m in masks]) if len(masks) else []
         if bboxes is not None:
             data["bboxes"] = _check_points(bboxes, "bboxes", 4)
         if keypoints is not None:
@@ -271,6 +280,7 @@ class ImagePipeline:
             params = [{"name": name, "params": _clean_params(t.params)}
                       for name, t in built.leaves if t.params]
         return AugmentedImage(image=out["image"], index=index, mask=out.get("mask"),
+                              masks=None if masks is None else list(out["masks"]),
                               bboxes=out.get("bboxes"), keypoints=out.get("keypoints"),
                               params=params)
 

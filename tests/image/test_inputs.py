@@ -117,3 +117,18 @@ def test_boxes_do_not_change_the_image_draws() -> None:
                          index=index)
         assert np.array_equal(plain, boxed.image), index
         assert boxed.bboxes is not None and boxed.keypoints is not None
+
+
+def test_a_list_of_masks_moves_with_the_image() -> None:
+    image = structured_image()
+    first = np.zeros(image.shape[:2], np.uint8)
+    first[5:15, 5:25] = 1
+    second = np.zeros(image.shape[:2], np.uint8)
+    second[30:50, 40:60] = 2
+    out = ImagePipeline([{"name": "vertical_flip", "p": 1}])(image, masks=[first, second])
+    assert out.masks is not None and len(out.masks) == 2
+    assert np.array_equal(out.masks[0], first[::-1]) and np.array_equal(out.masks[1], second[::-1])
+    with pytest.raises(InputError, match="list of HxW"):
+        FLIP(image, masks=np.stack([first, second]))
+    with pytest.raises(InputError, match="mask size"):
+        FLIP(image, masks=[first[:10]])

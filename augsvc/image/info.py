@@ -42,7 +42,8 @@ def border_params() -> tuple[Param, ...]:
     return (
         Param("border_mode", "choice", "constant", "how pixels outside the image are filled",
               choices=tuple(BORDER_MODES)),
-        Param("fill", "floats", 0.0, "image fill value for border_mode=constant", low=0, high=255),
+        Param("fill", "floats", 0.0, "image fill for border_mode=constant, in the image's units "
+              "(0-255 for uint8, 0-1 for float32)", low=0, high=255),
         Param("fill_mask", "floats", 0.0, "mask fill value for border_mode=constant",
               low=0, high=255),
     )
@@ -66,21 +67,39 @@ def _cv2_choices(params: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _is_rgba(image: Any) -> bool:
+    return isinstance(image, np.ndarray) and image.ndim == 3 and image.shape[-1] == 4
+
+
 @cache
 def _keep_alpha(cls: type[A.ImageOnlyTransform]) -> type[A.ImageOnlyTransform]:
-    """Subclass a colour transform so RGBA images are transformed on RGB with alpha kept as is."""
+    """Subclass a colour transform so RGBA images are transformed on RGB with alpha kept as is.
+
+    Parameters that depend on the image (its mean, a noise map) are drawn from the RGB channels
+    too, so the RGB result never depends on alpha.
+    """
 
     class KeepAlpha(cls):  # type: ignore[valid-type,misc]
+        def update_transform_params(self, params: dict[str, Any], data: dict[str, Any]
+                                    ) -> dict[str, Any]:
+            params = super().update_transform_params(params, data)
+            if _is_rgba(data.get("image")):
+                params["shape"] = (*data["image"].shape[:2], 3)
+            return params
+
+        def get_params_dependent_on_data(self, params: dict[str, Any], data: dict[str, Any]
+                                         ) -> dict[str, Any]:
+            if _is_rgba(data.get("image")):
+                data = {**data, "image": np.ascontiguousarray(data["image"][..., :3])}
+            return super().get_params_dependent_on_data(params, data)  # type: ignore[no-any-return]
+
         def apply(self, img: np.ndarray, *args: Any, **params: Any) -> np.ndarray:
-            if img.ndim == 3 and img.shape[-1] == 4:
-                # Per-pixel parameters sampled for the full image (noise maps) lose alpha too.
-                params = {k: v[..., :3] if isinstance(v, np.ndarray) and v.shape == img.shape
-                          else v for k, v in params.items()}
+            if _is_rgba(img):
                 rgb = super().apply(np.ascontiguousarray(img[..., :3]), *args, **params)
                 if rgb.ndim == 2:
                     rgb = rgb[..., None]
                 return np.concatenate([rgb, img[..., 3:]], axis=-1)
-            return super().apply(img, *args, **params)
+            return super().apply(img, *args, **params)  # type: ignore[no-any-return]
 
     KeepAlpha.__name__ = KeepAlpha.__qualname__ = cls.__name__
     return KeepAlpha
@@ -91,12 +110,14 @@ class ImageTransformInfo(TransformInfo):
     """An image transform: schema, the albumentations class it wraps and how to map fields.
 
     Attributes:
-        albu: the albumentations class this entry builds (the test oracle).
+        albu: the albumentations class this entry wraps (the test oracle).
+        impl: a subclass of ``albu`` built instead, where augsvc tightens its behaviour.
         to_albu: validated fields -> keyword arguments of ``albu``.
         keep_alpha: transform RGBA images on their RGB channels and keep alpha unchanged.
     """
 
     albu: type[A.BasicTransform] = A.NoOp
+    impl: type[A.BasicTransform] | None = None
     to_albu: Callable[[Mapping[str, Any]], dict[str, Any]] = _cv2_choices
     keep_alpha: bool = False
 
@@ -108,7 +129,9 @@ class ImageTransformInfo(TransformInfo):
 
     def build(self, params: Mapping[str, Any], p: float) -> A.BasicTransform:
         """Build the albumentations transform for validated ``params``."""
-        cls = _keep_alpha(self.albu) if self.keep_alpha else self.albu  # type: ignore[arg-type]
+        cls = self.impl or self.albu
+        if self.keep_alpha:
+            cls = _keep_alpha(cls)  # type: ignore[arg-type]
         return cls(**self.to_albu(params), p=p)
 
     def describe(self) -> dict[str, Any]:

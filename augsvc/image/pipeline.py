@@ -26,12 +26,6 @@ from augsvc.spec import GroupNode, Node, Param, PipelineSpec, load_spec, parse_s
 
 __all__ = ["IMAGE_OPTIONS", "AugmentedImage", "ImagePipeline"]
 
-# albumentations warns on every sample when a colour transform meets a gray image; our docs say
-# what happens (value shift only, gray stays gray), so the per-sample warning is noise.
-warnings.filterwarnings("ignore", message="HueSaturationValue: hue_shift and sat_shift",
-                        category=UserWarning)
-warnings.filterwarnings("ignore", message="The image is already gray", category=UserWarning)
-
 IMAGE_OPTIONS: tuple[Param, ...] = (
     Param("bbox_format", "choice", "pascal_voc", "how boxes are given",
           choices=("pascal_voc", "coco", "yolo", "albumentations")),

@@ -12,7 +12,9 @@ from typing import Any
 
 import albumentations as A
 import cv2
+import numpy as np
 
+from augsvc.errors import InputError
 from augsvc.image.info import (
     BORDER_MODES,
     INTERPOLATIONS,
@@ -24,6 +26,42 @@ from augsvc.image.info import (
 from augsvc.spec import Param
 
 __all__ = ["ENTRIES"]
+
+
+def _channels(img: np.ndarray) -> int:
+    return 1 if img.ndim == 2 else int(img.shape[-1])
+
+
+class _HueSaturationValue(A.HueSaturationValue):
+    """Gray images get the value shift only, silently (albumentations warns on every sample)."""
+
+    def apply(self, img: np.ndarray, hue_shift: int, sat_shift: int, val_shift: int,
+              **params: Any) -> np.ndarray:
+        if _channels(img) == 1:
+            hue_shift = sat_shift = 0
+        return super().apply(img, hue_shift, sat_shift, val_shift, **params)
+
+
+class _ToGray(A.ToGray):
+    """Gray images stay as they are, silently (albumentations warns on every sample)."""
+
+    def apply(self, img: np.ndarray, **params: Any) -> np.ndarray:
+        return img if _channels(img) == 1 else super().apply(img, **params)
+
+
+class _Normalize(A.Normalize):
+    """Refuses a per-channel mean/std whose length differs from the image's channels.
+
+    albumentations would silently use the first value for every channel.
+    """
+
+    def apply(self, img: np.ndarray, **params: Any) -> np.ndarray:
+        for name in ("mean", "std"):
+            value = getattr(self, name)
+            if isinstance(value, tuple | list) and len(value) not in (1, _channels(img)):
+                raise InputError(f"normalize has {len(value)} {name} values for an image with "
+                                 f"{_channels(img)} channels; give one value or one per channel")
+        return super().apply(img, **params)
 
 
 def _crop_args(params: Mapping[str, Any]) -> dict[str, Any]:
@@ -93,7 +131,8 @@ ENTRIES: tuple[ImageTransformInfo, ...] = (
                       "scale brightness by the dtype's maximum (true) or the image mean")),
     ),
     ImageTransformInfo(
-        name="hue_saturation_value", albu=A.HueSaturationValue, default_p=0.5, keep_alpha=True,
+        name="hue_saturation_value", albu=A.HueSaturationValue, impl=_HueSaturationValue,
+        default_p=0.5, keep_alpha=True,
         doc="Random shift of hue, saturation and value (RGB; gray gets only the value shift).",
         params=(Param("hue_shift_limit", "range", (-20.0, 20.0), "hue shift in degrees",
                       low=-180, high=180, scalar="symmetric"),
@@ -141,7 +180,7 @@ ENTRIES: tuple[ImageTransformInfo, ...] = (
                 Param("mean_range", "range", (0.0, 0.0), "noise mean range", low=-1.0, high=1.0),
                 Param("per_channel", "bool", True, "independent noise per channel"))),
     ImageTransformInfo(
-        name="normalize", albu=A.Normalize, default_p=1.0,
+        name="normalize", albu=A.Normalize, impl=_Normalize, default_p=1.0,
         doc="(img / max_pixel_value - mean) / std, per channel; output is float32.",
         params=(Param("mean", "floats", (0.485, 0.456, 0.406), "per-channel mean",
                       low=-1e6, high=1e6),
@@ -153,7 +192,7 @@ ENTRIES: tuple[ImageTransformInfo, ...] = (
         name="resize", albu=A.Resize, default_p=1.0, doc="Resize to height x width.",
         params=(*size_params(), interpolation_param())),
     ImageTransformInfo(
-        name="to_gray", albu=A.ToGray, default_p=0.5, keep_alpha=True,
+        name="to_gray", albu=A.ToGray, impl=_ToGray, default_p=0.5, keep_alpha=True,
         doc="Convert RGB to gray (kept as num_output_channels channels).",
         params=(Param("num_output_channels", "int", 3, "channels of the gray output", low=1,
                       high=3),
@@ -177,7 +216,8 @@ ENTRIES: tuple[ImageTransformInfo, ...] = (
                       low=0.001, high=1.0),
                 Param("hole_width_range", "range", (0.1, 0.2), "hole width / image width",
                       low=0.001, high=1.0),
-                Param("fill", "floats", 0.0, "image fill value", low=0, high=255),
+                Param("fill", "floats", 0.0, "image fill value, in the image's units",
+                      low=0, high=255),
                 Param("fill_mask", "floats", None, "mask fill value (null: mask unchanged)",
                       low=0, high=255, nullable=True))),
 )

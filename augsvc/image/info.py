@@ -127,10 +127,15 @@ class ImageTransformInfo(TransformInfo):
         names = (getattr(t, "value", str(t)) for t in self.albu._targets)  # type: ignore[attr-defined]
         return tuple(_TARGET_NAMES[n] for n in names if n in _TARGET_NAMES)
 
-    def build(self, params: Mapping[str, Any], p: float) -> A.BasicTransform:
-        """Build the albumentations transform for validated ``params``."""
+    def build(self, params: Mapping[str, Any], p: float, *, rgba: bool = False
+              ) -> A.BasicTransform:
+        """Build the albumentations transform for validated ``params``.
+
+        ``rgba=True`` builds the variant for RGBA images: colour transforms work on RGB and keep
+        alpha. It draws the same random numbers as the plain one.
+        """
         cls = self.impl or self.albu
-        if self.keep_alpha:
+        if rgba and self.keep_alpha:
             cls = _keep_alpha(cls)  # type: ignore[arg-type]
         return cls(**self.to_albu(params), p=p)
 

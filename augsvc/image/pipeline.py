@@ -65,6 +65,10 @@ class AugmentedImage:
     params: list[dict[str, Any]] | None = None
 
 
+_VARIANTS = [(targets, rgba) for targets in (False, True) for rgba in (False, True)]
+"""Compose variants by (carries boxes or keypoints, image is RGBA)."""
+
+
 @dataclass
 class _Built:
     """An albumentations Compose and its leaf transforms (augsvc name, transform) in tree order."""
@@ -142,20 +146,21 @@ class ImagePipeline:
         self._random = SampleRandom()
         if is_albu_dict(raw):
             compose, self._albu_spec = build_from_albu_dict(raw)
-            self._plain = _Built(compose, [(type(t).__name__, t) for t in _albu_leaves(compose)])
-            self._targeted: _Built | None = self._plain
             compose.set_random_state(self._random.numpy, self._random.python)
+            built = _Built(compose, [(type(t).__name__, t) for t in _albu_leaves(compose)])
+            # albumentations' own form runs exactly as albumentations would, whatever the input.
+            self._variants = dict.fromkeys(_VARIANTS, built)
         else:
             self.spec = parse_spec(raw, IMAGE_TRANSFORMS, IMAGE_OPTIONS)
-            self._plain = self._make(with_targets=False)
-            self._targeted = None  # built on the first call with boxes or keypoints
+            self._variants = {(False, False): self._make(with_targets=False, rgba=False)}
 
-    def _make(self, *, with_targets: bool) -> _Built:
-        """Build the albumentations Compose; box/keypoint processors only when asked for.
+    def _make(self, *, with_targets: bool, rgba: bool) -> _Built:
+        """Build one variant of the albumentations Compose.
 
-        The processors cost several microseconds per call even when a sample has no boxes, so
-        image(+mask) calls use a Compose without them. Both share one random stream and draw
-        the same numbers, so a sample's image does not depend on which one ran.
+        Variants exist so that common calls pay for nothing they do not use: box/keypoint
+        processors cost several microseconds per call even with no boxes, and the alpha-keeping
+        wrappers only matter for RGBA images. Every variant shares the pipeline's random stream
+        and draws the same numbers, so a sample's result does not depend on which one ran.
         """
         assert self.spec is not None
         opts = self.spec.options
@@ -172,20 +177,20 @@ class ImagePipeline:
             # Pipelines of pixel-only transforms carry boxes and keypoints through unchanged;
             # albumentations warns about that, we do not need to.
             warnings.filterwarnings("ignore", message="Got processor for")
-            compose = A.Compose([self._build(n, leaves) for n in self.spec.nodes], **targets)
+            compose = A.Compose([self._build(n, leaves, rgba) for n in self.spec.nodes], **targets)
         compose.set_random_state(self._random.numpy, self._random.python)
         return _Built(compose, leaves)
 
-    def _build(self, node: Node, leaves: list[tuple[str, A.BasicTransform]]
+    def _build(self, node: Node, leaves: list[tuple[str, A.BasicTransform]], rgba: bool
                ) -> A.BasicTransform | A.BaseCompose:
         if isinstance(node, GroupNode):
-            children = [self._build(c, leaves) for c in node.children]
+            children = [self._build(c, leaves, rgba) for c in node.children]
             if node.kind == "one_of":
                 return A.OneOf(children, p=node.p)
             if node.kind == "some_of":
                 return A.SomeOf(children, n=node.n, replace=node.replace, p=node.p)
             return A.Sequential(children, p=node.p)
-        transform = IMAGE_TRANSFORMS[node.name].build(node.params, node.p)
+        transform = IMAGE_TRANSFORMS[node.name].build(node.params, node.p, rgba=rgba)
         leaves.append((node.name, transform))
         return transform
 
@@ -208,7 +213,7 @@ class ImagePipeline:
     @property
     def transform_names(self) -> list[str]:
         """Names of the transforms in tree order."""
-        return [name for name, _ in self._plain.leaves]
+        return [name for name, _ in self._variants[False, False].leaves]
 
     def __call__(
         self,
@@ -253,12 +258,10 @@ class ImagePipeline:
             data["bboxes"] = _check_points(bboxes, "bboxes", 4)
         if keypoints is not None:
             data["keypoints"] = _check_points(keypoints, "keypoints", 2)
-        if "bboxes" in data or "keypoints" in data:
-            if self._targeted is None:
-                self._targeted = self._make(with_targets=True)
-            built = self._targeted
-        else:
-            built = self._plain
+        key = ("bboxes" in data or "keypoints" in data, image.ndim == 3 and image.shape[2] == 4)
+        built = self._variants.get(key)
+        if built is None:
+            built = self._variants[key] = self._make(with_targets=key[0], rgba=key[1])
         if return_params:
             for _, transform in built.leaves:
                 transform.params = {}

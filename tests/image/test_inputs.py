@@ -132,3 +132,15 @@ def test_a_list_of_masks_moves_with_the_image() -> None:
         FLIP(image, masks=np.stack([first, second]))
     with pytest.raises(InputError, match="mask size"):
         FLIP(image, masks=[first[:10]])
+
+
+def test_rgba_with_boxes_keeps_alpha_and_matches_rgba_alone() -> None:
+    image = structured_image(channels=4)
+    pipeline = ImagePipeline([{"name": "brightness_contrast", "p": 1}, {"name": "rotate", "p": 1}])
+    boxed = pipeline(image, bboxes=[[10, 10, 30, 30]], seed=2, index=1)
+    alone = pipeline(image, seed=2, index=1)
+    assert np.array_equal(boxed.image, alone.image)
+    rgb_only = ImagePipeline([{"name": "brightness_contrast", "p": 1}])
+    out = rgb_only(image, bboxes=[[10, 10, 30, 30]], seed=0)
+    assert np.array_equal(out.image[..., 3], image[..., 3])
+    assert not np.array_equal(out.image[..., :3], image[..., :3])

@@ -19,9 +19,9 @@ install: $(STAMP)
 
 run: $(STAMP)
 	$(VENV)/bin/augsvc samples runs/samples
-	$(VENV)/bin/augsvc augment --spec default --seed 0 --params runs/augmented/params.jsonl runs/samples runs/augmented
+	$(VENV)/bin/augsvc augment --spec default --seed 0 --params runs/params.jsonl runs/samples runs/augmented
 	$(VENV)/bin/augsvc gallery --spec default --seed 0 -o runs/gallery.png
-	@echo "gallery: runs/gallery.png   augmented photos: runs/augmented/"
+	@echo "gallery: runs/gallery.png   augmented photos: runs/augmented/   applied params: runs/params.jsonl"
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

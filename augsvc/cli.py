@@ -43,6 +43,8 @@ def _cmd_augment(args: argparse.Namespace) -> int:
         raise AugsvcError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) under {in_dir}")
     if in_dir.resolve() == out_dir.resolve():
         raise AugsvcError("OUT_DIR must differ from IN_DIR (files keep their names)")
+    if args.params:
+        Path(args.params).parent.mkdir(parents=True, exist_ok=True)
     params_file = open(args.params, "w", encoding="utf-8") if args.params else None  # noqa: SIM115
     failed: list[tuple[Path, str]] = []
     written = 0

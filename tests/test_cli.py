@@ -32,14 +32,14 @@ def test_augment_keeps_names_reports_bad_files_and_goes_on(photos, tmp_path, cap
     (tmp_path / "spec.yaml").write_text(SPEC)
     out = tmp_path / "out"
     code = main(["augment", "--spec", str(tmp_path / "spec.yaml"), "--seed", "0",
-                 "--params", str(tmp_path / "params.jsonl"), str(photos), str(out)])
+                 "--params", str(tmp_path / "meta" / "params.jsonl"), str(photos), str(out)])
     assert code == 1
     err = capsys.readouterr().err
     assert "broken.png" in err and "wrote 3 images" in err and "1 files failed" in err
     written = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
     assert written == ["a.png", "c.png", "sub/b.jpg"]
     assert read_image(out / "c.png").shape == (40, 40, 4)
-    lines = [json.loads(x) for x in (tmp_path / "params.jsonl").read_text().splitlines()]
+    lines = [json.loads(x) for x in (tmp_path / "meta" / "params.jsonl").read_text().splitlines()]
     assert [x["file"] for x in lines] == ["a.png", "c.png", "sub/b.jpg"]
     assert all(x["params"][0]["name"] == "rotate" for x in lines)
 

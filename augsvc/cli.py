@@ -116,6 +116,35 @@ def _cmd_samples(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_text(args: argparse.Namespace) -> int:
+    from augsvc.text.pipeline import TextPipeline
+
+    pipeline = TextPipeline(load_spec(Path(args.spec)))
+    # Lines are read and written in small batches so output streams while input arrives.
+    batch: list[str] = []
+    start = 0
+
+    def flush() -> None:
+        nonlocal start
+        for out in pipeline.batch(batch, seed=args.seed, start=start, n=args.num,
+                                  return_ops=args.ops):
+            record: dict[str, Any] = {"index": out.index, "variant": out.variant, "text": out.text}
+            if args.ops:
+                record["ops"] = out.ops
+            sys.stdout.write(json.dumps(record, ensure_ascii=False) + "\n")
+        sys.stdout.flush()
+        start += len(batch)
+        batch.clear()
+
+    for line in tqdm(sys.stdin, desc="text", unit="line", disable=None):
+        batch.append(line.rstrip("\n"))
+        if len(batch) == args.batch_size:
+            flush()
+    if batch:
+        flush()
+    return 0
+
+
 def _cmd_transforms(args: argparse.Namespace) -> int:
     from augsvc.image.registry import IMAGE_TRANSFORMS
 
@@ -158,6 +187,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("samples", help="write the bundled sample photos as PNG files")
     p.add_argument("out_dir", metavar="OUT_DIR")
     p.set_defaults(func=_cmd_samples)
+
+    p = sub.add_parser("text", help="augment text lines from stdin, JSON lines to stdout")
+    p.add_argument("--spec", required=True, help="text pipeline file (JSON/YAML)")
+    p.add_argument("--seed", type=int, default=None, help="seed (omit for fresh randomness)")
+    p.add_argument("-n", "--num", type=int, default=1, help="augmentations per line")
+    p.add_argument("--ops", action="store_true", help="include the edits made to each line")
+    p.add_argument("--batch-size", type=int, default=64, help=argparse.SUPPRESS)
+    p.set_defaults(func=_cmd_text)
 
     p = sub.add_parser("transforms", help="list transforms with their parameters")
     p.add_argument("--json", action="store_true")

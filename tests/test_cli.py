@@ -82,3 +82,22 @@ def test_samples_and_transform_listing(tmp_path, capsys) -> None:
     assert main(["transforms", "--json"]) == 0
     listed = json.loads(capsys.readouterr().out)
     assert [t["name"] for t in listed] == list_image_transforms()
+
+
+def test_text_streams_json_lines_reproducibly(tmp_path, monkeypatch, capsys) -> None:
+    import io
+
+    (tmp_path / "text.yaml").write_text("transforms:\n  - {name: random_swap, p: 1}\n")
+    lines = "the quick brown fox\n\nUnicode naïve café stays\nlast line here\n"
+
+    def run(batch_size: str) -> list[dict]:
+        monkeypatch.setattr("sys.stdin", io.StringIO(lines))
+        assert main(["text", "--spec", str(tmp_path / "text.yaml"), "--seed", "0", "-n", "2",
+                     "--ops", "--batch-size", batch_size]) == 0
+        return [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+
+    first, second = run("64"), run("1")
+    assert first == second
+    assert [(r["index"], r["variant"]) for r in first] == [(i, v) for i in range(4) for v in (0, 1)]
+    assert first[2]["text"] == "" and first[2]["ops"] == []
+    assert sorted(first[0]["text"].split()) == sorted(["the", "quick", "brown", "fox"])

@@ -1,0 +1,109 @@
+"""Cheap word- and character-level text operations (EDA-style swap and deletion, keyboard typos).
+
+Each operation edits a batch of samples in place; every random choice comes from the sample's
+own ``random.Random``, so results depend only on (spec, seed, index).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from augsvc.text.tokens import Edit, Word, apply_edits, words
+
+__all__ = ["KEYBOARD_NEIGHBOURS", "TextSample", "count_to_change", "keyboard", "random_deletion",
+           "random_swap"]
+
+
+@dataclass
+class TextSample:
+    """One text moving through a pipeline, with its random stream and the record of edits."""
+
+    text: str
+    rng: random.Random
+    index: int
+    ops: list[dict[str, Any]] = field(default_factory=list)
+
+
+def count_to_change(n_words: int, params: Mapping[str, Any]) -> int:
+    """How many of ``n_words`` words to change: aug_p of them, clamped to [aug_min, aug_max]."""
+    wanted = max(params["aug_min"], min(params["aug_max"], int(params["aug_p"] * n_words)))
+    return min(wanted, n_words)
+
+
+def _record(sample: TextSample, op: str, word: Word, substitute: str) -> None:
+    sample.ops.append({"op": op, "position": word.start, "original": word.text,
+                       "substitute": substitute})
+
+
+def random_swap(samples: list[TextSample], params: Mapping[str, Any]) -> None:
+    """Swap the places of randomly chosen pairs of words (EDA's random swap)."""
+    for sample in samples:
+        found = words(sample.text)
+        if len(found) < 2:
+            continue
+        slots = [w.text for w in found]
+        for _ in range(count_to_change(len(found), params)):
+            a, b = sample.rng.sample(range(len(found)), 2)
+            slots[a], slots[b] = slots[b], slots[a]
+        edits = [Edit(w.start, w.end, new) for w, new in zip(found, slots, strict=True)
+                 if new != w.text]
+        for w, new in zip(found, slots, strict=True):
+            if new != w.text:
+                _record(sample, "random_swap", w, new)
+        sample.text = apply_edits(sample.text, edits)
+
+
+def random_deletion(samples: list[TextSample], params: Mapping[str, Any]) -> None:
+    """Delete randomly chosen words, never all of them (EDA's random deletion)."""
+    for sample in samples:
+        found = words(sample.text)
+        if len(found) < 2:
+            continue
+        count = min(count_to_change(len(found), params), len(found) - 1)
+        chosen = sorted(sample.rng.sample(range(len(found)), count))
+        for i in chosen:
+            _record(sample, "random_deletion", found[i], "")
+        sample.text = apply_edits(sample.text, [Edit(found[i].start, found[i].end, "")
+                                                for i in chosen])
+
+
+_ROWS = ("1234567890", "qwertyuiop", "asdfghjkl", "zxcvbnm")
+
+
+def _neighbours() -> dict[str, str]:
+    pos = {c: (r, i) for r, row in enumerate(_ROWS) for i, c in enumerate(row)}
+    out = {}
+    for c, (r, i) in pos.items():
+        near = [d for d, (r2, i2) in pos.items() if d != c and abs(r2 - r) <= 1
+                and abs((i2 + 0.5 * r2) - (i + 0.5 * r)) <= 1.0]
+        out[c] = "".join(sorted(near))
+    return out
+
+
+KEYBOARD_NEIGHBOURS: dict[str, str] = _neighbours()
+"""QWERTY keys and the keys next to them (rows offset by half a key)."""
+
+
+def keyboard(samples: list[TextSample], params: Mapping[str, Any]) -> None:
+    """Replace one letter in each of several words by a neighbouring key (case kept)."""
+    for sample in samples:
+        found = [w for w in words(sample.text) if len(w.text) >= params["min_word_length"]
+                 and any(c.lower() in KEYBOARD_NEIGHBOURS for c in w.text)]
+        if not found:
+            continue
+        chosen = sorted(sample.rng.sample(range(len(found)), count_to_change(len(found), params)))
+        edits = []
+        for i in chosen:
+            word = found[i]
+            spots = [k for k, c in enumerate(word.text) if c.lower() in KEYBOARD_NEIGHBOURS]
+            k = sample.rng.choice(spots)
+            typo = sample.rng.choice(KEYBOARD_NEIGHBOURS[word.text[k].lower()])
+            if word.text[k].isupper():
+                typo = typo.upper()
+            new = word.text[:k] + typo + word.text[k + 1:]
+            _record(sample, "keyboard", word, new)
+            edits.append(Edit(word.start, word.end, new))
+        sample.text = apply_edits(sample.text, edits)

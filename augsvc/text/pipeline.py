@@ -1,0 +1,118 @@
+"""TextPipeline: a validated text spec run over batches, one random stream per sample.
+
+Groups are decided per sample, then each transform runs once on the batch of samples that
+reached it, so operations that batch well (embedding look-ups, masked-LM passes) see every
+sample of a request at once.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from augsvc.errors import InputError
+from augsvc.seeding import check_seed, sample_entropy
+from augsvc.spec import GroupNode, Node, PipelineSpec, load_spec, parse_spec
+from augsvc.text.ops import TextSample
+from augsvc.text.registry import TEXT_TRANSFORMS
+
+__all__ = ["AugmentedText", "TextPipeline"]
+
+
+@dataclass
+class AugmentedText:
+    """One augmented text: its global index, variant number and, on request, the edits made."""
+
+    text: str
+    index: int
+    variant: int = 0
+    ops: list[dict[str, Any]] | None = None
+
+
+def _variant_rng(seed: int | None, index: int, variant: int) -> random.Random:
+    # Variant 0 uses the same key as an image sample with this index.
+    return random.Random(sample_entropy(seed, index) if variant == 0
+                         else sample_entropy(seed, index * 1_000_003 + variant))
+
+
+class TextPipeline:
+    """A text augmentation pipeline built from a spec (dict, JSON/YAML text or file).
+
+    Raises:
+        SpecError: unknown transform or field, or a value out of range.
+    """
+
+    def __init__(self, spec: Any) -> None:
+        self.spec: PipelineSpec = parse_spec(load_spec(spec), TEXT_TRANSFORMS)
+
+    def to_spec(self) -> dict[str, Any]:
+        """The canonical spec (it round-trips)."""
+        return self.spec.to_dict()
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.to_spec(),))
+
+    def __call__(self, text: str, *, seed: int | None = None, index: int = 0,
+                 return_ops: bool = False) -> AugmentedText:
+        """Augment one text as global sample ``index`` under ``seed``."""
+        return self.batch([text], seed=seed, start=index, return_ops=return_ops)[0]
+
+    def batch(self, texts: Sequence[str], *, seed: int | None = None, start: int = 0, n: int = 1,
+              return_ops: bool = False) -> list[AugmentedText]:
+        """Augment ``texts``; text ``k`` is global index ``start + k``.
+
+        Args:
+            n: augmentations per text; the result holds ``n`` entries per text, in order
+                (variant 0 of text 0, variant 1 of text 0, ...).
+
+        Raises:
+            InputError: a text is not a ``str``, or the seed/index is invalid.
+        """
+        check_seed(seed, start)
+        if n < 1:
+            raise InputError(f"n must be >= 1, got {n}")
+        for k, text in enumerate(texts):
+            if not isinstance(text, str):
+                raise InputError(f"text {k} (index {start + k}) must be a str, "
+                                 f"got {type(text).__name__}")
+        samples = [TextSample(text, _variant_rng(seed, start + k, v), start + k)
+                   for k, text in enumerate(texts) for v in range(n)]
+        _run(self.spec.nodes, samples)
+        return [AugmentedText(s.text, s.index, i % n, s.ops if return_ops else None)
+                for i, s in enumerate(samples)]
+
+
+def _run(nodes: Sequence[Node], samples: list[TextSample], *, forced: bool = False) -> None:
+    """Run ``nodes`` in order; a node fires for a sample with its probability p unless forced.
+
+    ``one_of`` picks one child per sample, weighted by the children's p, and runs it;
+    ``some_of`` picks ``n`` children uniformly and runs them in tree order.
+    """
+    for node in nodes:
+        # Every sample draws its own decision, so the batch composition never matters.
+        chosen = samples if forced else [s for s in samples if s.rng.random() < node.p]
+        if not chosen:
+            continue
+        if not isinstance(node, GroupNode):
+            TEXT_TRANSFORMS[node.name].run(chosen, node.params)
+            continue
+        if node.kind in ("sequential", "sometimes"):
+            _run(node.children, chosen)
+            continue
+        picks: dict[int, list[TextSample]] = {}
+        weights = [c.p for c in node.children]
+        for sample in chosen:
+            if node.kind == "one_of":
+                if sum(weights) == 0:
+                    continue
+                idx = sample.rng.choices(range(len(node.children)), weights=weights)
+            elif node.replace:
+                idx = sorted(set(sample.rng.choices(range(len(node.children)), k=node.n)))
+            else:
+                idx = sorted(sample.rng.sample(range(len(node.children)), node.n))
+            for i in idx:
+                picks.setdefault(i, []).append(sample)
+        for i in sorted(picks):  # children in tree order, each on the samples that picked it
+            _run([node.children[i]], picks[i], forced=True)

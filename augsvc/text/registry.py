@@ -1,0 +1,61 @@
+"""The text transforms: one registry entry each, in the same spec format as images."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from augsvc.spec import Param, TransformInfo
+from augsvc.text import ops
+from augsvc.text.ops import TextSample
+
+__all__ = ["TEXT_TRANSFORMS", "TextTransformInfo", "list_text_transforms"]
+
+TextOp = Callable[[list[TextSample], Mapping[str, Any]], None]
+
+
+@dataclass(frozen=True)
+class TextTransformInfo(TransformInfo):
+    """A text transform: schema plus the function that edits a batch of samples in place."""
+
+    run: TextOp = ops.random_swap
+
+
+def _amount(aug_p: float) -> tuple[Param, ...]:
+    """aug_p / aug_min / aug_max: how many words an operation changes."""
+    return (
+        Param("aug_p", "float", aug_p, "fraction of the words to change", low=0.0, high=1.0),
+        Param("aug_min", "int", 1, "change at least this many words (if there are)", low=0,
+              high=100000),
+        Param("aug_max", "int", 10, "change at most this many words", low=0, high=100000),
+    )
+
+
+def _min_le_max(params: Mapping[str, Any]) -> str | None:
+    if params["aug_min"] > params["aug_max"]:
+        return f"aug_min ({params['aug_min']}) must be <= aug_max ({params['aug_max']})"
+    return None
+
+
+ENTRIES: tuple[TextTransformInfo, ...] = (
+    TextTransformInfo(
+        name="random_swap", run=ops.random_swap, params=_amount(0.1), check=_min_le_max,
+        doc="Swap the places of random pairs of words (EDA random swap)."),
+    TextTransformInfo(
+        name="random_deletion", run=ops.random_deletion, params=_amount(0.1), check=_min_le_max,
+        doc="Delete random words, never all of them (EDA random deletion)."),
+    TextTransformInfo(
+        name="keyboard", run=ops.keyboard, check=_min_le_max,
+        params=(*_amount(0.1),
+                Param("min_word_length", "int", 3, "only words at least this long get a typo",
+                      low=1, high=100)),
+        doc="A keyboard typo (a neighbouring QWERTY key) in random words; case is kept."),
+)
+
+TEXT_TRANSFORMS: dict[str, TextTransformInfo] = {e.name: e for e in ENTRIES}
+
+
+def list_text_transforms() -> list[str]:
+    """Names of all registered text transforms, sorted."""
+    return sorted(TEXT_TRANSFORMS)

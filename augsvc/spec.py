@@ -47,7 +47,8 @@ class _Required:
 REQUIRED: Any = _Required()
 """Default of a parameter that has no default and must be given."""
 
-ParamKind = Literal["float", "int", "bool", "choice", "range", "pair", "floats"]
+ParamKind = Literal["float", "int", "bool", "choice", "range", "pair", "floats", "string",
+                   "strings"]
 ScalarRule = Literal["symmetric", "point", "none"]
 
 
@@ -87,6 +88,9 @@ class Param:
         num = "integer" if self.integer else "number"
         if self.kind == "bool":
             return "true or false"
+        if self.kind in ("string", "strings"):
+            text = "a string" if self.kind == "string" else "a list of strings"
+            return f"{text}, or null" if self.nullable else text
         if self.kind == "choice":
             return "one of " + ", ".join(repr(c) for c in self.choices)
         if self.kind in ("float", "int"):
@@ -123,6 +127,14 @@ class Param:
             if not isinstance(value, bool):
                 raise fail("must be true or false", value)
             return value
+        if self.kind == "string":
+            if not isinstance(value, str) or not value:
+                raise fail("must be a non-empty string", value)
+            return value
+        if self.kind == "strings":
+            if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+                raise fail("must be a list of strings", value)
+            return tuple(value)
         if self.kind == "choice":
             if value not in self.choices:
                 raise fail(f"unknown value{did_you_mean(value, self.choices)}", value)

@@ -8,7 +8,9 @@ from typing import Any
 
 from augsvc.spec import Param, TransformInfo
 from augsvc.text import ops
+from augsvc.text.embedding import check_vectors, embedding
 from augsvc.text.ops import TextSample
+from augsvc.text.vectors import DEFAULT_VECTORS
 
 __all__ = ["TEXT_TRANSFORMS", "TextTransformInfo", "list_text_transforms"]
 
@@ -51,6 +53,20 @@ ENTRIES: tuple[TextTransformInfo, ...] = (
                 Param("min_word_length", "int", 3, "only words at least this long get a typo",
                       low=1, high=100)),
         doc="A keyboard typo (a neighbouring QWERTY key) in random words; case is kept."),
+    TextTransformInfo(
+        name="embedding", run=embedding, check=check_vectors,
+        params=(*_amount(0.3),
+                Param("top_k", "int", 10, "neighbours to choose from", low=1, high=1000),
+                Param("threshold", "float", 0.7, "minimum cosine similarity of a substitute",
+                      low=-1.0, high=1.0),
+                Param("vocab_size", "int", 50000, "search the most frequent N words", low=10,
+                      high=10_000_000),
+                Param("vectors", "string", DEFAULT_VECTORS,
+                      f"'{DEFAULT_VECTORS}' or a word2vec/GloVe/fastText file"),
+                Param("stopwords", "strings", None, "words never replaced (null: shipped list)",
+                      nullable=True)),
+        doc="Replace words by nearest neighbours in word-vector space (GloVe by default); "
+            "stopwords, numbers, punctuation and inflections of the same word are skipped."),
 )
 
 TEXT_TRANSFORMS: dict[str, TextTransformInfo] = {e.name: e for e in ENTRIES}

@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 export NO_ALBUMENTATIONS_UPDATE := 1
 
-.PHONY: run test lint typecheck unit bench install clean
+.PHONY: run test lint typecheck unit bench install clean wordnet
 
 $(STAMP): pyproject.toml requirements.lock requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -17,7 +17,12 @@ $(STAMP): pyproject.toml requirements.lock requirements-dev.txt
 
 install: $(STAMP)
 
-run: $(STAMP)
+# WordNet 3.0 for the synonym transform, from Debian's packages (needs root, like any apt-get).
+wordnet:
+	@test -f /usr/share/wordnet/data.noun || test -n "$$AUGSVC_WORDNET" || \
+	  { apt-get update -qq && apt-get install -y -qq wordnet-base wordnet-sense-index; }
+
+run: $(STAMP) wordnet
 	$(VENV)/bin/augsvc samples runs/samples
 	$(VENV)/bin/augsvc augment --spec default --seed 0 --params runs/params.jsonl runs/samples runs/augmented
 	$(VENV)/bin/augsvc gallery --spec default --seed 0 -o runs/gallery.png
@@ -27,7 +32,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 
-unit: $(STAMP)
+unit: $(STAMP) wordnet
 	$(PY) -m pytest -n 2 tests
 
 test: lint unit

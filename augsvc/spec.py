@@ -250,18 +250,21 @@ class TransformNode:
 
 @dataclass(frozen=True)
 class GroupNode:
-    """A validated group: ``one_of``, ``some_of``, ``sometimes`` or ``sequential``."""
+    """A validated group: ``one_of``, ``some_of``, ``sometimes``, ``sequential``, or a group kind
+    of the domain's own (its fields in ``params``)."""
 
     kind: str
     children: tuple[Node, ...]
     p: float
     n: int = 1
     replace: bool = False
+    params: Mapping[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {self.kind: [c.to_dict() for c in self.children], "p": self.p}
         if self.kind == "some_of":
             out.update(n=self.n, replace=self.replace)
+        out.update(to_jsonable(dict(self.params)))
         return out
 
 
@@ -316,7 +319,8 @@ def _probability(raw: Mapping[str, Any], default: float, path: str, name: str | 
     return float(p)
 
 
-def _parse_node(raw: Any, registry: Mapping[str, TransformInfo], path: str) -> Node:
+def _parse_node(raw: Any, registry: Mapping[str, TransformInfo], path: str,
+                groups: Mapping[str, TransformInfo]) -> Node:
     if not isinstance(raw, Mapping):
         raise SpecError(f"each entry must be a mapping, got {type(raw).__name__}", path=path)
     if "name" in raw:
@@ -329,13 +333,17 @@ def _parse_node(raw: Any, registry: Mapping[str, TransformInfo], path: str) -> N
         p = _probability(raw, info.default_p, path, name)
         fields = {k: v for k, v in raw.items() if k not in ("name", "p")}
         return TransformNode(name=name, p=p, params=info.validate(fields, path))
-    kinds = [k for k in GROUP_KINDS if k in raw]
+    all_kinds = [*GROUP_KINDS, *groups]
+    kinds = [k for k in all_kinds if k in raw]
     if len(kinds) != 1:
         raise SpecError(
             "each entry needs a 'name' (a transform) or exactly one group key "
-            f"({', '.join(GROUP_KINDS)}); got keys {sorted(raw)}", path=path)
+            f"({', '.join(all_kinds)}); got keys {sorted(raw)}", path=path)
     kind = kinds[0]
+    own = groups.get(kind)
     allowed = {kind, "p"} | ({"n", "replace"} if kind == "some_of" else set())
+    if own is not None:
+        allowed |= {param.name for param in own.params}
     for key in raw:
         if key not in allowed:
             raise SpecError(f"unknown field in a {kind} group{did_you_mean(key, sorted(allowed))}",
@@ -343,9 +351,11 @@ def _parse_node(raw: Any, registry: Mapping[str, TransformInfo], path: str) -> N
     children_raw = raw[kind]
     if not isinstance(children_raw, list) or not children_raw:
         raise SpecError(f"'{kind}' must be a non-empty list of transforms", path=path, field=kind)
-    children = tuple(_parse_node(c, registry, f"{path}.{kind}[{i}]")
+    children = tuple(_parse_node(c, registry, f"{path}.{kind}[{i}]", groups)
                      for i, c in enumerate(children_raw))
-    p = _probability(raw, GROUP_KINDS[kind], path, None)
+    p = _probability(raw, own.default_p if own else GROUP_KINDS[kind], path, None)
+    params = {} if own is None else own.validate(
+        {k: v for k, v in raw.items() if k not in (kind, "p")}, path)
     n, replace = raw.get("n", 1), raw.get("replace", False)
     if kind == "some_of":
         if isinstance(n, bool) or not isinstance(n, int) or n < 1 or (
@@ -356,17 +366,19 @@ def _parse_node(raw: Any, registry: Mapping[str, TransformInfo], path: str) -> N
         if not isinstance(replace, bool):
             raise SpecError(f"replace must be true or false, got {replace!r}", path=path,
                             field="replace", value=replace, allowed="true or false")
-    return GroupNode(kind=kind, children=children, p=p, n=n, replace=replace)
+    return GroupNode(kind=kind, children=children, p=p, n=n, replace=replace, params=params)
 
 
 def parse_spec(raw: Any, registry: Mapping[str, TransformInfo],
-               options: Sequence[Param] = ()) -> PipelineSpec:
+               options: Sequence[Param] = (),
+               groups: Mapping[str, TransformInfo] | None = None) -> PipelineSpec:
     """Validate a spec (already loaded as data) against ``registry``.
 
     Args:
         raw: ``{"transforms": [...], **options}`` or a bare list of transforms.
         registry: the domain's transforms by name.
         options: top-level options this domain accepts (e.g. ``bbox_format``).
+        groups: group kinds of the domain's own, by key, with the schema of their fields.
 
     Raises:
         SpecError: naming the path, transform, field, value and what is allowed.
@@ -384,7 +396,8 @@ def parse_spec(raw: Any, registry: Mapping[str, TransformInfo],
     transforms = raw.get("transforms")
     if not isinstance(transforms, list):
         raise SpecError("'transforms' must be a list", field="transforms", value=transforms)
-    nodes = tuple(_parse_node(t, registry, f"transforms[{i}]") for i, t in enumerate(transforms))
+    nodes = tuple(_parse_node(t, registry, f"transforms[{i}]", groups or {})
+                  for i, t in enumerate(transforms))
     values = TransformInfo("pipeline", tuple(options), "").validate(
         {k: v for k, v in raw.items() if k != "transforms"}, "")
     return PipelineSpec(nodes=nodes, options=values)

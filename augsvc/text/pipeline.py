@@ -16,7 +16,7 @@ from augsvc.errors import InputError
 from augsvc.seeding import check_seed, sample_entropy
 from augsvc.spec import GroupNode, Node, PipelineSpec, load_spec, parse_spec
 from augsvc.text.ops import TextSample
-from augsvc.text.registry import TEXT_TRANSFORMS
+from augsvc.text.registry import TEXT_GROUPS, TEXT_TRANSFORMS
 
 __all__ = ["AugmentedText", "TextPipeline"]
 
@@ -45,7 +45,7 @@ class TextPipeline:
     """
 
     def __init__(self, spec: Any) -> None:
-        self.spec: PipelineSpec = parse_spec(load_spec(spec), TEXT_TRANSFORMS)
+        self.spec: PipelineSpec = parse_spec(load_spec(spec), TEXT_TRANSFORMS, groups=TEXT_GROUPS)
 
     def to_spec(self) -> dict[str, Any]:
         """The canonical spec (it round-trips)."""
@@ -101,6 +101,9 @@ def _run(nodes: Sequence[Node], samples: list[TextSample], *, forced: bool = Fal
         if node.kind in ("sequential", "sometimes"):
             _run(node.children, chosen)
             continue
+        if node.kind == "semantic_filter":
+            _semantic_filter(node, chosen)
+            continue
         picks: dict[int, list[TextSample]] = {}
         weights = [c.p for c in node.children]
         for sample in chosen:
@@ -116,3 +119,47 @@ def _run(nodes: Sequence[Node], samples: list[TextSample], *, forced: bool = Fal
                 picks.setdefault(i, []).append(sample)
         for i in sorted(picks):  # children in tree order, each on the samples that picked it
             _run([node.children[i]], picks[i], forced=True)
+
+
+def _semantic_filter(node: GroupNode, samples: list[TextSample]) -> None:
+    """Run the children, keeping a result only if it stays close in meaning to its input.
+
+    Samples below the threshold are reset and retried (their random streams move on, so a retry
+    draws anew); after the last attempt they keep the text they entered with. Each sample
+    records one ``semantic_filter`` entry: the similarity (the best one seen, if rejected), the
+    attempts used and whether the result was kept.
+    """
+    from augsvc.text.similarity import load_encoder
+
+    before = [s.text for s in samples]
+    marks = [len(s.ops) for s in samples]
+    pending = list(range(len(samples)))
+    best: dict[int, float] = {}
+    encoder = None
+    for attempt in range(1, node.params["retries"] + 2):
+        for i in pending:
+            samples[i].text = before[i]
+            del samples[i].ops[marks[i]:]
+        _run(node.children, [samples[i] for i in pending])
+        changed = [i for i in pending if samples[i].text != before[i]]
+        encoder = encoder or (load_encoder() if changed else None)
+        scores = dict(zip(changed, encoder.similarity([before[i] for i in changed],
+                                                      [samples[i].text for i in changed]),
+                          strict=True)) if encoder and changed else {}
+        still = []
+        for i in pending:
+            score = scores.get(i, 1.0)
+            best[i] = max(best.get(i, -1.0), score)
+            if score >= node.params["threshold"]:
+                samples[i].ops.append({"op": "semantic_filter", "similarity": score,
+                                       "attempts": attempt, "kept": True})
+            else:
+                still.append(i)
+        pending = still
+        if not pending:
+            return
+    for i in pending:
+        samples[i].text = before[i]
+        del samples[i].ops[marks[i]:]
+        samples[i].ops.append({"op": "semantic_filter", "similarity": best[i],
+                               "attempts": node.params["retries"] + 1, "kept": False})

@@ -14,7 +14,7 @@ from augsvc.text.ops import TextSample
 from augsvc.text.synonym import check_synonym, synonym
 from augsvc.text.vectors import DEFAULT_VECTORS
 
-__all__ = ["TEXT_TRANSFORMS", "TextTransformInfo", "list_text_transforms"]
+__all__ = ["TEXT_GROUPS", "TEXT_TRANSFORMS", "TextTransformInfo", "list_text_transforms"]
 
 TextOp = Callable[[list[TextSample], Mapping[str, Any]], None]
 
@@ -101,6 +101,18 @@ ENTRIES: tuple[TextTransformInfo, ...] = (
 )
 
 TEXT_TRANSFORMS: dict[str, TextTransformInfo] = {e.name: e for e in ENTRIES}
+
+TEXT_GROUPS: dict[str, TransformInfo] = {
+    "semantic_filter": TransformInfo(
+        name="semantic_filter", default_p=1.0,
+        doc="Run the children; keep the result only if its sentence-embedding cosine to the text "
+            "before the group (all-MiniLM-L6-v2) is >= threshold, else retry, else keep the text "
+            "as it was.",
+        params=(Param("threshold", "float", 0.8, "minimum cosine similarity to keep a result",
+                      low=-1.0, high=1.0),
+                Param("retries", "int", 3, "extra attempts before giving up", low=0, high=100))),
+}
+"""Text-only group kinds, used in specs like one_of: {"semantic_filter": [...], "threshold": 0.8}."""
 
 
 def list_text_transforms() -> list[str]:

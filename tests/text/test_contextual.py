@@ -106,3 +106,20 @@ def test_missing_model_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.Monk
         pipeline(str(tmp_path / "no-model"))("a big house", seed=0)
     with pytest.raises(SpecError, match="window"):
         TextPipeline([{"name": "contextual", "window": 4}])
+
+
+def test_synonym_embedding_contextual_chain(tiny_bert: str) -> None:
+    """The "PPDB + word2vec + BERT" row of the brief, as one sequential chain."""
+    chain = TextPipeline({"transforms": [{"sequential": [
+        {"name": "synonym", "p": 1, "aug_p": 0.2},
+        {"name": "embedding", "p": 1, "aug_p": 0.2},
+        {"name": "contextual", "p": 1, "aug_p": 0.2, "model": tiny_bert},
+    ]}]})
+    text = "The happy children were running across the green fields near the old river."
+    outs = chain.batch([text] * 6, seed=0, return_ops=True)
+    kinds = {op["op"] for out in outs for op in out.ops or []}
+    assert kinds == {"synonym", "embedding", "contextual"}
+    for out in outs:
+        order = [op["op"] for op in out.ops or []]
+        assert order == sorted(order, key=["synonym", "embedding", "contextual"].index)
+        assert out.text.endswith(".") and out.text[0].isupper()

@@ -146,14 +146,19 @@ def _cmd_text(args: argparse.Namespace) -> int:
 
 
 def _cmd_transforms(args: argparse.Namespace) -> int:
-    from augsvc.image.registry import IMAGE_TRANSFORMS
+    if args.domain == "image":
+        from augsvc.image.registry import IMAGE_TRANSFORMS as registry
+    else:
+        from augsvc.text.registry import TEXT_GROUPS, TEXT_TRANSFORMS
 
-    infos = [IMAGE_TRANSFORMS[n].describe() for n in sorted(IMAGE_TRANSFORMS)]
+        registry = {**TEXT_TRANSFORMS, **TEXT_GROUPS}  # type: ignore[dict-item]
+    infos = [registry[n].describe() for n in sorted(registry)]
     if args.json:
         print(json.dumps(infos, indent=2))
         return 0
     for info in infos:
-        print(f"{info['name']}  (p={info['default_p']}; targets: {', '.join(info['targets'])})")
+        targets = f"; targets: {', '.join(info['targets'])}" if "targets" in info else ""
+        print(f"{info['name']}  (p={info['default_p']}{targets})")
         print(f"    {info['doc']}")
         for param in info["params"]:
             default = "required" if param["required"] else f"default {json.dumps(param['default'])}"
@@ -197,6 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_text)
 
     p = sub.add_parser("transforms", help="list transforms with their parameters")
+    p.add_argument("domain", nargs="?", choices=("image", "text"), default="image")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cmd_transforms)
     return parser

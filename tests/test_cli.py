@@ -82,6 +82,9 @@ def test_samples_and_transform_listing(tmp_path, capsys) -> None:
     assert main(["transforms", "--json"]) == 0
     listed = json.loads(capsys.readouterr().out)
     assert [t["name"] for t in listed] == list_image_transforms()
+    assert main(["transforms", "text", "--json"]) == 0
+    names = [t["name"] for t in json.loads(capsys.readouterr().out)]
+    assert "synonym" in names and "semantic_filter" in names and "rotate" not in names
 
 
 def test_text_streams_json_lines_reproducibly(tmp_path, monkeypatch, capsys) -> None:

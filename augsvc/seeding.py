@@ -39,13 +39,16 @@ def check_seed(seed: int | None, index: int) -> None:
         raise InputError(f"sample index must be a non-negative integer, got {index!r}")
 
 
-def sample_entropy(seed: int | None, index: int) -> int:
-    """Return 256 bits of entropy for sample ``index`` under ``seed`` (fresh OS entropy if None)."""
+def sample_entropy(seed: int | None, index: int, variant: int = 0) -> int:
+    """Return 256 bits of entropy for sample ``index`` under ``seed`` (fresh OS entropy if None).
+
+    ``variant`` numbers further augmentations of the same sample (text's ``n``); variant 0 is
+    the sample itself, so an image and a text sample with the same index share nothing else.
+    """
     if seed is None:
         return int.from_bytes(os.urandom(32), "little")
-    digest = hashlib.blake2b(
-        f"augsvc:{int(seed)}:{int(index)}".encode(), digest_size=32
-    ).digest()
+    key = f"augsvc:{int(seed)}:{int(index)}" + (f":{int(variant)}" if variant else "")
+    digest = hashlib.blake2b(key.encode(), digest_size=32).digest()
     return int.from_bytes(digest, "little")
 
 

@@ -207,4 +207,6 @@ def test_sample_random_matches_a_freshly_seeded_random() -> None:
     stream.reseed(3, 9)
     fresh = random.Random(sample_entropy(3, 9))
     assert [stream.python.gauss(0, 1) for _ in range(3)] == [fresh.gauss(0, 1) for _ in range(3)]
-    assert sample_entropy(3, 9) != sample_entropy(3, 10) != sample_entropy(4, 9)
+    keys = {sample_entropy(3, 9), sample_entropy(3, 10), sample_entropy(4, 9),
+            sample_entropy(3, 9, 1), sample_entropy(3, 1_000_012), sample_entropy(3, 91)}
+    assert len(keys) == 6

@@ -32,9 +32,7 @@ class AugmentedText:
 
 
 def _variant_rng(seed: int | None, index: int, variant: int) -> random.Random:
-    # Variant 0 uses the same key as an image sample with this index.
-    return random.Random(sample_entropy(seed, index) if variant == 0
-                         else sample_entropy(seed, index * 1_000_003 + variant))
+    return random.Random(sample_entropy(seed, index, variant))
 
 
 class TextPipeline:

@@ -17,23 +17,29 @@ from augsvc.text.vectors import DEFAULT_VECTORS, load_vectors
 
 __all__ = ["check_vectors", "embedding", "same_word_family"]
 
-_SUFFIXES = ("ing", "ed", "es", "s", "ly", "er", "est")
+_SUFFIXES = ("ing", "ed", "d", "es", "s", "ly", "er", "est")
+_Y_SUFFIXES = ("ies", "ied", "ier", "iest", "ily")
 
 
-def _stem(word: str) -> str:
+def _stems(word: str) -> set[str]:
+    """Every base this word could be an inflection of, by the regular English suffix rules."""
     word = word.lower()
+    out = {word}
+    for suffix in _Y_SUFFIXES:
+        if word.endswith(suffix) and len(word) - len(suffix) >= 2:
+            out.add(word[: -len(suffix)] + "y")
     for suffix in _SUFFIXES:
-        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
-            word = word[: -len(suffix)]
-            break
-    if len(word) >= 4 and word[-1] == word[-2]:  # running -> runn -> run
-        word = word[:-1]
-    return word
+        if word.endswith(suffix) and len(word) - len(suffix) >= 2:
+            base = word[: -len(suffix)]
+            out |= {base, base + "e"}
+            if len(base) >= 3 and base[-1] == base[-2]:  # running -> runn -> run
+                out.add(base[:-1])
+    return out
 
 
 def same_word_family(a: str, b: str) -> bool:
-    """A cheap inflection test: dog/dogs, run/running, quick/quickly share a family."""
-    return _stem(a) == _stem(b)
+    """A cheap inflection test: dog/dogs, line/lines, run/running, happy/happier agree."""
+    return bool(_stems(a) & _stems(b))
 
 
 def check_vectors(params: Mapping[str, Any]) -> str | None:

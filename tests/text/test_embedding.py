@@ -114,7 +114,9 @@ def test_batches_and_single_calls_agree_with_embeddings() -> None:
 
 @pytest.mark.parametrize(("a", "b", "same"), [
     ("dog", "dogs", True), ("run", "running", True), ("quick", "quickly", True),
-    ("dog", "cat", False), ("happy", "happier", False),
+    ("line", "lines", True), ("compile", "compiled", True), ("happy", "happier", True),
+    ("city", "cities", True), ("dog", "cat", False), ("line", "lion", False),
+    ("state", "statement", False),
 ])
 def test_same_word_family(a: str, b: str, same: bool) -> None:
     assert same_word_family(a, b) is same

@@ -1,0 +1,133 @@
+"""Text augmentation throughput of augsvc vs nlpaug 1.1.11 (the baseline), same vectors, one core."""
+
+from __future__ import annotations
+
+import os
+
+os.environ["OMP_NUM_THREADS"] = "1"
+os.environ["MKL_NUM_THREADS"] = "1"
+
+import argparse
+import re
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from augsvc.resources import glove_6b_50d
+from augsvc.text import TextPipeline
+
+torch.set_num_threads(1)
+CACHE = Path.home() / ".cache" / "augsvc-bench"
+
+
+def sentences(count: int) -> list[str]:
+    """Real English sentences of 8-40 words from Python's bundled documentation (offline)."""
+    from pydoc_data.topics import topics
+
+    found: list[str] = []
+    for key in sorted(topics):
+        for part in re.split(r"(?<=[.!?])\s+", re.sub(r"\s+", " ", topics[key])):
+            if 8 <= len(part.split()) <= 40 and part[0].isupper() and "*" not in part:
+                found.append(part)
+    return found[:: max(1, len(found) // count)][:count]
+
+
+def glove_text_file() -> Path:
+    """GloVe 6B 50d as the text file nlpaug reads, written once from the packaged vectors."""
+    import pyarrow.parquet as pq
+
+    path = CACHE / "glove.6B.50d.txt"
+    if not path.is_file():
+        matrix, index = glove_6b_50d()
+        vectors, words = np.load(matrix), pq.read_table(index).column(0).to_pylist()
+        CACHE.mkdir(parents=True, exist_ok=True)
+        with path.open("w", encoding="utf-8") as handle:
+            for word, row in zip(words, vectors, strict=True):
+                handle.write(word + " " + " ".join(f"{x:.5f}" for x in row) + "\n")
+    return path
+
+
+def timed(run: Callable[[], list[str]]) -> tuple[float, list[str]]:
+    start = time.perf_counter()
+    out = run()
+    return time.perf_counter() - start, out
+
+
+def changed(before: list[str], after: list[str]) -> float:
+    return sum(a != b for a, b in zip(before, after, strict=True)) / len(before)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--baseline-sentences", type=int, default=300)
+    parser.add_argument("--sentences", type=int, default=3000)
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    if args.quick:
+        args.baseline_sentences, args.sentences = 20, 100
+    try:
+        import nlpaug.augmenter.word as naw
+    except ImportError:
+        print("nlpaug is the baseline: pip install nlpaug==1.1.11 gensim==4.4.0", file=sys.stderr)
+        return 2
+    small, large = sentences(args.baseline_sentences), sentences(args.sentences)
+    rows = []
+
+    # Word-embedding substitution, both on GloVe 6B 50d over the full 400k vocabulary.
+    load_nlpaug, baseline = timed(lambda: [naw.WordEmbsAug(
+        model_type="glove", model_path=str(glove_text_file()), action="substitute", aug_p=0.3,
+        top_k=10)])  # type: ignore[list-item]
+    aug = baseline[0]
+    t_base, out_base = timed(lambda: [aug.augment(s)[0] for s in small])  # type: ignore[attr-defined]
+    spec = [{"name": "embedding", "p": 1.0, "aug_p": 0.3, "top_k": 10, "vocab_size": 400000}]
+    load_ours, pipes = timed(lambda: [TextPipeline(spec)])  # type: ignore[list-item]
+    pipe: TextPipeline = pipes[0]  # type: ignore[assignment]
+    first, _ = timed(lambda: [o.text for o in pipe.batch(small[:1], seed=0)])
+    t_one, _ = timed(lambda: [pipe(s, seed=0, index=i).text for i, s in enumerate(small)])
+    t_batch, out_ours = timed(lambda: [o.text for lo in range(0, len(large), 256)
+                                       for o in pipe.batch(large[lo:lo + 256], seed=0, start=lo)])
+    rows.append(("embedding (GloVe 50d, 400k words)", load_nlpaug, len(small) / t_base,
+                 load_ours + first, len(small) / t_one, len(large) / t_batch,
+                 changed(small, out_base), changed(large, out_ours)))
+    examples = [("nlpaug", small, out_base), ("augsvc", large, out_ours)]
+    emb_base_rate, emb_base_changed = len(small) / t_base, changed(small, out_base)
+
+    # augsvc's default: neighbours among the 50k most frequent words (nlpaug has no such option).
+    pipe = TextPipeline([{**spec[0], "vocab_size": 50000}])
+    pipe.batch(small[:1], seed=0)
+    t_one, _ = timed(lambda: [pipe(s, seed=0, index=i).text for i, s in enumerate(small)])
+    t_batch, out_ours = timed(lambda: [o.text for lo in range(0, len(large), 256)
+                                       for o in pipe.batch(large[lo:lo + 256], seed=0, start=lo)])
+    rows.append(("embedding, augsvc default vocab_size 50k", load_nlpaug, emb_base_rate, 0.0,
+                 len(small) / t_one, len(large) / t_batch, emb_base_changed,
+                 changed(large, out_ours)))
+
+    # EDA random swap: no data, so this row is pure per-sentence overhead.
+    swap = naw.RandomWordAug(action="swap", aug_p=0.1)
+    t_base, out_base = timed(lambda: [swap.augment(s)[0] for s in large])
+    pipe = TextPipeline([{"name": "random_swap", "p": 1.0, "aug_p": 0.1}])
+    t_one, _ = timed(lambda: [pipe(s, seed=0, index=i).text for i, s in enumerate(large)])
+    t_batch, out_ours = timed(lambda: [o.text for o in pipe.batch(large, seed=0)])
+    rows.append(("random_swap", 0.0, len(large) / t_base, 0.0, len(large) / t_one,
+                 len(large) / t_batch, changed(large, out_base), changed(large, out_ours)))
+
+    print(f"python {sys.version.split()[0]}, torch {torch.__version__}, one thread; "
+          f"{len(small)} sentences for nlpaug and single calls, {len(large)} batched")
+    print("| transform | nlpaug load s | nlpaug sent/s | augsvc load s | augsvc sent/s (one by one) "
+          "| augsvc sent/s (batches of 256) | batched / nlpaug | changed nlpaug / augsvc |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for name, lb, sb, lo, so, sbat, cb, co in rows:
+        print(f"| {name} | {lb:.1f} | {sb:,.0f} | {lo:.1f} | {so:,.0f} | {sbat:,.0f} | "
+              f"{sbat / sb:,.0f}x | {cb:.0%} / {co:.0%} |")
+    for who, before_list, after_list in examples:
+        for before, after in list(zip(before_list, after_list, strict=True))[:2]:
+            print(f"\n{who} embedding:  {before}\n      -> {after}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

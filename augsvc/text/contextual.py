@@ -1,8 +1,10 @@
 """Contextual substitution with a masked language model (BERT and friends, via transformers).
 
-Each chosen word is replaced by [MASK] in a window of its own text and the model proposes
-replacements. All masked copies of all samples in a call go through the model together, in
-batches of fixed-length windows (so a sample's scores do not depend on its batch neighbours),
+The chosen words of a text are masked together in one input when the text fits the window
+(BERT is trained with ~15% of tokens masked at once), otherwise each gets a window of its own;
+the model proposes replacements. All masked copies of all samples in a call go through the model together, in
+batches of windows of similar length (padded by their own size only, so a sample's scores do not
+depend on its batch neighbours),
 on CUDA when present (bf16/fp16) and the CPU otherwise. Long texts are handled in windows
 around each word, never truncated.
 """
@@ -27,6 +29,7 @@ __all__ = ["DEFAULT_MLM", "MaskedLM", "check_contextual", "contextual", "load_ml
 
 DEFAULT_MLM = "bert-base-uncased"
 _ROUND = 3  # logits are compared at this many decimals, so float noise cannot change a choice
+_BUCKET = 16
 
 
 def default_model() -> str:
@@ -118,6 +121,38 @@ def _window(ids: list[int], spans: list[tuple[int, int]], word: Word, size: int,
     return window, first - left
 
 
+def _joint_window(ids: list[int], spans: list[tuple[int, int]], chosen: list[Word], size: int,
+                  mask_id: int) -> tuple[list[int], list[int]] | None:
+    """The whole text with every chosen word as one mask, if it fits in ``size`` - 2 tokens."""
+    context: list[int] = []
+    positions: list[int] = []
+    pos = 0
+    for word in chosen:
+        inside = [i for i, (s, e) in enumerate(spans) if s < word.end and e > word.start]
+        if not inside or inside[0] < pos:
+            return None
+        context += ids[pos:inside[0]]
+        positions.append(len(context))
+        context.append(mask_id)
+        pos = inside[-1] + 1
+    context += ids[pos:]
+    return (context, positions) if len(context) <= size - 2 else None
+
+
+def _mask_scores(mlm: MaskedLM, ids: Any, attention: Any, rows: Any, cols: Any) -> Any:
+    """Vocabulary scores at the masked positions only.
+
+    The prediction head is applied to the masked positions alone when the model exposes it
+    (BERT's ``cls``, RoBERTa's ``lm_head``): scoring every position against a 30k vocabulary
+    would cost about as much as the encoder itself.
+    """
+    head = getattr(mlm.model, "cls", None) or getattr(mlm.model, "lm_head", None)
+    if head is not None:
+        hidden = mlm.model.base_model(input_ids=ids, attention_mask=attention).last_hidden_state
+        return head(hidden[rows, cols]).float()
+    return mlm.model(input_ids=ids, attention_mask=attention).logits[rows, cols].float()
+
+
 def contextual(samples: list[TextSample], params: Mapping[str, Any]) -> None:
     """Replace randomly chosen words by what the masked LM predicts in their place."""
     import torch
@@ -127,38 +162,55 @@ def contextual(samples: list[TextSample], params: Mapping[str, Any]) -> None:
     stop = frozenset(s.lower() for s in params["stopwords"]) if params["stopwords"] is not None \
         else STOPWORDS
     size = min(params["window"], getattr(tok, "model_max_length", 512) or 512, 512)
-    jobs: list[tuple[TextSample, Word, list[int], int]] = []
+    # A job: one model input holding one or more masked words of one sample.
+    jobs: list[tuple[TextSample, list[Word], list[int], list[int]]] = []
     for sample in samples:
         found = [w for w in words(sample.text) if w.is_alpha and w.text.lower() not in stop]
-        chosen = sorted(sample.rng.sample(range(len(found)), count_to_change(len(found), params)))
+        chosen = [found[i] for i in
+                  sorted(sample.rng.sample(range(len(found)), count_to_change(len(found), params)))]
         if not chosen:
             continue
         enc = tok(sample.text, add_special_tokens=False, return_offsets_mapping=True)
-        for i in chosen:
-            placed = _window(enc["input_ids"], enc["offset_mapping"], found[i], size,
+        joint = _joint_window(enc["input_ids"], enc["offset_mapping"], chosen, size,
+                              tok.mask_token_id) if params["joint"] else None
+        if joint is not None:
+            jobs.append((sample, chosen, joint[0], joint[1]))
+            continue
+        for word in chosen:  # long texts, or joint masking off: one window per word
+            placed = _window(enc["input_ids"], enc["offset_mapping"], word, size,
                              tok.mask_token_id)
             if placed is not None:
-                jobs.append((sample, found[i], *placed))
+                jobs.append((sample, [word], placed[0], [placed[1]]))
+    # Inputs are padded to a length that depends only on their own size (the next multiple of
+    # 16) and batched with inputs of that length: no sample's input depends on its neighbours.
+    buckets: dict[int, list[tuple[TextSample, list[Word], list[int], list[int]]]] = {}
+    for job in jobs:
+        buckets.setdefault(-(-(len(job[2]) + 2) // _BUCKET) * _BUCKET, []).append(job)
+    batches = [(length, group[lo:lo + params["batch_size"]])
+               for length, group in sorted(buckets.items())
+               for lo in range(0, len(group), params["batch_size"])]
     picks: dict[int, list[tuple[Word, str]]] = {}
-    for lo in range(0, len(jobs), params["batch_size"]):
-        part = jobs[lo:lo + params["batch_size"]]
-        ids = torch.full((len(part), size), tok.pad_token_id, dtype=torch.long)
-        attention = torch.zeros((len(part), size), dtype=torch.long)
-        for row, (_, _, context, _) in enumerate(part):
+    for length, part in batches:
+        ids = torch.full((len(part), length), tok.pad_token_id, dtype=torch.long)
+        attention = torch.zeros((len(part), length), dtype=torch.long)
+        rows, cols = [], []
+        for row, (_, _, context, positions) in enumerate(part):
             full = [tok.cls_token_id, *context, tok.sep_token_id]
             ids[row, : len(full)] = torch.tensor(full)
             attention[row, : len(full)] = 1
+            rows += [row] * len(positions)
+            cols += [1 + p for p in positions]
         with torch.inference_mode():
-            logits = mlm.model(input_ids=ids.to(mlm.device),
-                               attention_mask=attention.to(mlm.device)).logits
-        at = torch.tensor([1 + job[3] for job in part], device=mlm.device)
-        scores = logits[torch.arange(len(part), device=mlm.device), at].float()
+            scores = _mask_scores(mlm, ids.to(mlm.device), attention.to(mlm.device),
+                                  torch.tensor(rows, device=mlm.device),
+                                  torch.tensor(cols, device=mlm.device))
         scores = scores.masked_fill(~mlm.candidates, -math.inf)
         top = torch.topk(scores, min(params["top_k"] + 8, scores.shape[1]), dim=1)
-        for (sample, word, _, _), values, indices in zip(part, top.values.tolist(),
-                                                         top.indices.tolist(), strict=True):
-            options = [(round(v, _ROUND), t) for v, t in zip(values, tok.convert_ids_to_tokens(indices),
-                                                              strict=True)
+        masked = [(sample, word) for sample, chosen, _, _ in part for word in chosen]
+        for (sample, word), values, indices in zip(masked, top.values.tolist(),
+                                                   top.indices.tolist(), strict=True):
+            tokens = tok.convert_ids_to_tokens(indices)
+            options = [(round(v, _ROUND), t) for v, t in zip(values, tokens, strict=True)
                        if v > -math.inf and t.lower() != word.text.lower()
                        and t.lower() not in stop and not same_word_family(t, word.text)]
             options = sorted(options, key=lambda o: (-o[0], o[1]))[: params["top_k"]]

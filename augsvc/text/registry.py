@@ -92,6 +92,8 @@ ENTRIES: tuple[TextTransformInfo, ...] = (
                       low=8, high=512),
                 Param("batch_size", "int", 64, "masked windows per forward pass", low=1,
                       high=4096),
+                Param("joint", "bool", True, "mask all chosen words of a text in one pass (as "
+                      "in BERT's training); false: one pass per word"),
                 Param("device", "choice", "auto", "where the model runs",
                       choices=("auto", "cpu", "cuda")),
                 Param("stopwords", "strings", None, "words never replaced (null: shipped list)",

@@ -123,3 +123,53 @@ def test_synonym_embedding_contextual_chain(tiny_bert: str) -> None:
         order = [op["op"] for op in out.ops or []]
         assert order == sorted(order, key=["synonym", "embedding", "contextual"].index)
         assert out.text.endswith(".") and out.text[0].isupper()
+
+
+def test_substitutes_come_from_the_models_top_k(tiny_bert: str) -> None:
+    """Oracle: one direct forward pass of the model on the masked sentence."""
+    from transformers import AutoModelForMaskedLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_bert)
+    model = AutoModelForMaskedLM.from_pretrained(tiny_bert).eval()
+    text, k = "the big dog was happy", 3
+    pipe = pipeline(tiny_bert, aug_p=1.0, aug_max=1, top_k=k)
+    for index in range(10):
+        out = pipe(text, seed=0, index=index, return_ops=True)
+        assert out.ops is not None and len(out.ops) == 1
+        op = out.ops[0]
+        masked = text[: op["position"]] + "[MASK]" + text[op["position"] + len(op["original"]):]
+        enc = tokenizer(masked, return_tensors="pt")
+        with torch.no_grad():
+            logits = model(**enc).logits[0, enc["input_ids"][0].tolist().index(tokenizer.mask_token_id)]
+        allowed = [t for t in tokenizer.convert_ids_to_tokens(logits.argsort(descending=True).tolist())
+                   if t.isalpha() and t not in STOPWORDS and t != op["original"]
+                   and not t.startswith("[")]
+        assert op["substitute"] in allowed[:k], (op, allowed[:k])
+
+
+def test_joint_masks_match_a_forward_pass_with_all_of_them_masked(tiny_bert: str) -> None:
+    from transformers import AutoModelForMaskedLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_bert)
+    model = AutoModelForMaskedLM.from_pretrained(tiny_bert).eval()
+    text, k = "the big dog was happy under the old tree", 2
+    joint = pipeline(tiny_bert, aug_p=1.0, aug_max=3, top_k=k)
+    single = pipeline(tiny_bert, aug_p=1.0, aug_max=3, top_k=k, joint=False)
+    for index in range(6):
+        out = joint(text, seed=1, index=index, return_ops=True)
+        assert out.ops is not None and len(out.ops) == 3
+        masked, shift = text, 0
+        for op in out.ops:
+            at = op["position"] + shift
+            masked = masked[:at] + "[MASK]" + masked[at + len(op["original"]):]
+            shift += len("[MASK]") - len(op["original"])
+        enc = tokenizer(masked, return_tensors="pt")
+        with torch.no_grad():
+            logits = model(**enc).logits[0]
+        spots = [i for i, t in enumerate(enc["input_ids"][0].tolist()) if t == tokenizer.mask_token_id]
+        for op, spot in zip(out.ops, spots, strict=True):
+            ranked = tokenizer.convert_ids_to_tokens(logits[spot].argsort(descending=True).tolist())
+            allowed = [t for t in ranked if t.isalpha() and t not in STOPWORDS
+                       and t != op["original"] and not t.startswith("[")]
+            assert op["substitute"] in allowed[:k], (op, allowed[:k])
+        assert len(single(text, seed=1, index=index, return_ops=True).ops or []) == 3

@@ -135,3 +135,25 @@ def test_single_word_option_and_bad_specs() -> None:
             assert " " not in op["substitute"]
     with pytest.raises(SpecError, match="top_n"):
         TextPipeline([{"name": "synonym", "top_n": 0}])
+
+
+def test_every_substitute_is_a_synonym_of_the_right_part_of_speech(wn: WordNet) -> None:
+    penn = {"NN": "n", "VB": "v", "JJ": "a", "RB": "r"}
+    text = "Happy children quickly climbed the tall trees and watched the small birds."
+    tags = dict(zip((w.start for w in words(text)), tag_words(text, words(text)), strict=True))
+    pipe = TextPipeline([{"name": "synonym", "p": 1, "aug_p": 0.5}])
+    checked = 0
+    for index in range(15):
+        for op in pipe(text, seed=2, index=index, return_ops=True).ops or []:
+            tag = tags[op["position"]]
+            assert tag is not None
+            pos = penn[tag[:2]]
+            bases = wn.morphy(op["original"], pos)
+            head = op["substitute"].split(" ")[-1 if pos == "n" else 0]
+            lemmas = {lemma.lower() for base in bases for lemma in wn.synonyms[(base, pos)]}
+            rebuilt = {" ".join([*op["substitute"].split(" ")[:-1], b]) if pos == "n" else
+                       " ".join([b, *op["substitute"].split(" ")[1:]])
+                       for b in [head.lower(), *wn.morphy(head, pos)]}
+            assert lemmas & {r.lower() for r in rebuilt}, (op, tag)
+            checked += 1
+    assert checked >= 20

@@ -13,7 +13,8 @@ from typing import Any
 
 from augsvc.text.tokens import Edit, Word, apply_edits, words
 
-__all__ = ["KEYBOARD_NEIGHBOURS", "TextSample", "count_to_change", "keyboard", "random_deletion",
+__all__ = ["KEYBOARD_NEIGHBOURS", "OCR_CONFUSIONS", "TextSample", "count_to_change", "keyboard", "ocr",
+           "random_deletion",
            "random_swap"]
 
 
@@ -107,3 +108,39 @@ def keyboard(samples: list[TextSample], params: Mapping[str, Any]) -> None:
             _record(sample, "keyboard", word, new)
             edits.append(Edit(word.start, word.end, new))
         sample.text = apply_edits(sample.text, edits)
+
+
+OCR_CONFUSIONS: dict[str, tuple[str, ...]] = {
+    "0": ("o", "O", "D"), "o": ("0",), "O": ("0", "D"), "1": ("l", "I"), "l": ("1", "I"),
+    "I": ("1", "l"), "5": ("S", "s"), "S": ("5",), "s": ("5",), "8": ("B",), "B": ("8",),
+    "2": ("Z",), "Z": ("2",), "6": ("b",), "b": ("6",), "g": ("9", "q"), "9": ("g",),
+    "q": ("g",), "e": ("c",), "c": ("e",), "m": ("rn",), "rn": ("m",), "u": ("v",), "v": ("u",),
+    "h": ("b",), "n": ("h",), "a": ("o",), "t": ("f",), "f": ("t",),
+}
+"""Characters (or pairs) an OCR engine confuses, and what it reads instead."""
+
+
+def ocr(samples: list[TextSample], params: Mapping[str, Any]) -> None:
+    """One OCR-style misreading (0/o, 1/l, rn/m, ...) in each of several random words."""
+    for sample in samples:
+        found = [w for w in words(sample.text) if len(w.text) >= params["min_word_length"]
+                 and any(_ocr_spots(w.text))]
+        if not found:
+            continue
+        chosen = sorted(sample.rng.sample(range(len(found)), count_to_change(len(found), params)))
+        edits = []
+        for i in chosen:
+            word = found[i]
+            at, source = sample.rng.choice(_ocr_spots(word.text))
+            new = word.text[:at] + sample.rng.choice(OCR_CONFUSIONS[source]) + \
+                word.text[at + len(source):]
+            _record(sample, "ocr", word, new)
+            edits.append(Edit(word.start, word.end, new))
+        sample.text = apply_edits(sample.text, edits)
+
+
+def _ocr_spots(text: str) -> list[tuple[int, str]]:
+    """(offset, confusable) pairs in ``text``; two-letter confusions ("rn") included."""
+    spots = [(k, c) for k, c in enumerate(text) if c in OCR_CONFUSIONS]
+    return spots + [(k, text[k:k + 2]) for k in range(len(text) - 1) if text[k:k + 2] in
+                    OCR_CONFUSIONS]

@@ -11,7 +11,7 @@ from augsvc.text import ops
 from augsvc.text.contextual import check_contextual, contextual
 from augsvc.text.embedding import check_vectors, embedding
 from augsvc.text.ops import TextSample
-from augsvc.text.synonym import check_synonym, synonym
+from augsvc.text.synonym import check_synonym, random_insertion, synonym
 from augsvc.text.vectors import DEFAULT_VECTORS
 
 __all__ = ["TEXT_GROUPS", "TEXT_TRANSFORMS", "TextTransformInfo", "list_text_transforms"]
@@ -55,6 +55,19 @@ ENTRIES: tuple[TextTransformInfo, ...] = (
                 Param("min_word_length", "int", 3, "only words at least this long get a typo",
                       low=1, high=100)),
         doc="A keyboard typo (a neighbouring QWERTY key) in random words; case is kept."),
+    TextTransformInfo(
+        name="ocr", run=ops.ocr, check=_min_le_max,
+        params=(*_amount(0.1),
+                Param("min_word_length", "int", 2, "only words at least this long get an error",
+                      low=1, high=100)),
+        doc="An OCR-style misreading (0/o, 1/l, rn/m, 5/S, ...) in random words."),
+    TextTransformInfo(
+        name="random_insertion", run=random_insertion, check=check_synonym,
+        params=(*_amount(0.1),
+                Param("top_n", "int", 10, "choose among the first N synonyms", low=1,
+                      high=10000)),
+        doc="Insert a WordNet synonym of a random content word at a random word boundary "
+            "(EDA random insertion)."),
     TextTransformInfo(
         name="synonym", run=synonym, check=check_synonym,
         params=(*_amount(0.3),

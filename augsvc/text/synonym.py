@@ -118,3 +118,33 @@ def synonym(samples: list[TextSample], params: Mapping[str, Any]) -> None:
             sample.ops.append({"op": "synonym", "position": word.start, "original": word.text,
                                "substitute": new})
         sample.text = apply_edits(sample.text, edits)
+
+
+def random_insertion(samples: list[TextSample], params: Mapping[str, Any]) -> None:
+    """Insert a WordNet synonym of a random content word at a random word boundary (EDA)."""
+    wn = load_wordnet()
+    for sample in samples:
+        found = words(sample.text)
+        tags = tag_words(sample.text, found)
+        sources = []
+        for word, tag in zip(found, tags, strict=True):
+            if tag is None or not word.is_alpha or word.text.lower() in STOPWORDS:
+                continue
+            pos = _PENN_TO_WN.get(tag[:2])
+            lemmas = [] if pos is None else [
+                lemma for base in wn.morphy(word.text, pos) for lemma in wn.synonyms[(base, pos)]
+                if lemma == lemma.lower() and lemma.replace(" ", "").replace("-", "").isalpha()]
+            if lemmas:
+                sources.append((word, lemmas[: params["top_n"]]))
+        if not sources:
+            continue
+        edits = []
+        spots = sorted({w.start for w in found})
+        for _ in range(count_to_change(len(found), params)):
+            word, lemmas = sample.rng.choice(sources)
+            new = sample.rng.choice(lemmas)
+            at = sample.rng.choice(spots)
+            edits.append(Edit(at, at, new + " "))
+            sample.ops.append({"op": "random_insertion", "position": at, "original": "",
+                               "substitute": new, "synonym_of": word.text})
+        sample.text = apply_edits(sample.text, edits)

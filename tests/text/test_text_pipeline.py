@@ -135,7 +135,54 @@ def test_spec_errors_and_round_trip() -> None:
         TextPipeline([{"name": "random_deletion", "aug_p": 2}])
     spec = TextPipeline(SPEC).to_spec()
     assert TextPipeline(spec).to_spec() == spec
-    tested = {"random_swap", "random_deletion", "keyboard", "embedding", "synonym", "contextual"}
+    tested = {"random_swap", "random_deletion", "keyboard", "embedding", "synonym", "contextual",
+              "ocr", "random_insertion"}
     assert set(TEXT_TRANSFORMS) == tested, "a text transform without tests: add them, then here"
     with pytest.raises(InputError, match="must be a str"):
         TextPipeline(SPEC).batch(["ok", b"bytes"])  # type: ignore[list-item]
+
+
+def test_ocr_confusions_come_from_the_table() -> None:
+    from augsvc.text.ops import OCR_CONFUSIONS
+
+    pipeline = TextPipeline([{"name": "ocr", "p": 1, "aug_p": 1.0, "aug_max": 100}])
+    out = pipeline("Modern 0CR systems still confuse rn and m", seed=0, return_ops=True)
+    assert out.ops is not None and len(out.ops) == 7
+    for op in out.ops:
+        before, after = op["original"], op["substitute"]
+        assert before != after
+        start = next(k for k in range(len(before)) if k >= len(after) or before[k] != after[k])
+        pairs = {(src, dst) for src, dsts in OCR_CONFUSIONS.items() for dst in dsts}
+        assert any(before[start:start + len(s)] == s and after[start:start + len(d)] == d
+                   and before[start + len(s):] == after[start + len(d):] for s, d in pairs), op
+    assert gaps(out.text) == gaps("Modern 0CR systems still confuse rn and m")
+
+
+def test_random_insertion_adds_synonyms_of_words_in_the_text() -> None:
+    from augsvc.text.wordnet import load_wordnet
+
+    wn = load_wordnet()
+    text = "The children watched the birds in the garden."
+    pipeline = TextPipeline([{"name": "random_insertion", "p": 1, "aug_p": 0.3}])
+    for index in range(5):
+        out = pipeline(text, seed=0, index=index, return_ops=True)
+        assert out.ops is not None and len(out.ops) == 2
+        remaining = out.text
+        for op in out.ops:
+            source = op["synonym_of"]
+            assert source in text
+            lemmas = {lemma for pos in "nvar" for base in wn.morphy(source, pos)
+                      for lemma in wn.synonyms[(base, pos)]}
+            assert op["substitute"] in lemmas
+            remaining = remaining.replace(op["substitute"] + " ", "", 1)
+        assert remaining == text
+
+
+@pytest.mark.slow
+def test_one_megabyte_through_the_word_transforms() -> None:
+    big = ("The young scientists studied ancient rivers, mountains and forests.\n" * 15000)[:1_000_000]
+    for spec in ({"name": "synonym", "aug_p": 0.01, "aug_max": 500},
+                 {"name": "embedding", "aug_p": 0.01, "aug_max": 500}):
+        out = TextPipeline([{**spec, "p": 1}])(big, seed=0, return_ops=True)
+        assert out.ops is not None and 100 <= len(out.ops) <= 500
+        assert out.text.count("\n") == big.count("\n") and out.text != big

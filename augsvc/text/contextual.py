@@ -25,7 +25,7 @@ from augsvc.text.ops import TextSample, count_to_change
 from augsvc.text.stopwords import STOPWORDS
 from augsvc.text.tokens import Edit, Word, apply_edits, match_case, words
 
-__all__ = ["DEFAULT_MLM", "MaskedLM", "check_contextual", "contextual", "load_mlm"]
+__all__ = ["DEFAULT_MLM", "MaskedLM", "contextual", "load_mlm"]
 
 DEFAULT_MLM = "bert-base-uncased"
 _ROUND = 3  # logits are compared at this many decimals, so float noise cannot change a choice
@@ -95,13 +95,6 @@ def _missing(name: str, exc: Exception) -> str:
             "Download it once where there is internet (it then sits in the Hugging Face cache), "
             "or set the transform's `model` field or the AUGSVC_MLM environment variable to a "
             "local folder holding a masked LM and its tokenizer")
-
-
-def check_contextual(params: Mapping[str, Any]) -> str | None:
-    """Spec-time checks that need no model: aug_min <= aug_max, window fits BERT's limits."""
-    if params["aug_min"] > params["aug_max"]:
-        return f"aug_min ({params['aug_min']}) must be <= aug_max ({params['aug_max']})"
-    return None
 
 
 def _window(ids: list[int], spans: list[tuple[int, int]], word: Word, size: int, mask_id: int,

@@ -52,8 +52,6 @@ def check_vectors(params: Mapping[str, Any]) -> str | None:
             return f"vectors file not found: {source}"
     except ResourceError as exc:
         return str(exc)
-    if params["aug_min"] > params["aug_max"]:
-        return f"aug_min ({params['aug_min']}) must be <= aug_max ({params['aug_max']})"
     return None
 
 

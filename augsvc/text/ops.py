@@ -7,13 +7,14 @@ own ``random.Random``, so results depend only on (spec, seed, index).
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from augsvc.text.tokens import Edit, Word, apply_edits, words
 
-__all__ = ["KEYBOARD_NEIGHBOURS", "OCR_CONFUSIONS", "TextSample", "count_to_change", "keyboard", "ocr",
+__all__ = ["KEYBOARD_NEIGHBOURS", "OCR_CONFUSIONS", "TextSample", "check_amount", "count_to_change",
+           "keyboard", "ocr",
            "random_deletion",
            "random_swap"]
 
@@ -26,6 +27,13 @@ class TextSample:
     rng: random.Random
     index: int
     ops: list[dict[str, Any]] = field(default_factory=list)
+
+
+def check_amount(params: Mapping[str, Any]) -> str | None:
+    """Spec-time rule shared by every transform with aug_min/aug_max."""
+    if params["aug_min"] > params["aug_max"]:
+        return f"aug_min ({params['aug_min']}) must be <= aug_max ({params['aug_max']})"
+    return None
 
 
 def count_to_change(n_words: int, params: Mapping[str, Any]) -> int:
@@ -87,27 +95,38 @@ def _neighbours() -> dict[str, str]:
 KEYBOARD_NEIGHBOURS: dict[str, str] = _neighbours()
 """QWERTY keys and the keys next to them (rows offset by half a key)."""
 
+# Upper-case letters become upper-case neighbours, so a typo keeps the word's case.
+_KEYBOARD_BOTH_CASES: dict[str, str] = {**KEYBOARD_NEIGHBOURS, **{
+    k.upper(): v.upper() for k, v in KEYBOARD_NEIGHBOURS.items() if k.isalpha()}}
 
-def keyboard(samples: list[TextSample], params: Mapping[str, Any]) -> None:
-    """Replace one letter in each of several words by a neighbouring key (case kept)."""
+
+def _misspell(samples: list[TextSample], params: Mapping[str, Any], op: str,
+              spots: Callable[[str], list[tuple[int, str]]],
+              replacements: Mapping[str, Sequence[str]]) -> None:
+    """Change one spot in each of several random words: ``spots(word)`` lists (offset, text)
+    places that can change, ``replacements[text]`` what each may become."""
     for sample in samples:
         found = [w for w in words(sample.text) if len(w.text) >= params["min_word_length"]
-                 and any(c.lower() in KEYBOARD_NEIGHBOURS for c in w.text)]
-        if not found:
-            continue
+                 and spots(w.text)]
         chosen = sorted(sample.rng.sample(range(len(found)), count_to_change(len(found), params)))
         edits = []
         for i in chosen:
             word = found[i]
-            spots = [k for k, c in enumerate(word.text) if c.lower() in KEYBOARD_NEIGHBOURS]
-            k = sample.rng.choice(spots)
-            typo = sample.rng.choice(KEYBOARD_NEIGHBOURS[word.text[k].lower()])
-            if word.text[k].isupper():
-                typo = typo.upper()
-            new = word.text[:k] + typo + word.text[k + 1:]
-            _record(sample, "keyboard", word, new)
+            at, source = sample.rng.choice(spots(word.text))
+            new = word.text[:at] + sample.rng.choice(replacements[source]) + \
+                word.text[at + len(source):]
+            _record(sample, op, word, new)
             edits.append(Edit(word.start, word.end, new))
         sample.text = apply_edits(sample.text, edits)
+
+
+def _keyboard_spots(text: str) -> list[tuple[int, str]]:
+    return [(k, c) for k, c in enumerate(text) if c in _KEYBOARD_BOTH_CASES]
+
+
+def keyboard(samples: list[TextSample], params: Mapping[str, Any]) -> None:
+    """Replace one letter in each of several words by a neighbouring key (case kept)."""
+    _misspell(samples, params, "keyboard", _keyboard_spots, _KEYBOARD_BOTH_CASES)
 
 
 OCR_CONFUSIONS: dict[str, tuple[str, ...]] = {
@@ -122,21 +141,7 @@ OCR_CONFUSIONS: dict[str, tuple[str, ...]] = {
 
 def ocr(samples: list[TextSample], params: Mapping[str, Any]) -> None:
     """One OCR-style misreading (0/o, 1/l, rn/m, ...) in each of several random words."""
-    for sample in samples:
-        found = [w for w in words(sample.text) if len(w.text) >= params["min_word_length"]
-                 and any(_ocr_spots(w.text))]
-        if not found:
-            continue
-        chosen = sorted(sample.rng.sample(range(len(found)), count_to_change(len(found), params)))
-        edits = []
-        for i in chosen:
-            word = found[i]
-            at, source = sample.rng.choice(_ocr_spots(word.text))
-            new = word.text[:at] + sample.rng.choice(OCR_CONFUSIONS[source]) + \
-                word.text[at + len(source):]
-            _record(sample, "ocr", word, new)
-            edits.append(Edit(word.start, word.end, new))
-        sample.text = apply_edits(sample.text, edits)
+    _misspell(samples, params, "ocr", _ocr_spots, OCR_CONFUSIONS)
 
 
 def _ocr_spots(text: str) -> list[tuple[int, str]]:

@@ -8,7 +8,7 @@ from typing import Any
 
 from augsvc.spec import Param, TransformInfo
 from augsvc.text import ops
-from augsvc.text.contextual import check_contextual, contextual
+from augsvc.text.contextual import contextual
 from augsvc.text.embedding import check_vectors, embedding
 from augsvc.text.ops import TextSample
 from augsvc.text.synonym import check_synonym, random_insertion, synonym
@@ -36,40 +36,42 @@ def _amount(aug_p: float) -> tuple[Param, ...]:
     )
 
 
-def _min_le_max(params: Mapping[str, Any]) -> str | None:
-    if params["aug_min"] > params["aug_max"]:
-        return f"aug_min ({params['aug_min']}) must be <= aug_max ({params['aug_max']})"
-    return None
+def _checks(*checks: Callable[[Mapping[str, Any]], str | None]
+            ) -> Callable[[Mapping[str, Any]], str | None]:
+    """All of ``checks``, reporting the first problem."""
+    def run(params: Mapping[str, Any]) -> str | None:
+        return next((m for m in (c(params) for c in checks) if m), None)
+    return run
 
 
 ENTRIES: tuple[TextTransformInfo, ...] = (
     TextTransformInfo(
-        name="random_swap", run=ops.random_swap, params=_amount(0.1), check=_min_le_max,
+        name="random_swap", run=ops.random_swap, params=_amount(0.1), check=ops.check_amount,
         doc="Swap the places of random pairs of words (EDA random swap)."),
     TextTransformInfo(
-        name="random_deletion", run=ops.random_deletion, params=_amount(0.1), check=_min_le_max,
+        name="random_deletion", run=ops.random_deletion, params=_amount(0.1), check=ops.check_amount,
         doc="Delete random words, never all of them (EDA random deletion)."),
     TextTransformInfo(
-        name="keyboard", run=ops.keyboard, check=_min_le_max,
+        name="keyboard", run=ops.keyboard, check=ops.check_amount,
         params=(*_amount(0.1),
                 Param("min_word_length", "int", 3, "only words at least this long get a typo",
                       low=1, high=100)),
         doc="A keyboard typo (a neighbouring QWERTY key) in random words; case is kept."),
     TextTransformInfo(
-        name="ocr", run=ops.ocr, check=_min_le_max,
+        name="ocr", run=ops.ocr, check=ops.check_amount,
         params=(*_amount(0.1),
                 Param("min_word_length", "int", 2, "only words at least this long get an error",
                       low=1, high=100)),
         doc="An OCR-style misreading (0/o, 1/l, rn/m, 5/S, ...) in random words."),
     TextTransformInfo(
-        name="random_insertion", run=random_insertion, check=check_synonym,
+        name="random_insertion", run=random_insertion, check=_checks(ops.check_amount, check_synonym),
         params=(*_amount(0.1),
                 Param("top_n", "int", 10, "choose among the first N synonyms", low=1,
                       high=10000)),
         doc="Insert a WordNet synonym of a random content word at a random word boundary "
             "(EDA random insertion)."),
     TextTransformInfo(
-        name="synonym", run=synonym, check=check_synonym,
+        name="synonym", run=synonym, check=_checks(ops.check_amount, check_synonym),
         params=(*_amount(0.3),
                 Param("top_n", "int", 10, "choose among the first N synonyms (most frequent "
                       "senses first)", low=1, high=10000),
@@ -79,7 +81,7 @@ ENTRIES: tuple[TextTransformInfo, ...] = (
         doc="Replace words by WordNet synonyms of the same part of speech, inflected to agree "
             "(plural, tense, person); words that cannot agree are left alone."),
     TextTransformInfo(
-        name="embedding", run=embedding, check=check_vectors,
+        name="embedding", run=embedding, check=_checks(ops.check_amount, check_vectors),
         params=(*_amount(0.3),
                 Param("top_k", "int", 10, "neighbours to choose from", low=1, high=1000),
                 Param("threshold", "float", 0.7, "minimum cosine similarity of a substitute",
@@ -93,7 +95,7 @@ ENTRIES: tuple[TextTransformInfo, ...] = (
         doc="Replace words by nearest neighbours in word-vector space (GloVe by default); "
             "stopwords, numbers, punctuation and inflections of the same word are skipped."),
     TextTransformInfo(
-        name="contextual", run=contextual, check=check_contextual,
+        name="contextual", run=contextual, check=ops.check_amount,
         params=(*_amount(0.15),
                 Param("model", "string", None, "masked LM: Hugging Face id or local folder "
                       "(null: $AUGSVC_MLM, else bert-base-uncased)", nullable=True),

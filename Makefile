@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 export NO_ALBUMENTATIONS_UPDATE := 1
 
-.PHONY: run test lint typecheck unit bench install clean wordnet
+.PHONY: run test lint typecheck unit bench install clean wordnet proto serve
 
 $(STAMP): pyproject.toml requirements.lock requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,14 @@ run: $(STAMP) wordnet
 	$(VENV)/bin/augsvc augment --spec default --seed 0 --params runs/params.jsonl runs/samples runs/augmented
 	$(VENV)/bin/augsvc gallery --spec default --seed 0 -o runs/gallery.png
 	@echo "gallery: runs/gallery.png   augmented photos: runs/augmented/   applied params: runs/params.jsonl"
+
+# Regenerate the Python stubs from protos/ (a test fails when they are out of date).
+proto: $(STAMP)
+	$(PY) -m grpc_tools.protoc -I protos --python_out=. --pyi_out=. --grpc_python_out=. \
+	  protos/augsvc/v1/augment.proto
+
+serve: $(STAMP) wordnet
+	$(VENV)/bin/augsvc serve --port 50051
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -145,6 +145,23 @@ def _cmd_text(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_serve(args: argparse.Namespace) -> int:
+    import signal
+    import threading
+
+    from augsvc.service.server import build_server
+
+    server, port = build_server(f"{args.host}:{args.port}", workers=args.workers)
+    server.start()
+    print(f"augsvc serving augsvc.v1.Augmenter on {args.host}:{port}", file=sys.stderr, flush=True)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    stop.wait()
+    server.stop(grace=5).wait()
+    return 0
+
+
 def _cmd_transforms(args: argparse.Namespace) -> int:
     if args.domain == "image":
         from augsvc.image.registry import IMAGE_TRANSFORMS as registry
@@ -200,6 +217,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ops", action="store_true", help="include the edits made to each line")
     p.add_argument("--batch-size", type=int, default=64, help=argparse.SUPPRESS)
     p.set_defaults(func=_cmd_text)
+
+    p = sub.add_parser("serve", help="run the gRPC augmentation service")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=50051)
+    p.add_argument("--workers", type=int, default=4, help="request threads")
+    p.set_defaults(func=_cmd_serve)
 
     p = sub.add_parser("transforms", help="list transforms with their parameters")
     p.add_argument("domain", nargs="?", choices=("image", "text"), default="image")

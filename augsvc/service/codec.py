@@ -1,0 +1,91 @@
+"""Arrays and images on the wire: raw tensors by default, PNG/JPEG accepted, with size limits."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from augsvc.errors import AugsvcError, InputError
+from augsvc.v1 import augment_pb2 as pb
+
+__all__ = ["LimitError", "Limits", "decode_image", "encode_image", "from_tensor", "to_tensor"]
+
+_DTYPES = frozenset({"uint8", "float32", "float64", "int32", "int64", "uint16", "bool"})
+
+
+class LimitError(AugsvcError, ValueError):
+    """A request is larger than the server allows (maps to RESOURCE_EXHAUSTED)."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Per-request limits: samples, pixels per image, bytes per tensor, texts and characters."""
+
+    max_samples: int = 4096
+    max_pixels: int = 64_000_000
+    max_tensor_bytes: int = 256 * 1024 * 1024
+    max_texts: int = 100_000
+    max_text_chars: int = 2_000_000
+
+
+def to_tensor(array: np.ndarray) -> pb.Tensor:
+    array = np.ascontiguousarray(array)
+    return pb.Tensor(data=array.tobytes(), shape=list(array.shape), dtype=str(array.dtype))
+
+
+def from_tensor(tensor: pb.Tensor, what: str, limits: Limits) -> np.ndarray:
+    """The array a Tensor message holds; InputError if malformed, LimitError if too large."""
+    if tensor.dtype not in _DTYPES:
+        raise InputError(f"{what}: dtype {tensor.dtype!r} is not one of {sorted(_DTYPES)}")
+    if len(tensor.data) > limits.max_tensor_bytes:
+        raise LimitError(f"{what}: {len(tensor.data)} bytes is over the limit of "
+                         f"{limits.max_tensor_bytes}")
+    shape = tuple(int(s) for s in tensor.shape)
+    if any(s < 0 for s in shape):
+        raise InputError(f"{what}: negative dimension in shape {shape}")
+    dtype = np.dtype(tensor.dtype)
+    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    if expected != len(tensor.data):
+        raise InputError(f"{what}: shape {shape} of {tensor.dtype} needs {expected} bytes, "
+                         f"got {len(tensor.data)}")
+    return np.frombuffer(tensor.data, dtype=dtype).reshape(shape).copy()
+
+
+def decode_image(image: pb.Image, what: str, limits: Limits) -> np.ndarray:
+    """An Image message as an HxW(xC) array (encoded images become RGB(A) uint8)."""
+    kind = image.WhichOneof("payload")
+    if kind == "array":
+        array = from_tensor(image.array, what, limits)
+    elif kind == "encoded":
+        if len(image.encoded) > limits.max_tensor_bytes:
+            raise LimitError(f"{what}: encoded image is over {limits.max_tensor_bytes} bytes")
+        decoded = cv2.imdecode(np.frombuffer(image.encoded, np.uint8), cv2.IMREAD_UNCHANGED)
+        if decoded is None:
+            raise InputError(f"{what}: cannot decode the image bytes (PNG or JPEG expected)")
+        if decoded.ndim == 3 and decoded.shape[2] in (3, 4):
+            code = cv2.COLOR_BGR2RGB if decoded.shape[2] == 3 else cv2.COLOR_BGRA2RGBA
+            decoded = cv2.cvtColor(decoded, code)
+        array = decoded
+    else:
+        raise InputError(f"{what}: no image given")
+    if array.ndim >= 2 and array.shape[0] * array.shape[1] > limits.max_pixels:
+        raise LimitError(f"{what}: {array.shape[0]}x{array.shape[1]} pixels is over the limit of "
+                         f"{limits.max_pixels}")
+    return array
+
+
+def encode_image(array: np.ndarray, encoding: int) -> pb.Image:
+    """Raw by default; PNG/JPEG when asked (uint8 images only)."""
+    if encoding == pb.ENCODING_RAW:
+        return pb.Image(array=to_tensor(array))
+    if array.dtype != np.uint8:
+        raise InputError(f"only uint8 images can be sent as PNG/JPEG, this one is {array.dtype}")
+    bgr = array
+    if array.ndim == 3 and array.shape[2] in (3, 4):
+        bgr = cv2.cvtColor(array, cv2.COLOR_RGB2BGR if array.shape[2] == 3 else cv2.COLOR_RGBA2BGRA)
+    ok, data = cv2.imencode(".png" if encoding == pb.ENCODING_PNG else ".jpg", bgr)
+    if not ok:
+        raise InputError(f"cannot encode an image of shape {array.shape}")
+    return pb.Image(encoded=data.tobytes())

@@ -1,0 +1,155 @@
+"""The Augmenter servicer: thin methods named after the RPCs, over the augsvc library."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+
+import grpc
+
+from augsvc.errors import InputError
+from augsvc.image.pipeline import ImagePipeline
+from augsvc.image.presets import IMAGE_PRESETS, image_preset
+from augsvc.image.registry import IMAGE_TRANSFORMS
+from augsvc.service.codec import LimitError, Limits, decode_image, encode_image, from_tensor, to_tensor
+from augsvc.service.errors import status_for
+from augsvc.spec import dumps
+from augsvc.text.pipeline import TextPipeline
+from augsvc.text.registry import TEXT_GROUPS, TEXT_TRANSFORMS
+from augsvc.v1 import augment_pb2 as pb
+from augsvc.v1 import augment_pb2_grpc as pb_grpc
+
+__all__ = ["AugmenterServicer"]
+
+P = TypeVar("P")
+R = TypeVar("R")
+
+
+class _PipelineCache:
+    """Built pipelines by spec text, one LRU per thread (pipelines hold random state)."""
+
+    def __init__(self, size: int = 32) -> None:
+        self.size = size
+        self.local = threading.local()
+
+    def get(self, key: str, build: Callable[[], P]) -> P:
+        cache: OrderedDict[str, Any] = getattr(self.local, "cache", None) or OrderedDict()
+        self.local.cache = cache
+        if key in cache:
+            cache.move_to_end(key)
+            return cache[key]  # type: ignore[no-any-return]
+        value = cache[key] = build()
+        if len(cache) > self.size:
+            cache.popitem(last=False)
+        return value
+
+
+def _spec_source(pipeline: pb.Pipeline, presets: dict[str, Any] | None) -> Any:
+    kind = pipeline.WhichOneof("source")
+    if kind == "spec_json":
+        try:
+            return json.loads(pipeline.spec_json)
+        except json.JSONDecodeError as exc:
+            raise InputError(f"pipeline.spec_json is not valid JSON: {exc}") from None
+    if kind == "preset":
+        found = presets.get(pipeline.preset) if presets is not None else None
+        if found is None:
+            known = sorted(presets) if presets else []
+            raise InputError(f"unknown preset {pipeline.preset!r}; presets: {known}")
+        return found
+    raise InputError("the request has no pipeline (give spec_json or preset)")
+
+
+class AugmenterServicer(pb_grpc.AugmenterServicer):
+    """Serves augsvc.v1.Augmenter; every error reaches the client as a status with a message."""
+
+    def __init__(self, limits: Limits | None = None) -> None:
+        self.limits = limits or Limits()
+        self._images = _PipelineCache()
+        self._texts = _PipelineCache()
+
+    def _guard(self, context: grpc.ServicerContext, run: Callable[[], R]) -> R:
+        try:
+            return run()
+        except Exception as exc:  # one bad request never takes the server down
+            code, message = status_for(exc)
+            context.abort(code, message)
+            raise  # unreachable: abort raises
+
+    def ListTransforms(self, request: pb.ListTransformsRequest,
+                       context: grpc.ServicerContext) -> pb.ListTransformsResponse:
+        out = []
+        for domain, registry in (("image", IMAGE_TRANSFORMS),
+                                 ("text", {**TEXT_TRANSFORMS, **TEXT_GROUPS})):
+            for name in sorted(registry):
+                info = registry[name].describe()
+                out.append(pb.TransformSchema(
+                    domain=domain, name=name, doc=info["doc"], default_p=info["default_p"],
+                    params_json=dumps(info["params"]), targets=info.get("targets", [])))
+        return pb.ListTransformsResponse(transforms=out, image_presets=sorted(IMAGE_PRESETS))
+
+    def _augment_images(self, request: pb.AugmentImagesRequest) -> pb.AugmentImagesResponse:
+        if len(request.samples) > self.limits.max_samples:
+            raise LimitError(f"{len(request.samples)} samples is over the limit of "
+                             f"{self.limits.max_samples}")
+        source = _spec_source(request.pipeline, {k: image_preset(k) for k in IMAGE_PRESETS})
+        pipeline = self._images.get(dumps(source), lambda: ImagePipeline(source))
+        seed = request.seed if request.HasField("seed") else None
+        out = []
+        for k, sample in enumerate(request.samples):
+            what = f"samples[{k}]"
+            result = pipeline(
+                decode_image(sample.image, f"{what}.image", self.limits),
+                mask=from_tensor(sample.mask, f"{what}.mask", self.limits)
+                if sample.HasField("mask") else None,
+                bboxes=from_tensor(sample.bboxes, f"{what}.bboxes", self.limits)
+                if sample.HasField("bboxes") else None,
+                keypoints=from_tensor(sample.keypoints, f"{what}.keypoints", self.limits)
+                if sample.HasField("keypoints") else None,
+                seed=seed, index=request.start_index + k, return_params=request.return_params)
+            out.append(pb.AugmentedImage(
+                index=result.index, image=encode_image(result.image, request.output_encoding),
+                mask=to_tensor(result.mask) if result.mask is not None else None,
+                bboxes=to_tensor(result.bboxes) if result.bboxes is not None else None,
+                keypoints=to_tensor(result.keypoints) if result.keypoints is not None else None,
+                params_json=dumps(result.params) if result.params is not None else ""))
+        return pb.AugmentImagesResponse(request_id=request.request_id, samples=out)
+
+    def _augment_texts(self, request: pb.AugmentTextsRequest) -> pb.AugmentTextsResponse:
+        if len(request.texts) > self.limits.max_texts:
+            raise LimitError(f"{len(request.texts)} texts is over the limit of "
+                             f"{self.limits.max_texts}")
+        too_long = [k for k, t in enumerate(request.texts) if len(t) > self.limits.max_text_chars]
+        if too_long:
+            raise LimitError(f"texts[{too_long[0]}] is over {self.limits.max_text_chars} characters")
+        source = _spec_source(request.pipeline, None)
+        pipeline = self._texts.get(dumps(source), lambda: TextPipeline(source))
+        results = pipeline.batch(list(request.texts),
+                                 seed=request.seed if request.HasField("seed") else None,
+                                 start=request.start_index, n=max(1, request.n),
+                                 return_ops=request.return_ops)
+        return pb.AugmentTextsResponse(request_id=request.request_id, samples=[
+            pb.AugmentedText(index=r.index, variant=r.variant, text=r.text,
+                             ops_json=dumps(r.ops) if r.ops is not None else "")
+            for r in results])
+
+    def AugmentImages(self, request: pb.AugmentImagesRequest,
+                      context: grpc.ServicerContext) -> pb.AugmentImagesResponse:
+        return self._guard(context, lambda: self._augment_images(request))
+
+    def StreamAugmentImages(self, request_iterator: Iterator[pb.AugmentImagesRequest],
+                            context: grpc.ServicerContext) -> Iterator[pb.AugmentImagesResponse]:
+        for request in request_iterator:
+            yield self._guard(context, lambda r=request: self._augment_images(r))  # type: ignore[misc]
+
+    def AugmentTexts(self, request: pb.AugmentTextsRequest,
+                     context: grpc.ServicerContext) -> pb.AugmentTextsResponse:
+        return self._guard(context, lambda: self._augment_texts(request))
+
+    def StreamAugmentTexts(self, request_iterator: Iterator[pb.AugmentTextsRequest],
+                           context: grpc.ServicerContext) -> Iterator[pb.AugmentTextsResponse]:
+        for request in request_iterator:
+            yield self._guard(context, lambda r=request: self._augment_texts(r))  # type: ignore[misc]

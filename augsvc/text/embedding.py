@@ -63,7 +63,7 @@ def embedding(samples: list[TextSample], params: Mapping[str, Any]) -> None:
     plans: list[tuple[TextSample, list[Word]]] = []
     for sample in samples:
         usable = [w for w in words(sample.text) if w.is_alpha and w.text.lower() not in stop
-                  and w.text.lower() in vectors.row]
+                  and len(w.text) >= params["min_word_length"] and w.text.lower() in vectors.row]
         count = count_to_change(len(usable), params)
         if count:
             plans.append((sample, [usable[i] for i in sorted(sample.rng.sample(range(len(usable)),
@@ -72,7 +72,8 @@ def embedding(samples: list[TextSample], params: Mapping[str, Any]) -> None:
     found = vectors.neighbours(queries, k=params["top_k"], vocab_size=params["vocab_size"])
     options = {
         q: [n for n, cos in near if cos >= params["threshold"] and n.isalpha()
-            and n not in stop and not same_word_family(n, q)]
+            and len(n) >= params["min_word_length"] and n not in stop
+            and not same_word_family(n, q)]
         for q, near in zip(queries, found, strict=True)
     }
     for sample, chosen in plans:

@@ -88,6 +88,8 @@ ENTRIES: tuple[TextTransformInfo, ...] = (
                       low=-1.0, high=1.0),
                 Param("vocab_size", "int", 50000, "search the most frequent N words", low=10,
                       high=10_000_000),
+                Param("min_word_length", "int", 3, "neither replace nor insert shorter words "
+                      "(single letters have meaningless neighbours)", low=1, high=100),
                 Param("vectors", "string", DEFAULT_VECTORS,
                       f"'{DEFAULT_VECTORS}' or a word2vec/GloVe/fastText file"),
                 Param("stopwords", "strings", None, "words never replaced (null: shipped list)",

@@ -120,3 +120,11 @@ def test_batches_and_single_calls_agree_with_embeddings() -> None:
 ])
 def test_same_word_family(a: str, b: str, same: bool) -> None:
     assert same_word_family(a, b) is same
+
+
+def test_short_words_are_left_alone(tmp_path: Path) -> None:
+    path = write_text(tmp_path / "tiny.txt", header=False)
+    spec = {"name": "embedding", "p": 1, "aug_p": 1.0, "vectors": str(path), "threshold": 0.0}
+    assert TextPipeline([{**spec, "min_word_length": 4}])("car", seed=0).text == "car"
+    subs = {TextPipeline([spec])("car", seed=0, index=i).text for i in range(30)}
+    assert "42" not in subs and all(len(s) >= 3 for s in subs) and len(subs) >= 2

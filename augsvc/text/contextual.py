@@ -22,7 +22,7 @@ from typing import Any
 from augsvc.resources import ResourceError
 from augsvc.text.embedding import same_word_family
 from augsvc.text.ops import TextSample, count_to_change
-from augsvc.text.stopwords import STOPWORDS
+from augsvc.text.stopwords import STOPWORDS, stopword_set
 from augsvc.text.tokens import Edit, Word, apply_edits, match_case, words
 
 __all__ = ["DEFAULT_MLM", "MaskedLM", "contextual", "load_mlm"]
@@ -152,8 +152,7 @@ def contextual(samples: list[TextSample], params: Mapping[str, Any]) -> None:
 
     mlm = load_mlm(params["model"] or default_model(), params["device"])
     tok = mlm.tokenizer
-    stop = frozenset(s.lower() for s in params["stopwords"]) if params["stopwords"] is not None \
-        else STOPWORDS
+    stop = stopword_set(params)
     size = min(params["window"], getattr(tok, "model_max_length", 512) or 512, 512)
     # A job: one model input holding one or more masked words of one sample.
     jobs: list[tuple[TextSample, list[Word], list[int], list[int]]] = []

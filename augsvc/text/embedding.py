@@ -11,7 +11,7 @@ from typing import Any
 
 from augsvc.resources import ResourceError, glove_6b_50d
 from augsvc.text.ops import TextSample, count_to_change
-from augsvc.text.stopwords import STOPWORDS
+from augsvc.text.stopwords import stopword_set
 from augsvc.text.tokens import Edit, Word, apply_edits, match_case, words
 from augsvc.text.vectors import DEFAULT_VECTORS, load_vectors
 
@@ -58,8 +58,7 @@ def check_vectors(params: Mapping[str, Any]) -> str | None:
 def embedding(samples: list[TextSample], params: Mapping[str, Any]) -> None:
     """Substitute randomly chosen words by one of their nearest neighbours (case kept)."""
     vectors = load_vectors(params["vectors"])
-    stop = frozenset(s.lower() for s in params["stopwords"]) if params["stopwords"] is not None \
-        else STOPWORDS
+    stop = stopword_set(params)
     plans: list[tuple[TextSample, list[Word]]] = []
     for sample in samples:
         usable = [w for w in words(sample.text) if w.is_alpha and w.text.lower() not in stop

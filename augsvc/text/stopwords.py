@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-__all__ = ["STOPWORDS"]
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = ["STOPWORDS", "stopword_set"]
 
 _WORDS = """
 a about above after again against ain all am an and any are aren aren't as at be because been
@@ -18,3 +21,9 @@ won won't wouldn wouldn't y you you'd you'll you're you've your yours yourself y
 """
 
 STOPWORDS: frozenset[str] = frozenset(_WORDS.split())
+
+
+def stopword_set(params: Mapping[str, Any]) -> frozenset[str]:
+    """A transform's stopwords: its ``stopwords`` field (lower-cased), or the shipped list."""
+    given = params.get("stopwords")
+    return STOPWORDS if given is None else frozenset(word.lower() for word in given)

@@ -15,7 +15,7 @@ from augsvc.resources import ResourceError, find_wordnet
 from augsvc.text.embedding import same_word_family
 from augsvc.text.inflect import inflect
 from augsvc.text.ops import TextSample, count_to_change
-from augsvc.text.stopwords import STOPWORDS
+from augsvc.text.stopwords import STOPWORDS, stopword_set
 from augsvc.text.tokens import Edit, Word, apply_edits, match_case, words
 from augsvc.text.wordnet import WordNet, load_wordnet
 
@@ -93,8 +93,7 @@ def check_synonym(params: Mapping[str, Any]) -> str | None:
 def synonym(samples: list[TextSample], params: Mapping[str, Any]) -> None:
     """Replace randomly chosen content words by an inflected WordNet synonym (case kept)."""
     wn = load_wordnet()
-    stop = frozenset(s.lower() for s in params["stopwords"]) if params["stopwords"] is not None \
-        else STOPWORDS
+    stop = stopword_set(params)
     for sample in samples:
         found = words(sample.text)
         tags = tag_words(sample.text, found)

@@ -56,6 +56,18 @@ def tag_words(text: str, found: list[Word]) -> list[str | None]:
     return tags
 
 
+def _content_words(text: str, found: list[Word], stop: frozenset[str]
+                   ) -> list[tuple[Word, str]]:
+    """(word, Penn tag) for the alphabetic, tagged, non-stopword words of ``text``."""
+    return [(word, tag) for word, tag in zip(found, tag_words(text, found), strict=True)
+            if tag is not None and word.is_alpha and word.text.lower() not in stop]
+
+
+def _is_word_lemma(lemma: str) -> bool:
+    """Letters, with spaces or hyphens between them ("climb up", "well-chosen")."""
+    return lemma.replace(" ", "").replace("-", "").isalpha()
+
+
 def _choices(wn: WordNet, word: str, tag: str, after: str, stop: frozenset[str]) -> list[str]:
     """Inflected substitutes for ``word`` (tagged ``tag``; ``after`` is the text that follows)."""
     pos = _PENN_TO_WN.get(tag[:2])
@@ -67,7 +79,7 @@ def _choices(wn: WordNet, word: str, tag: str, after: str, stop: frozenset[str])
     for base in wn.morphy(word, pos):
         for lemma in wn.synonyms.get((base, pos), []):
             if (lemma.lower() in stop or same_word_family(lemma.lower(), base)
-                    or not lemma.replace(" ", "").replace("-", "").isalpha()
+                    or not _is_word_lemma(lemma)
                     or (not proper and lemma != lemma.lower())):
                 continue
             form = inflect(wn, lemma, tag)
@@ -95,12 +107,8 @@ def synonym(samples: list[TextSample], params: Mapping[str, Any]) -> None:
     wn = load_wordnet()
     stop = stopword_set(params)
     for sample in samples:
-        found = words(sample.text)
-        tags = tag_words(sample.text, found)
         usable = []
-        for word, tag in zip(found, tags, strict=True):
-            if tag is None or not word.is_alpha or word.text.lower() in stop:
-                continue
+        for word, tag in _content_words(sample.text, words(sample.text), stop):
             options = _choices(wn, word.text, tag, sample.text[word.end:word.end + 64], stop)
             if not params["multi_word"]:
                 options = [o for o in options if " " not in o]
@@ -122,15 +130,12 @@ def random_insertion(samples: list[TextSample], params: Mapping[str, Any]) -> No
     wn = load_wordnet()
     for sample in samples:
         found = words(sample.text)
-        tags = tag_words(sample.text, found)
         sources = []
-        for word, tag in zip(found, tags, strict=True):
-            if tag is None or not word.is_alpha or word.text.lower() in STOPWORDS:
-                continue
+        for word, tag in _content_words(sample.text, found, STOPWORDS):
             pos = _PENN_TO_WN.get(tag[:2])
             lemmas = [] if pos is None else [
                 lemma for base in wn.morphy(word.text, pos) for lemma in wn.synonyms[(base, pos)]
-                if lemma == lemma.lower() and lemma.replace(" ", "").replace("-", "").isalpha()]
+                if lemma == lemma.lower() and _is_word_lemma(lemma)]
             if lemmas:
                 sources.append((word, lemmas[: params["top_n"]]))
         if not sources:

@@ -128,8 +128,6 @@ class Param:
                 raise fail("must be true or false", value)
             return value
         if self.kind == "string":
-            if value is None and self.nullable:
-                return None
             if not isinstance(value, str) or not value:
                 raise fail("must be a non-empty string", value)
             return value

@@ -146,20 +146,14 @@ def _cmd_text(args: argparse.Namespace) -> int:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
-    import signal
-    import threading
+    import dataclasses
+    import os
 
-    from augsvc.service.server import build_server
+    from augsvc.service.config import ServeConfig, load_config
+    from augsvc.service.supervisor import run
 
-    server, port = build_server(f"{args.host}:{args.port}", workers=args.workers)
-    server.start()
-    print(f"augsvc serving augsvc.v1.Augmenter on {args.host}:{port}", file=sys.stderr, flush=True)
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    stop.wait()
-    server.stop(grace=5).wait()
-    return 0
+    flags = {f.name: getattr(args, f.name) for f in dataclasses.fields(ServeConfig)}
+    return run(load_config(flags, os.environ, args.config))
 
 
 def _cmd_transforms(args: argparse.Namespace) -> int:
@@ -218,10 +212,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=64, help=argparse.SUPPRESS)
     p.set_defaults(func=_cmd_text)
 
-    p = sub.add_parser("serve", help="run the gRPC augmentation service")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=50051)
-    p.add_argument("--workers", type=int, default=4, help="request threads")
+    from augsvc.service.config import add_serve_arguments
+
+    p = sub.add_parser("serve", help="run the gRPC augmentation service",
+                       description="Serve augsvc.v1.Augmenter, health and reflection until SIGTERM. "
+                       "Settings: flags > AUGSVC_* environment > --config YAML > defaults.")
+    add_serve_arguments(p)
     p.set_defaults(func=_cmd_serve)
 
     p = sub.add_parser("transforms", help="list transforms with their parameters")

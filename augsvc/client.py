@@ -3,19 +3,25 @@
 from __future__ import annotations
 
 import json
+import os
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import grpc
 import numpy as np
 
+from augsvc.service.auth import BearerTokenClientInterceptor
 from augsvc.service.codec import Limits, decode_image, from_tensor, to_tensor
 from augsvc.v1 import augment_pb2 as pb
 from augsvc.v1 import augment_pb2_grpc as pb_grpc
 
-__all__ = ["AugmentClient", "RemoteImage", "RemoteText"]
+if TYPE_CHECKING:
+    from augsvc.streams import EpochBatch
+
+__all__ = ["AugmentClient", "RemoteImage", "RemoteText", "pipeline_message"]
 
 _MAX_MESSAGE = 512 * 1024 * 1024
 
@@ -42,7 +48,25 @@ class RemoteText:
     ops: list[dict[str, Any]] | None = None
 
 
-def _pipeline(spec: Any) -> pb.Pipeline:
+def _retry_config(retries: int) -> str:
+    """A gRPC service config retrying every unary Augmenter RPC on UNAVAILABLE, with backoff."""
+    service = pb.DESCRIPTOR.services_by_name["Augmenter"]
+    unary = [{"service": service.full_name, "method": m.name} for m in service.methods
+             if not m.client_streaming and not m.server_streaming]
+    return json.dumps({"methodConfig": [{"name": unary, "retryPolicy": {
+        "maxAttempts": retries + 1, "initialBackoff": "0.1s", "maxBackoff": "2s",
+        "backoffMultiplier": 2, "retryableStatusCodes": ["UNAVAILABLE"]}}]})
+
+
+def _channel_credentials(tls: str | os.PathLike[str] | bytes | bool) -> grpc.ChannelCredentials:
+    if tls is True:
+        return grpc.ssl_channel_credentials()  # the system's root certificates
+    return grpc.ssl_channel_credentials(root_certificates=tls if isinstance(tls, bytes)
+                                        else Path(tls).read_bytes())  # type: ignore[arg-type]
+
+
+def pipeline_message(spec: Any) -> pb.Pipeline:
+    """A spec (dict or JSON) or a preset name as the wire's Pipeline message."""
     if isinstance(spec, str) and not spec.lstrip().startswith(("{", "[")):
         return pb.Pipeline(preset=spec)
     return pb.Pipeline(spec_json=spec if isinstance(spec, str) else json.dumps(spec))
@@ -54,19 +78,33 @@ class AugmentClient:
     Args:
         addresses: "host:port", or a list of them: requests are spread over all replicas.
         timeout: default deadline per call in seconds.
+        token: sent as ``authorization: Bearer <token>`` on every call (servers run with a token).
+        tls: None for plaintext; a CA certificate (PEM file path or bytes) that signed the
+            server's certificate; or True for the system's root certificates.
+        retries: unary calls answered UNAVAILABLE (a replica restarting, a connection dropped)
+            are retried this many times (0 to 4), with exponential backoff from 0.1 s to 2 s.
 
     Raises (from the calls): ``grpc.RpcError`` with the server's status and message.
     """
 
-    def __init__(self, addresses: str | Sequence[str], *, timeout: float = 60.0) -> None:
+    def __init__(self, addresses: str | Sequence[str], *, timeout: float = 60.0, token: str | None = None,
+                 tls: str | os.PathLike[str] | bytes | bool | None = None, retries: int = 3) -> None:
         targets = [addresses] if isinstance(addresses, str) else list(addresses)
         if not targets:
             raise ValueError("give at least one address")
+        if not 0 <= retries <= 4:
+            raise ValueError(f"retries must be from 0 to 4 (gRPC allows 5 attempts), got {retries}")
         target = targets[0] if len(targets) == 1 else "ipv4:" + ",".join(targets)
-        self.channel = grpc.insecure_channel(target, options=[
-            ("grpc.lb_policy_name", "round_robin"),
-            ("grpc.max_receive_message_length", _MAX_MESSAGE),
-            ("grpc.max_send_message_length", _MAX_MESSAGE)])
+        options = [("grpc.lb_policy_name", "round_robin"),
+                   ("grpc.max_receive_message_length", _MAX_MESSAGE),
+                   ("grpc.max_send_message_length", _MAX_MESSAGE),
+                   ("grpc.enable_retries", int(retries > 0))]
+        if retries:
+            options.append(("grpc.service_config", _retry_config(retries)))
+        channel = grpc.insecure_channel(target, options=options) if tls is None or tls is False \
+            else grpc.secure_channel(target, _channel_credentials(tls), options=options)
+        self.channel = channel if token is None \
+            else grpc.intercept_channel(channel, BearerTokenClientInterceptor(token))
         self.stub = pb_grpc.AugmenterStub(self.channel)
         self.timeout = timeout
         self._limits = Limits(max_tensor_bytes=_MAX_MESSAGE, max_pixels=2**62)
@@ -104,7 +142,7 @@ class AugmentClient:
             if bboxes is not None and bboxes[k] is not None:
                 sample.bboxes.CopyFrom(to_tensor(np.asarray(bboxes[k], dtype=np.float64)))
             samples.append(sample)
-        request = pb.AugmentImagesRequest(request_id=uuid.uuid4().hex, pipeline=_pipeline(spec),
+        request = pb.AugmentImagesRequest(request_id=uuid.uuid4().hex, pipeline=pipeline_message(spec),
                                           start_index=start, samples=samples,
                                           return_params=return_params)
         if seed is not None:
@@ -121,7 +159,7 @@ class AugmentClient:
     def augment_texts(self, texts: Sequence[str], spec: Any, *, seed: int | None = None,
                       start: int = 0, n: int = 1, return_ops: bool = False) -> list[RemoteText]:
         """Augment ``texts`` remotely; the same results as ``TextPipeline(spec).batch(...)``."""
-        request = pb.AugmentTextsRequest(request_id=uuid.uuid4().hex, pipeline=_pipeline(spec),
+        request = pb.AugmentTextsRequest(request_id=uuid.uuid4().hex, pipeline=pipeline_message(spec),
                                          start_index=start, texts=list(texts), n=n,
                                          return_ops=return_ops)
         if seed is not None:
@@ -130,3 +168,15 @@ class AugmentClient:
         return [RemoteText(index=s.index, variant=s.variant, text=s.text,
                            ops=json.loads(s.ops_json) if s.ops_json else None)
                 for s in reply.samples]
+
+    def list_datasets(self) -> list[dict[str, Any]]:
+        """The datasets the server streams: name, kind, size, class names, description."""
+        reply = self.stub.ListDatasets(pb.ListDatasetsRequest(), timeout=self.timeout)
+        return [{"name": d.name, "kind": d.kind, "size": d.size, "class_names": list(d.class_names),
+                 "description": d.description} for d in reply.datasets]
+
+    def stream_epoch(self, dataset: str, spec: Any = None, **kwargs: Any) -> Iterator[EpochBatch]:
+        """One epoch of a server-side dataset, resuming on failures (:func:`augsvc.streams.stream_epoch`)."""
+        from augsvc.streams import stream_epoch
+
+        return stream_epoch(self, dataset, spec, **kwargs)

@@ -290,14 +290,20 @@ class ImagePipeline:
         keypoints: Sequence[Any] | None = None,
         seed: int | None = None,
         start: int = 0,
+        indices: Sequence[int] | None = None,
         return_params: bool = False,
     ) -> list[AugmentedImage]:
         """Augment a list of samples (sizes may differ); sample ``k`` is global index ``start + k``.
 
         ``masks``, ``bboxes`` and ``keypoints``, when given, hold one entry per image.
-        The result for each sample equals ``pipeline(images[k], ..., index=start + k)``.
+        ``indices``, when given, replaces ``start``: sample ``k`` is global index ``indices[k]``
+        (an epoch's shuffled batch). The result for each sample equals
+        ``pipeline(images[k], ..., index=start + k)`` (or ``index=indices[k]``).
         """
         n = len(images)
+        if indices is not None and len(indices) != n:
+            raise InputError(f"indices has {len(indices)} entries for {n} images")
+        where = [start + k for k in range(n)] if indices is None else [int(i) for i in indices]
         for what, extra in (("masks", masks), ("bboxes", bboxes), ("keypoints", keypoints)):
             if extra is not None and len(extra) != n:
                 raise InputError(f"{what} has {len(extra)} entries for {n} images")
@@ -309,9 +315,9 @@ class ImagePipeline:
                     mask=None if masks is None else masks[k],
                     bboxes=None if bboxes is None else bboxes[k],
                     keypoints=None if keypoints is None else keypoints[k],
-                    seed=seed, index=start + k, return_params=return_params))
+                    seed=seed, index=where[k], return_params=return_params))
             except InputError as exc:
-                raise InputError(f"sample {k} (index {start + k}): {exc}") from exc
+                raise InputError(f"sample {k} (index {where[k]}): {exc}") from exc
         return results
 
     def _explain(self, exc: Exception, built: _Built, image: np.ndarray, index: int

@@ -15,6 +15,7 @@ from augsvc.image.pipeline import ImagePipeline
 from augsvc.image.presets import IMAGE_PRESETS, image_preset
 from augsvc.image.registry import IMAGE_TRANSFORMS
 from augsvc.service.codec import LimitError, Limits, decode_image, encode_image, from_tensor, to_tensor
+from augsvc.service.epochs import EpochStreamer
 from augsvc.service.errors import status_for
 from augsvc.spec import dumps
 from augsvc.text.pipeline import TextPipeline
@@ -66,8 +67,9 @@ def _spec_source(pipeline: pb.Pipeline, presets: dict[str, Any] | None) -> Any:
 class AugmenterServicer(pb_grpc.AugmenterServicer):
     """Serves augsvc.v1.Augmenter; every error reaches the client as a status with a message."""
 
-    def __init__(self, limits: Limits | None = None) -> None:
+    def __init__(self, limits: Limits | None = None, *, epochs: EpochStreamer | None = None) -> None:
         self.limits = limits or Limits()
+        self.epochs = epochs or EpochStreamer(limits=self.limits)
         self._images = _PipelineCache()
         self._texts = _PipelineCache()
 
@@ -143,6 +145,8 @@ class AugmenterServicer(pb_grpc.AugmenterServicer):
     def StreamAugmentImages(self, request_iterator: Iterator[pb.AugmentImagesRequest],
                             context: grpc.ServicerContext) -> Iterator[pb.AugmentImagesResponse]:
         for request in request_iterator:
+            if not context.is_active():  # cancelled or past its deadline: stop working
+                return
             yield self._guard(context, lambda r=request: self._augment_images(r))  # type: ignore[misc]
 
     def AugmentTexts(self, request: pb.AugmentTextsRequest,
@@ -152,4 +156,20 @@ class AugmenterServicer(pb_grpc.AugmenterServicer):
     def StreamAugmentTexts(self, request_iterator: Iterator[pb.AugmentTextsRequest],
                            context: grpc.ServicerContext) -> Iterator[pb.AugmentTextsResponse]:
         for request in request_iterator:
+            if not context.is_active():  # cancelled or past its deadline: stop working
+                return
             yield self._guard(context, lambda r=request: self._augment_texts(r))  # type: ignore[misc]
+
+    def ListDatasets(self, request: pb.ListDatasetsRequest,
+                     context: grpc.ServicerContext) -> pb.ListDatasetsResponse:
+        return self._guard(context, lambda: pb.ListDatasetsResponse(datasets=self.epochs.infos()))
+
+    def StreamEpoch(self, request: pb.StreamEpochRequest,
+                    context: grpc.ServicerContext) -> Iterator[pb.EpochBatch]:
+        plan = self._guard(context, lambda: self.epochs.plan(request))
+        batches = self.epochs.stream(request, plan, context.is_active)
+        while True:  # one batch at a time: the next is built only when gRPC asks for it
+            batch = self._guard(context, lambda: next(batches, None))
+            if batch is None:
+                return
+            yield batch

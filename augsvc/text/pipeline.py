@@ -58,24 +58,29 @@ class TextPipeline:
         return self.batch([text], seed=seed, start=index, return_ops=return_ops)[0]
 
     def batch(self, texts: Sequence[str], *, seed: int | None = None, start: int = 0, n: int = 1,
-              return_ops: bool = False) -> list[AugmentedText]:
+              indices: Sequence[int] | None = None, return_ops: bool = False
+              ) -> list[AugmentedText]:
         """Augment ``texts``; text ``k`` is global index ``start + k``.
 
         Args:
             n: augmentations per text; the result holds ``n`` entries per text, in order
                 (variant 0 of text 0, variant 1 of text 0, ...).
+            indices: replaces ``start`` when given: text ``k`` is global index ``indices[k]``.
 
         Raises:
             InputError: a text is not a ``str``, or the seed/index is invalid.
         """
-        check_seed(seed, start)
+        if indices is not None and len(indices) != len(texts):
+            raise InputError(f"indices has {len(indices)} entries for {len(texts)} texts")
+        where = [start + k for k in range(len(texts))] if indices is None else [int(i) for i in indices]
+        check_seed(seed, min(where, default=start))
         if n < 1:
             raise InputError(f"n must be >= 1, got {n}")
         for k, text in enumerate(texts):
             if not isinstance(text, str):
-                raise InputError(f"text {k} (index {start + k}) must be a str, "
+                raise InputError(f"text {k} (index {where[k]}) must be a str, "
                                  f"got {type(text).__name__}")
-        samples = [TextSample(text, _variant_rng(seed, start + k, v), start + k)
+        samples = [TextSample(text, _variant_rng(seed, where[k], v), where[k])
                    for k, text in enumerate(texts) for v in range(n)]
         _run(self.spec.nodes, samples)
         return [AugmentedText(s.text, s.index, i % n, s.ops if return_ops else None)

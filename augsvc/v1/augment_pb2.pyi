@@ -12,9 +12,18 @@ class Encoding(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ENCODING_RAW: _ClassVar[Encoding]
     ENCODING_PNG: _ClassVar[Encoding]
     ENCODING_JPEG: _ClassVar[Encoding]
+
+class Part(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    PART_ALL: _ClassVar[Part]
+    PART_TRAIN: _ClassVar[Part]
+    PART_HOLDOUT: _ClassVar[Part]
 ENCODING_RAW: Encoding
 ENCODING_PNG: Encoding
 ENCODING_JPEG: Encoding
+PART_ALL: Part
+PART_TRAIN: Part
+PART_HOLDOUT: Part
 
 class Tensor(_message.Message):
     __slots__ = ("data", "shape", "dtype")
@@ -161,3 +170,75 @@ class ListTransformsResponse(_message.Message):
     transforms: _containers.RepeatedCompositeFieldContainer[TransformSchema]
     image_presets: _containers.RepeatedScalarFieldContainer[str]
     def __init__(self, transforms: _Optional[_Iterable[_Union[TransformSchema, _Mapping]]] = ..., image_presets: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class DatasetInfo(_message.Message):
+    __slots__ = ("name", "kind", "size", "class_names", "description")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    CLASS_NAMES_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    kind: str
+    size: int
+    class_names: _containers.RepeatedScalarFieldContainer[str]
+    description: str
+    def __init__(self, name: _Optional[str] = ..., kind: _Optional[str] = ..., size: _Optional[int] = ..., class_names: _Optional[_Iterable[str]] = ..., description: _Optional[str] = ...) -> None: ...
+
+class ListDatasetsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListDatasetsResponse(_message.Message):
+    __slots__ = ("datasets",)
+    DATASETS_FIELD_NUMBER: _ClassVar[int]
+    datasets: _containers.RepeatedCompositeFieldContainer[DatasetInfo]
+    def __init__(self, datasets: _Optional[_Iterable[_Union[DatasetInfo, _Mapping]]] = ...) -> None: ...
+
+class StreamEpochRequest(_message.Message):
+    __slots__ = ("request_id", "dataset", "pipeline", "seed", "epoch", "batch_size", "shard", "num_shards", "start_batch", "part", "holdout_fraction", "limit", "output_encoding")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    DATASET_FIELD_NUMBER: _ClassVar[int]
+    PIPELINE_FIELD_NUMBER: _ClassVar[int]
+    SEED_FIELD_NUMBER: _ClassVar[int]
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
+    BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
+    SHARD_FIELD_NUMBER: _ClassVar[int]
+    NUM_SHARDS_FIELD_NUMBER: _ClassVar[int]
+    START_BATCH_FIELD_NUMBER: _ClassVar[int]
+    PART_FIELD_NUMBER: _ClassVar[int]
+    HOLDOUT_FRACTION_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_ENCODING_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    dataset: str
+    pipeline: Pipeline
+    seed: int
+    epoch: int
+    batch_size: int
+    shard: int
+    num_shards: int
+    start_batch: int
+    part: Part
+    holdout_fraction: float
+    limit: int
+    output_encoding: Encoding
+    def __init__(self, request_id: _Optional[str] = ..., dataset: _Optional[str] = ..., pipeline: _Optional[_Union[Pipeline, _Mapping]] = ..., seed: _Optional[int] = ..., epoch: _Optional[int] = ..., batch_size: _Optional[int] = ..., shard: _Optional[int] = ..., num_shards: _Optional[int] = ..., start_batch: _Optional[int] = ..., part: _Optional[_Union[Part, str]] = ..., holdout_fraction: _Optional[float] = ..., limit: _Optional[int] = ..., output_encoding: _Optional[_Union[Encoding, str]] = ...) -> None: ...
+
+class EpochBatch(_message.Message):
+    __slots__ = ("request_id", "batch_index", "num_batches", "images", "texts", "labels", "indices")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    BATCH_INDEX_FIELD_NUMBER: _ClassVar[int]
+    NUM_BATCHES_FIELD_NUMBER: _ClassVar[int]
+    IMAGES_FIELD_NUMBER: _ClassVar[int]
+    TEXTS_FIELD_NUMBER: _ClassVar[int]
+    LABELS_FIELD_NUMBER: _ClassVar[int]
+    INDICES_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    batch_index: int
+    num_batches: int
+    images: _containers.RepeatedCompositeFieldContainer[Image]
+    texts: _containers.RepeatedScalarFieldContainer[str]
+    labels: _containers.RepeatedScalarFieldContainer[int]
+    indices: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, request_id: _Optional[str] = ..., batch_index: _Optional[int] = ..., num_batches: _Optional[int] = ..., images: _Optional[_Iterable[_Union[Image, _Mapping]]] = ..., texts: _Optional[_Iterable[str]] = ..., labels: _Optional[_Iterable[int]] = ..., indices: _Optional[_Iterable[int]] = ...) -> None: ...

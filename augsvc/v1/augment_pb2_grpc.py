@@ -59,6 +59,16 @@ class AugmenterStub:
                 request_serializer=augsvc_dot_v1_dot_augment__pb2.AugmentTextsRequest.SerializeToString,
                 response_deserializer=augsvc_dot_v1_dot_augment__pb2.AugmentTextsResponse.FromString,
                 _registered_method=True)
+        self.ListDatasets = channel.unary_unary(
+                '/augsvc.v1.Augmenter/ListDatasets',
+                request_serializer=augsvc_dot_v1_dot_augment__pb2.ListDatasetsRequest.SerializeToString,
+                response_deserializer=augsvc_dot_v1_dot_augment__pb2.ListDatasetsResponse.FromString,
+                _registered_method=True)
+        self.StreamEpoch = channel.unary_stream(
+                '/augsvc.v1.Augmenter/StreamEpoch',
+                request_serializer=augsvc_dot_v1_dot_augment__pb2.StreamEpochRequest.SerializeToString,
+                response_deserializer=augsvc_dot_v1_dot_augment__pb2.EpochBatch.FromString,
+                _registered_method=True)
 
 
 class AugmenterServicer:
@@ -94,6 +104,18 @@ class AugmenterServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListDatasets(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def StreamEpoch(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AugmenterServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -121,6 +143,16 @@ def add_AugmenterServicer_to_server(servicer, server):
                     servicer.StreamAugmentTexts,
                     request_deserializer=augsvc_dot_v1_dot_augment__pb2.AugmentTextsRequest.FromString,
                     response_serializer=augsvc_dot_v1_dot_augment__pb2.AugmentTextsResponse.SerializeToString,
+            ),
+            'ListDatasets': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListDatasets,
+                    request_deserializer=augsvc_dot_v1_dot_augment__pb2.ListDatasetsRequest.FromString,
+                    response_serializer=augsvc_dot_v1_dot_augment__pb2.ListDatasetsResponse.SerializeToString,
+            ),
+            'StreamEpoch': grpc.unary_stream_rpc_method_handler(
+                    servicer.StreamEpoch,
+                    request_deserializer=augsvc_dot_v1_dot_augment__pb2.StreamEpochRequest.FromString,
+                    response_serializer=augsvc_dot_v1_dot_augment__pb2.EpochBatch.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -258,6 +290,60 @@ class Augmenter:
             '/augsvc.v1.Augmenter/StreamAugmentTexts',
             augsvc_dot_v1_dot_augment__pb2.AugmentTextsRequest.SerializeToString,
             augsvc_dot_v1_dot_augment__pb2.AugmentTextsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListDatasets(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/augsvc.v1.Augmenter/ListDatasets',
+            augsvc_dot_v1_dot_augment__pb2.ListDatasetsRequest.SerializeToString,
+            augsvc_dot_v1_dot_augment__pb2.ListDatasetsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StreamEpoch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/augsvc.v1.Augmenter/StreamEpoch',
+            augsvc_dot_v1_dot_augment__pb2.StreamEpochRequest.SerializeToString,
+            augsvc_dot_v1_dot_augment__pb2.EpochBatch.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,222 @@
+"""StreamEpoch's engine: datasets by name, the epoch plan, and batches built on a worker pool.
+
+One stream is spread over all cores: batch ``j`` of a request is built (read + augmented) by
+any worker process, and batches are sent in order. At most ``window`` batches are in flight per
+stream, and a new one is only started when the client has taken one, so a slow client never
+makes the server buffer without bound. Workers hold their own dataset and pipeline caches; the
+bytes they produce are the library's for (spec, seed, epoch * size + index), whatever the worker.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+
+from augsvc.datasets import (
+    BUILTIN_DATASETS,
+    Dataset,
+    augment_index,
+    epoch_batches,
+    num_batches,
+    open_dataset,
+    part_indices,
+)
+from augsvc.errors import InputError
+from augsvc.image.pipeline import ImagePipeline
+from augsvc.image.presets import IMAGE_PRESETS, image_preset
+from augsvc.service.codec import LimitError, Limits, encode_image
+from augsvc.spec import dumps
+from augsvc.text.pipeline import TextPipeline
+from augsvc.v1 import augment_pb2 as pb
+
+__all__ = ["EpochStreamer"]
+
+_PART_NAMES = {pb.PART_ALL: "all", pb.PART_TRAIN: "train", pb.PART_HOLDOUT: "holdout"}
+
+
+@lru_cache(maxsize=16)
+def _dataset(source: str) -> Dataset:
+    return open_dataset(source)
+
+
+@lru_cache(maxsize=32)
+def _pipeline(kind: str, spec_json: str) -> ImagePipeline | TextPipeline:
+    import json
+
+    spec = json.loads(spec_json)
+    return ImagePipeline(spec) if kind == "image" else TextPipeline(spec)
+
+
+def build_batch(source: str, spec_json: str | None, seed: int, epoch: int,
+                indices: np.ndarray) -> tuple[list[Any], np.ndarray]:
+    """Read and augment one batch (runs in a worker process, or inline without a pool)."""
+    dataset = _dataset(source)
+    samples, labels = dataset.samples(indices)
+    if spec_json is None:
+        return samples, labels
+    pipeline: Any = _pipeline(dataset.info.kind, spec_json)
+    where = [augment_index(epoch, int(i), len(dataset)) for i in indices]
+    results = pipeline.batch(samples, seed=seed, indices=where)
+    return [r.image if dataset.info.kind == "image" else r.text for r in results], labels
+
+
+def _warm() -> int:
+    """Run once in each new worker: import everything so the first batch is not slow."""
+    return os.getpid()
+
+
+@dataclass(frozen=True)
+class _Plan:
+    source: str
+    kind: str
+    spec_json: str | None
+    batches: list[np.ndarray]  # dataset indices of each batch still to send
+    first: int
+    total: int
+
+
+class EpochStreamer:
+    """Serves ListDatasets and StreamEpoch.
+
+    Args:
+        datasets: extra datasets by name -> path (folders, .npz, text lines); the built-ins
+            (``augsvc.datasets.list_datasets()``) are always there.
+        limits: batch size is capped by ``limits.max_samples``.
+        workers: worker processes that build batches (0: build them in the calling thread).
+        window: batches in flight per stream (default ``2 * workers``).
+    """
+
+    def __init__(self, datasets: Mapping[str, str] | None = None, *, limits: Limits | None = None,
+                 workers: int = 0, window: int | None = None) -> None:
+        self.sources = {name: name for name in BUILTIN_DATASETS}
+        for name, path in (datasets or {}).items():
+            _dataset(str(path))  # a missing or unreadable dataset fails at start-up, not mid-run
+            self.sources[name] = str(path)
+        self.limits = limits or Limits()
+        self.workers = workers
+        self.window = window or max(2, 2 * workers)
+        self._pool: ProcessPoolExecutor | None = None
+
+    def pool(self) -> ProcessPoolExecutor | None:
+        """The worker pool, started on first use (spawned: forking a gRPC process is unsafe)."""
+        if self.workers > 0 and self._pool is None:
+            self._pool = ProcessPoolExecutor(self.workers,
+                                             mp_context=multiprocessing.get_context("spawn"))
+            for future in [self._pool.submit(_warm) for _ in range(self.workers)]:
+                future.result()
+        return self._pool
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+
+    def infos(self) -> list[pb.DatasetInfo]:
+        """Every dataset this server streams (each is loaded once to learn its size)."""
+        out = []
+        for name in sorted(self.sources):
+            info = _dataset(self.sources[name]).info
+            out.append(pb.DatasetInfo(name=name, kind=info.kind, size=info.size,
+                                      class_names=list(info.class_names),
+                                      description=info.description))
+        return out
+
+    def plan(self, request: pb.StreamEpochRequest) -> _Plan:
+        """Check a request and lay out its batches.
+
+        Raises:
+            InputError: unknown dataset, bad shard/batch arguments or pipeline.
+            LimitError: batch size over the limit.
+        """
+        source = self.sources.get(request.dataset)
+        if source is None:
+            raise InputError(f"dataset: unknown dataset {request.dataset!r}; this server has "
+                             f"{', '.join(sorted(self.sources))}")
+        if request.batch_size < 1:
+            raise InputError("batch_size must be >= 1")
+        if request.batch_size > self.limits.max_samples:
+            raise LimitError(f"batch_size {request.batch_size} is over the limit of "
+                             f"{self.limits.max_samples}")
+        dataset = _dataset(source)
+        part = part_indices(len(dataset), part=_PART_NAMES.get(request.part, "?"),  # type: ignore[arg-type]
+                            holdout_fraction=request.holdout_fraction, seed=request.seed,
+                            limit=request.limit)
+        shards = request.num_shards or 1
+        kind = dataset.info.kind
+        spec_json = None
+        if request.HasField("pipeline"):
+            spec = resolve_spec(request.pipeline, kind)
+            spec_json = dumps(_pipeline(kind, dumps(spec)).to_spec())  # validates the spec
+        total = num_batches(len(part), batch_size=request.batch_size, shard=request.shard,
+                            num_shards=shards)
+        batches = [part[positions] for positions in epoch_batches(
+            len(part), seed=request.seed, epoch=request.epoch, batch_size=request.batch_size,
+            shard=request.shard, num_shards=shards, start_batch=request.start_batch)]
+        return _Plan(source, kind, spec_json, batches, int(request.start_batch), total)
+
+    def stream(self, request: pb.StreamEpochRequest, plan: _Plan,
+               is_active: Callable[[], bool]) -> Iterator[pb.EpochBatch]:
+        """The batches of ``plan`` in order, at most ``window`` in flight, until the client leaves."""
+        pool = self.pool()
+        args = (plan.source, plan.spec_json, request.seed, request.epoch)
+        pending: deque[Future[Any]] = deque()
+        todo = iter(plan.batches)
+
+        def submit() -> None:
+            indices = next(todo, None)
+            if indices is None:
+                return
+            if pool is None:
+                future: Future[Any] = Future()
+                future.set_result(build_batch(*args, indices))
+                pending.append(future)
+            else:
+                pending.append(pool.submit(build_batch, *args, indices))
+
+        try:
+            for _ in range(self.window if pool is not None else 1):
+                submit()
+            number = plan.first
+            while pending and is_active():
+                samples, labels = pending.popleft().result()
+                submit()
+                yield self._message(request, plan, number, samples, labels)
+                number += 1
+        finally:
+            for future in pending:
+                future.cancel()
+
+    def _message(self, request: pb.StreamEpochRequest, plan: _Plan, number: int,
+                 samples: list[Any], labels: np.ndarray) -> pb.EpochBatch:
+        reply = pb.EpochBatch(request_id=request.request_id, batch_index=number,
+                              num_batches=plan.total, labels=labels.tolist(),
+                              indices=plan.batches[number - plan.first].tolist())
+        if plan.kind == "image":
+            reply.images.extend(encode_image(np.asarray(s), request.output_encoding) for s in samples)
+        else:
+            reply.texts.extend(samples)
+        return reply
+
+
+def resolve_spec(pipeline: pb.Pipeline, kind: str) -> Any:
+    """A pipeline message as a spec: its JSON, or the preset it names (image presets only)."""
+    import json
+
+    if pipeline.WhichOneof("source") == "preset":
+        found = image_preset(pipeline.preset) if kind == "image" else None
+        if found is None:
+            raise InputError(f"pipeline.preset: unknown preset {pipeline.preset!r}; presets: "
+                             f"{sorted(IMAGE_PRESETS)}")
+        return found
+    try:
+        return json.loads(pipeline.spec_json)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"pipeline.spec_json is not valid JSON: {exc}") from None

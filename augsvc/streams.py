@@ -1,0 +1,204 @@
+"""Epochs over the network: a resuming StreamEpoch iterator and torch IterableDatasets over it.
+
+``stream_epoch`` asks a server (or several replicas behind gRPC's round_robin) for one epoch's
+batches and, when the connection breaks, asks again from the first batch it has not received:
+the epoch plan is a pure function of the request, so any replica continues exactly where the
+last one stopped and every sample of the shard arrives once.
+
+``RemoteEpochDataset`` wraps it for a training loop: a background thread keeps ``prefetch``
+batches ready, and the shard is chosen from the DDP rank and the DataLoader worker so that
+``world_size x num_workers`` streams split the epoch between them without overlap.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import grpc
+import numpy as np
+import torch
+from torch.utils.data import IterableDataset, get_worker_info
+
+from augsvc.errors import AugsvcError
+from augsvc.image.dataset import stack_images
+from augsvc.service.codec import Limits, decode_image
+from augsvc.v1 import augment_pb2 as pb
+
+if TYPE_CHECKING:
+    from augsvc.client import AugmentClient
+
+__all__ = ["EpochBatch", "RemoteEpochDataset", "stream_epoch"]
+
+_PARTS = {"all": pb.PART_ALL, "train": pb.PART_TRAIN, "holdout": pb.PART_HOLDOUT}
+_RETRY = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.ABORTED, grpc.StatusCode.UNKNOWN,
+          grpc.StatusCode.INTERNAL)
+_LIMITS = Limits(max_tensor_bytes=2**40, max_pixels=2**62)
+
+
+@dataclass(frozen=True)
+class EpochBatch:
+    """One received batch: samples (HxW(xC) arrays or strings), labels and dataset indices."""
+
+    batch_index: int
+    num_batches: int
+    samples: list[Any]
+    labels: np.ndarray
+    indices: np.ndarray
+
+
+def _decode(reply: pb.EpochBatch) -> EpochBatch:
+    samples: list[Any] = [decode_image(image, f"images[{k}]", _LIMITS)
+                          for k, image in enumerate(reply.images)] or list(reply.texts)
+    return EpochBatch(reply.batch_index, reply.num_batches, samples,
+                      np.asarray(reply.labels, dtype=np.int64), np.asarray(reply.indices, np.int64))
+
+
+def stream_epoch(client: AugmentClient, dataset: str, spec: Any = None, *, seed: int, epoch: int,
+                 batch_size: int, shard: int = 0, num_shards: int = 1, start_batch: int = 0,
+                 part: str = "all", holdout_fraction: float = 0.0, limit: int = 0,
+                 retries: int = 5, backoff: float = 0.2) -> Iterator[EpochBatch]:
+    """The batches of one epoch, resuming on another replica when a server goes away.
+
+    Args:
+        client: an :class:`~augsvc.client.AugmentClient` (one address or several replicas).
+        dataset: a name from ``client.list_datasets()``.
+        spec: an augmentation spec or preset name; None streams the samples as stored.
+        part, holdout_fraction, limit: which samples the epoch covers (see the proto).
+        retries: reconnection attempts in a row (UNAVAILABLE and broken streams) before giving up;
+            the wait doubles from ``backoff`` seconds each time.
+
+    Raises:
+        grpc.RpcError: the server's status (INVALID_ARGUMENT, ...) or the last failure.
+        AugsvcError: a server answered with a batch out of order.
+    """
+    if part not in _PARTS:
+        raise ValueError(f"part must be one of {sorted(_PARTS)}, got {part!r}")
+    from augsvc.client import pipeline_message  # client imports this module lazily too
+
+    next_batch, failures = start_batch, 0
+    while True:
+        request = pb.StreamEpochRequest(
+            request_id=uuid.uuid4().hex, dataset=dataset, seed=seed, epoch=epoch,
+            batch_size=batch_size, shard=shard, num_shards=num_shards, start_batch=next_batch,
+            part=_PARTS[part], holdout_fraction=holdout_fraction, limit=limit)
+        if spec is not None:
+            request.pipeline.CopyFrom(pipeline_message(spec))
+        call = client.stub.StreamEpoch(request)
+        try:
+            for reply in call:
+                if reply.batch_index != next_batch:
+                    raise AugsvcError(f"expected batch {next_batch}, the server sent "
+                                      f"{reply.batch_index}")
+                yield _decode(reply)
+                next_batch, failures = next_batch + 1, 0
+            return
+        except grpc.RpcError as exc:
+            code = exc.code() if isinstance(exc, grpc.Call) else None
+            if code not in _RETRY or failures >= retries:
+                raise
+            failures += 1
+            time.sleep(backoff * 2 ** (failures - 1))
+        finally:
+            call.cancel()  # the consumer stopped early, or the stream broke: free the server
+
+
+class RemoteEpochDataset(IterableDataset[tuple[Any, torch.Tensor]]):
+    """Batches of a server-side dataset, augmented by the service, for a torch training loop.
+
+    Items are whole batches ``(x, labels)``: x is a uint8 ``(B, C, H, W)`` tensor for images and
+    a list of strings for text; use ``DataLoader(ds, batch_size=None)`` or iterate directly.
+
+    Args:
+        addresses: one server or several replicas.
+        dataset, spec, seed, batch_size, part, holdout_fraction, limit: as in :func:`stream_epoch`.
+        prefetch: batches kept ready ahead of the consumer by a background thread.
+        rank, world_size: the DDP position; default: from ``torch.distributed`` when initialised.
+        client_options: keyword arguments for :class:`~augsvc.client.AugmentClient` (token, tls).
+
+    Call :meth:`set_epoch` before each epoch.
+    """
+
+    def __init__(self, addresses: str | Sequence[str], dataset: str, spec: Any = None, *,
+                 seed: int, batch_size: int, epoch: int = 0, part: str = "all",
+                 holdout_fraction: float = 0.0, limit: int = 0, prefetch: int = 4,
+                 rank: int | None = None, world_size: int | None = None,
+                 client_options: dict[str, Any] | None = None) -> None:
+        if prefetch < 1:
+            raise ValueError(f"prefetch must be >= 1, got {prefetch}")
+        self.addresses, self.dataset, self.spec = addresses, dataset, spec
+        self.seed, self.batch_size, self.epoch = seed, batch_size, epoch
+        self.part, self.holdout_fraction, self.limit = part, holdout_fraction, limit
+        self.prefetch, self.rank, self.world_size = prefetch, rank, world_size
+        self.client_options = client_options or {}
+        self.start_batch = 0
+
+    def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
+        """Stream ``epoch`` next, from batch ``start_batch`` of this stream's shard."""
+        self.epoch, self.start_batch = epoch, start_batch
+
+    def shard(self) -> tuple[int, int]:
+        """(shard, num_shards) of this process and DataLoader worker."""
+        rank, world = self.rank, self.world_size
+        if rank is None or world is None:
+            dist = torch.distributed
+            ready = dist.is_available() and dist.is_initialized()
+            rank = dist.get_rank() if ready else 0
+            world = dist.get_world_size() if ready else 1
+        worker = get_worker_info()
+        workers, worker_id = (worker.num_workers, worker.id) if worker is not None else (1, 0)
+        return rank * workers + worker_id, world * workers
+
+    def __iter__(self) -> Iterator[tuple[Any, torch.Tensor]]:
+        from augsvc.client import AugmentClient
+
+        shard, num_shards = self.shard()
+        ready: queue.Queue[Any] = queue.Queue(maxsize=self.prefetch)
+        stop = threading.Event()
+        client = AugmentClient(self.addresses, **self.client_options)
+
+        def produce() -> None:
+            try:
+                for batch in stream_epoch(
+                        client, self.dataset, self.spec, seed=self.seed, epoch=self.epoch,
+                        batch_size=self.batch_size, shard=shard, num_shards=num_shards,
+                        start_batch=self.start_batch, part=self.part,
+                        holdout_fraction=self.holdout_fraction, limit=self.limit):
+                    while not stop.is_set():
+                        try:
+                            ready.put(batch, timeout=0.1)  # bounded: never runs far ahead
+                            break
+                        except queue.Full:
+                            continue
+                    if stop.is_set():
+                        return
+                ready.put(None)
+            except BaseException as exc:  # handed to the consumer, raised there
+                ready.put(exc)
+
+        thread = threading.Thread(target=produce, name="augsvc-prefetch", daemon=True)
+        thread.start()
+        try:
+            while True:
+                item = ready.get()
+                if item is None:
+                    return
+                if isinstance(item, BaseException):
+                    raise item
+                labels = torch.from_numpy(item.labels)
+                x = stack_images(item.samples) if item.samples and isinstance(item.samples[0], np.ndarray) \
+                    else item.samples
+                yield x, labels
+        finally:
+            stop.set()
+            while thread.is_alive():
+                try:
+                    ready.get_nowait()
+                except queue.Empty:
+                    thread.join(timeout=0.05)
+            client.close()

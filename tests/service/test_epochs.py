@@ -1,0 +1,198 @@
+"""ListDatasets and StreamEpoch on real servers: the library's bytes, exactly once, resumable."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import numpy as np
+import pytest
+
+from augsvc.client import AugmentClient
+from augsvc.datasets import augment_index, open_dataset, part_indices
+from augsvc.image.pipeline import ImagePipeline
+from augsvc.image.presets import image_preset
+from augsvc.service.codec import Limits
+from augsvc.service.epochs import EpochStreamer
+from augsvc.service.server import build_server
+from augsvc.streams import RemoteEpochDataset
+from augsvc.text.pipeline import TextPipeline
+
+ROOT = Path(__file__).resolve().parents[2]
+TEXT_SPEC = {"transforms": [{"name": "random_swap", "aug_p": 0.3}]}
+
+
+@pytest.fixture(scope="module")
+def npz(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    rng = np.random.default_rng(0)
+    path = tmp_path_factory.mktemp("data") / "tiny.npz"
+    np.savez(path, x=rng.integers(0, 256, (50, 12, 12, 3), dtype=np.uint8),
+             y=np.arange(50) % 5)
+    return path
+
+
+@pytest.fixture(scope="module")
+def servers(npz: Path) -> Iterator[list[str]]:
+    """Two servers: one builds batches inline, the other on a pool of 2 worker processes."""
+    made = []
+    for workers in (0, 2):
+        epochs = EpochStreamer({"tiny": str(npz)}, limits=Limits(max_samples=300), workers=workers)
+        server, port = build_server("127.0.0.1:0", limits=Limits(max_samples=300), epochs=epochs)
+        server.start()
+        made.append((server, port, epochs))
+    yield [f"127.0.0.1:{port}" for _, port, _ in made]
+    for server, _, epochs in made:
+        server.stop(0)
+        epochs.close()
+
+
+def _collect(address: str, dataset: str, spec: object = "digits", **kw: object) -> list[object]:
+    with AugmentClient(address) as client:
+        return list(client.stream_epoch(dataset, spec, **kw))
+
+
+def test_list_datasets_has_builtins_and_configured_files(servers: list[str]) -> None:
+    with AugmentClient(servers[0]) as client:
+        found = {d["name"]: d for d in client.list_datasets()}
+    assert {"digits", "lfw_subset", "skimage", "wordnet_glosses", "tiny"} <= set(found)
+    assert found["digits"]["size"] == 1797 and found["digits"]["class_names"][:2] == ["0", "1"]
+    assert found["tiny"]["kind"] == "image" and found["tiny"]["size"] == 50
+
+
+def test_epoch_is_the_library_output_exactly_once(servers: list[str]) -> None:
+    batches = _collect(servers[0], "digits", seed=4, epoch=2, batch_size=200, part="train",
+                       holdout_fraction=0.2)
+    train = part_indices(1797, part="train", holdout_fraction=0.2, seed=4)
+    seen = np.concatenate([b.indices for b in batches])
+    assert sorted(seen.tolist()) == train.tolist()  # every training sample, once
+    assert [b.batch_index for b in batches] == list(range(len(batches)))
+    dataset, pipeline = open_dataset("digits"), ImagePipeline(image_preset("digits"))
+    first = batches[0]
+    for k in (0, 7, 199):
+        index = int(first.indices[k])
+        image, label = dataset.sample(index)
+        want = pipeline(image, seed=4, index=augment_index(2, index, 1797)).image
+        assert np.array_equal(first.samples[k], want) and first.labels[k] == label
+
+
+def test_pool_and_inline_servers_send_the_same_bytes(servers: list[str]) -> None:
+    kw = {"seed": 1, "epoch": 0, "batch_size": 64, "shard": 1, "num_shards": 3}
+    inline, pooled = (_collect(address, "digits", **kw) for address in servers)
+    assert len(inline) == len(pooled) == 10
+    for a, b in zip(inline, pooled, strict=True):
+        assert a.indices.tolist() == b.indices.tolist()
+        assert all(np.array_equal(x, y) for x, y in zip(a.samples, b.samples, strict=True))
+
+
+def test_shards_are_disjoint_and_cover_the_epoch(servers: list[str]) -> None:
+    seen = [np.concatenate([b.indices for b in _collect(servers[1], "tiny", None, seed=0, epoch=5,
+                                                          batch_size=7, shard=k, num_shards=3)])
+            for k in range(3)]
+    assert sorted(np.concatenate(seen).tolist()) == list(range(50))
+    assert [len(s) for s in seen] == [17, 17, 16]
+
+
+def test_resume_from_a_batch_gives_the_tail(servers: list[str]) -> None:
+    kw = {"seed": 3, "epoch": 1, "batch_size": 8}
+    whole = _collect(servers[0], "tiny", None, **kw)
+    tail = _collect(servers[1], "tiny", None, start_batch=4, **kw)
+    assert [b.batch_index for b in tail] == list(range(4, 7))
+    assert [b.indices.tolist() for b in tail] == [b.indices.tolist() for b in whole[4:]]
+
+
+def test_text_epochs_are_augmented_by_the_text_pipeline(servers: list[str]) -> None:
+    batch = _collect(servers[0], "wordnet_glosses", TEXT_SPEC, seed=2, epoch=1, batch_size=16,
+                     limit=16, part="train", holdout_fraction=0.1)[0]
+    dataset = open_dataset("wordnet_glosses")
+    texts, labels = dataset.samples(batch.indices)
+    want = TextPipeline(TEXT_SPEC).batch(
+        texts, seed=2, indices=[augment_index(1, int(i), len(dataset)) for i in batch.indices])
+    assert batch.samples == [w.text for w in want] and batch.labels.tolist() == labels.tolist()
+    assert batch.samples != texts  # random_swap changed something
+
+
+@pytest.mark.parametrize(("kw", "code", "message"), [
+    ({"dataset": "nope"}, grpc.StatusCode.INVALID_ARGUMENT, "unknown dataset 'nope'"),
+    ({"batch_size": 0}, grpc.StatusCode.INVALID_ARGUMENT, "batch_size must be >= 1"),
+    ({"batch_size": 301}, grpc.StatusCode.RESOURCE_EXHAUSTED, "batch_size 301 is over the limit"),
+    ({"shard": 3, "num_shards": 3}, grpc.StatusCode.INVALID_ARGUMENT, "shard must be in [0, 2]"),
+    ({"start_batch": 9}, grpc.StatusCode.INVALID_ARGUMENT, "start_batch must be in [0, 7]"),
+    ({"spec": {"transforms": [{"name": "flip_it"}]}}, grpc.StatusCode.INVALID_ARGUMENT, "flip_it"),
+    ({"spec": "nope"}, grpc.StatusCode.INVALID_ARGUMENT, "unknown preset 'nope'"),
+    ({"holdout_fraction": 1.5, "part": "train"}, grpc.StatusCode.INVALID_ARGUMENT,
+     "holdout_fraction must be"),
+])
+def test_bad_requests_get_a_status_and_the_server_keeps_serving(
+        servers: list[str], kw: dict[str, object], code: grpc.StatusCode, message: str) -> None:
+    args: dict[str, object] = {"dataset": "tiny", "spec": None, "seed": 0, "epoch": 0,
+                               "batch_size": 8, **kw}
+    with AugmentClient(servers[0]) as client:
+        with pytest.raises(grpc.RpcError) as info:
+            list(client.stream_epoch(args.pop("dataset"), args.pop("spec"), **args))  # type: ignore[arg-type]
+        assert info.value.code() == code and message in info.value.details()
+        assert len(list(client.stream_epoch("tiny", None, seed=0, epoch=0, batch_size=25))) == 2
+
+
+def test_remote_dataset_prefetches_and_splits_over_dataloader_workers(servers: list[str]) -> None:
+    import torch
+    from torch.utils.data import DataLoader
+
+    dataset = RemoteEpochDataset(servers, "tiny", None, seed=0, batch_size=5, prefetch=2)
+    single = [(x, y) for x, y in dataset]
+    assert sum(len(y) for _, y in single) == 50 and single[0][0].shape == (5, 3, 12, 12)
+    loader = DataLoader(dataset, batch_size=None, num_workers=2)
+    labels = torch.cat([y for _, y in loader])
+    assert sorted(labels.tolist()) == sorted(torch.cat([y for _, y in single]).tolist())
+
+
+def _serve(port: int = 0) -> tuple[subprocess.Popen[str], str]:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "augsvc.cli", "serve", "--port", str(port), "--log-level", "WARNING"],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert process.stderr is not None
+    for line in process.stderr:  # the ready line goes to stderr, after any start-up warnings
+        match = re.search(r"serving \S+ on (\S+:\d+)", line)
+        if match:
+            return process, match.group(1)
+    raise AssertionError(f"augsvc serve exited with {process.wait()} before it was ready")
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.mark.slow
+def test_a_server_killed_mid_epoch_is_resumed_on_the_other_replica() -> None:
+    # The second replica starts only after the stream began, so the stream is on the first one.
+    first, a = _serve()
+    b = f"127.0.0.1:{_free_port()}"
+    second: subprocess.Popen[str] | None = None
+    try:
+        with AugmentClient([a, b]) as client:
+            client.wait_ready()
+            stream = client.stream_epoch("digits", "digits", seed=9, epoch=0, batch_size=60,
+                                         part="train", holdout_fraction=0.2, retries=7, backoff=0.25)
+            got = [next(stream) for _ in range(3)]
+            second, _ = _serve(int(b.rsplit(":", 1)[1]))
+            first.send_signal(signal.SIGKILL)
+            first.wait()
+            got += list(stream)
+        seen = np.concatenate([batch.indices for batch in got])
+        train = part_indices(1797, part="train", holdout_fraction=0.2, seed=9)
+        assert sorted(seen.tolist()) == train.tolist()  # nothing lost, nothing twice
+        assert [batch.batch_index for batch in got] == list(range(len(got))) and len(got) == 24
+    finally:
+        for process in (first, second):
+            if process is not None and process.poll() is None:
+                process.kill()
+                process.wait()

@@ -1,9 +1,14 @@
-"""Shared fixtures: deterministic structured images."""
+"""Shared fixtures: deterministic structured images; one torch thread per test process."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
+
+# pytest-xdist already runs one process per core; torch's own thread pool on top of that spins
+# on a busy machine (a 64x64 batch norm went from 0.3 ms to 20 ms), so tests use one thread.
+torch.set_num_threads(1)
 
 
 def structured_image(height: int = 64, width: int = 80, channels: int = 3,

@@ -33,6 +33,17 @@ IMAGE_PRESETS: dict[str, dict[str, Any]] = {
             {"name": "shift_scale_rotate", "p": 0.5},
         ]
     },
+    # Small grayscale digits (the demo's 32x32 upsampled sklearn digits): mild geometry, no flips
+    # (a mirrored 2 is not a 2), a little contrast and an occasional occluding patch.
+    "digits": {
+        "transforms": [
+            {"name": "shift_scale_rotate", "p": 0.8, "shift_limit": 0.08, "scale_limit": 0.1,
+             "rotate_limit": 12, "border_mode": "constant"},
+            {"name": "brightness_contrast", "p": 0.3, "brightness_limit": 0.15, "contrast_limit": 0.15},
+            {"name": "coarse_dropout", "p": 0.2, "num_holes_range": [1, 1],
+             "hole_height_range": [0.15, 0.25], "hole_width_range": [0.15, 0.25]},
+        ]
+    },
 }
 
 

@@ -1,0 +1,159 @@
+"""The trainer on real digits: it learns, resumes bit-exactly, logs, and rejects bad configs."""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+from augsvc.image.dataset import stack_images
+from training.config import ConfigError, load_config
+from training.data import LocalSource, MemorySource, Vocabulary
+from training.lr_find import _steepest, lr_find
+from training.trainer import Trainer
+
+TIMING = ("seconds", "samples_per_second")
+
+
+def _config(tmp_path: Path, **extra: Any) -> Any:
+    raw: dict[str, Any] = {
+        "seed": 0, "epochs": 3, "device": "cpu", "out_dir": str(tmp_path / "run"),
+        "tensorboard": False,
+        "model": {"name": "mlp", "width": 64, "depth": 2, "norm": "batch", "dropout": 0.1},
+        "data": {"dataset": "digits", "augment": "digits", "batch_size": 64},
+        "optimizer": {"name": "adamw", "lr": 0.01},
+        "schedule": {"name": "cosine", "warmup_steps": 5},
+    }
+    for dotted, value in extra.items():
+        node = raw
+        *parents, leaf = dotted.split("__")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return load_config(raw)
+
+
+def _metrics(history: list[dict[str, float]]) -> list[dict[str, float]]:
+    return [{k: v for k, v in row.items() if k not in TIMING} for row in history]
+
+
+@pytest.mark.slow
+def test_mlp_learns_digits(tmp_path: Path) -> None:
+    result = Trainer(_config(tmp_path), progress=False).fit()
+    history = result.history
+    assert len(history) == 3
+    assert history[-1]["train_loss"] < 0.5 * history[0]["train_loss"]
+    # 10 classes: chance is 0.10; the stated bar for 3 short epochs is 0.90
+    assert history[-1]["val_accuracy"] >= 0.90
+    rows = list(csv.DictReader((result.out_dir / "metrics.csv").open()))
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3]
+    assert float(rows[-1]["val_accuracy"]) == pytest.approx(history[-1]["val_accuracy"])
+    assert (result.out_dir / "last.pt").exists()
+
+
+@pytest.mark.slow
+def test_resume_reproduces_the_uninterrupted_run(tmp_path: Path) -> None:
+    whole = Trainer(_config(tmp_path / "a"), progress=False).fit().history
+    first = Trainer(_config(tmp_path / "b"), progress=False)
+    first.fit(stop_after=1)
+    second = Trainer(_config(tmp_path / "b"), progress=False)
+    second.load(tmp_path / "b" / "run" / "last.pt")
+    assert second.start_epoch == 1
+    resumed = second.fit().history
+    assert _metrics(resumed) == _metrics(whole)  # bit-exact: equal floats, not approx
+    rows = list(csv.DictReader((tmp_path / "b" / "run" / "metrics.csv").open()))
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3]
+
+
+def test_memory_and_local_sources_share_the_epoch_plan(tmp_path: Path) -> None:
+    config = _config(tmp_path, data__train_size=100, data__batch_size=32)
+    local = LocalSource(config.data, seed=0)
+    memory = MemorySource(config.data, seed=0)
+    assert local.info == memory.info
+    assert local.num_train_batches() == memory.num_train_batches() == 4
+    # epoch 0: the memory source holds exactly epoch 0's augmented samples, in the same order
+    for (xa, ya), (xb, yb) in zip(local.train_batches(0), memory.train_batches(0), strict=True):
+        assert torch.equal(xa, xb) and torch.equal(ya, yb)
+    # epoch 1: same labels order (same plan), but the local source draws new augmentations
+    (x1, y1), (m1, n1) = next(local.train_batches(1)), next(memory.train_batches(1))
+    assert torch.equal(y1, n1) and not torch.equal(x1, m1)
+
+
+def test_local_source_workers_give_the_same_batches(tmp_path: Path) -> None:
+    one = LocalSource(_config(tmp_path, data__train_size=96, data__batch_size=32).data, seed=1)
+    two = LocalSource(_config(tmp_path, data__train_size=96, data__batch_size=32,
+                              data__workers=2).data, seed=1)
+    for (xa, ya), (xb, yb) in zip(one.train_batches(2), two.train_batches(2), strict=True):
+        assert torch.equal(xa, xb) and torch.equal(ya, yb)
+
+
+def test_shards_split_an_epoch_without_overlap(tmp_path: Path) -> None:
+    source = LocalSource(_config(tmp_path, data__train_size=100, data__batch_size=16,
+                                 data__augment=None).data, seed=0)
+    whole = torch.cat([x for x, _ in source.train_batches(0)])
+    parts = [torch.cat([x for x, _ in source.train_batches(0, shard=k, num_shards=3)])
+             for k in range(3)]
+    assert sum(len(p) for p in parts) == len(whole) == 100
+    flat = {bytes(x.numpy()) for p in parts for x in p}
+    assert flat == {bytes(x.numpy()) for x in whole}
+
+
+def test_holdout_is_never_augmented_and_disjoint(tmp_path: Path) -> None:
+    source = LocalSource(_config(tmp_path).data, seed=0)
+    assert source.info.train_size + source.info.holdout_size == 1797
+    assert source.info.holdout_size == round(0.2 * 1797)
+    assert not set(source.parts.train) & set(source.parts.holdout)
+    x, y = next(source.holdout_batches())
+    images, labels = source.parts.dataset.samples(source.parts.holdout[: len(y)])
+    assert torch.equal(x, stack_images(images)) and y.tolist() == labels.tolist()
+
+
+def test_channels_and_sizes_come_from_the_augmented_sample(tmp_path: Path) -> None:
+    config = _config(tmp_path, data__augment={"transforms": [
+        {"name": "resize", "height": 20, "width": 20}]})
+    info = LocalSource(config.data, seed=0).info
+    assert (info.kind, info.in_channels, info.image_size, info.num_classes) == ("image", 1, 20, 10)
+
+
+def test_vocabulary_pads_and_maps_unknown_words() -> None:
+    vocab = Vocabulary(["the cat sat", "the dog"])
+    ids = vocab.encode(["the cat", "a zebra ran far", ""], max_tokens=3)
+    assert ids.shape == (3, 3)
+    assert ids[0].tolist() == [vocab.ids["the"], vocab.ids["cat"], 0]
+    assert ids[1].tolist() == [1, 1, 1]  # unknown words, cut at max_tokens
+    assert ids[2].tolist() == [1, 0, 0]  # an empty text is one unknown token, never an empty row
+    assert vocab.ids["the"] == 2  # the most frequent word gets the first id
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    ({"model__name": "text_cnn"}, "model.name: text_cnn takes text input but digits is a image"),
+    ({"model__name": "resnet"}, "model.name: unknown model 'resnet'"),
+    ({"model__norm": "group"}, "model:"),
+    ({"optimizer__name": "adamw", "optimizer__momentum": 0.9}, "optimizer: adamw has no hyper-parameter"),
+    ({"schedule__name": "cosine", "schedule__gamma": 0.5}, "schedule: cosine has no option"),
+    ({"data__train_size": 5000}, "data.train_size: 5000 is more than the 1438 training samples"),
+    ({"data__dataset": "no/such/folder"}, "unknown dataset 'no/such/folder'"),
+])
+def test_config_errors_name_the_section(tmp_path: Path, extra: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        Trainer(_config(tmp_path, **extra), progress=False)
+    assert message in str(info.value)
+
+
+def test_lr_find_sweeps_up_and_suggests_inside_the_range(tmp_path: Path) -> None:
+    trainer = Trainer(_config(tmp_path, data__augment=None), progress=False)
+    result = lr_find(trainer, lo=1e-4, hi=10.0, steps=40)
+    assert result.lrs == sorted(result.lrs) and result.lrs[0] == pytest.approx(1e-4)
+    assert 1e-4 <= result.suggestion <= 10.0
+    assert all(math.isfinite(v) for v in result.losses[:10])
+
+
+def test_steepest_slope_picks_the_fastest_fall() -> None:
+    lrs = list(np.logspace(-4, 0, 9))
+    losses = [2.3, 2.3, 2.2, 1.5, 0.8, 0.7, 0.7, 1.5, 9.0]  # fastest fall between 1e-2.5 and 1e-1.5
+    assert _steepest(lrs, losses) == pytest.approx(lrs[3])

@@ -1,0 +1,276 @@
+"""Models by name: an MLP and a small CNN for images, a bag-of-embeddings / CNN text classifier.
+
+``create_model("cnn", in_channels=1, image_size=32, num_classes=10, norm="batch")`` validates every
+option (naming the bad field and what is allowed), builds the model from ``seed`` without touching
+torch's global generator, and optionally initialises it with ``training.init.init_weights``.
+``mlp`` and ``cnn`` are flat ``nn.Sequential`` models, so ``training.init.activation_variance``
+walks them layer by layer.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from training.init import init_weights
+
+__all__ = ["ACTIVATIONS", "MODELS", "NORMS", "TEXT_MODES", "ModelInfo", "TextCNN", "create_model",
+           "list_models"]
+
+NORMS = ("none", "batch", "layer")
+TEXT_MODES = ("bag", "cnn")
+ACTIVATIONS: dict[str, type[nn.Module]] = {
+    "relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "softplus": nn.Softplus,
+}
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """One registry entry.
+
+    Attributes:
+        name: registry name.
+        input: ``"image"`` (float ``(B, C, H, W)``) or ``"text"`` (int64 ids ``(B, L)``, 0 = padding).
+        description: one line on the architecture.
+        factory: builds the model from the complete, validated options.
+        required: options without a default (the data's dimensions).
+        defaults: every other option and its default.
+    """
+
+    name: str
+    input: str
+    description: str
+    factory: Callable[..., nn.Module]
+    required: tuple[str, ...]
+    defaults: Mapping[str, Any] = field(default_factory=dict)
+
+
+# ---- building blocks ---------------------------------------------------------------------------
+
+def _norm1d(norm: str, features: int) -> nn.Module | None:
+    """Batch or layer norm over ``features`` of a (B, features) tensor; None for "none"."""
+    if norm == "batch":
+        return nn.BatchNorm1d(features)
+    if norm == "layer":
+        return nn.LayerNorm(features)
+    return None
+
+
+def _mlp(*, in_channels: int, image_size: int, num_classes: int, width: int, depth: int, norm: str,
+         dropout: float, activation: str) -> nn.Sequential:
+    """Flatten -> ``depth`` x [Linear -> norm -> activation -> Dropout] -> Linear."""
+    layers: OrderedDict[str, nn.Module] = OrderedDict(flatten=nn.Flatten())
+    features = in_channels * image_size * image_size
+    for k in range(depth):
+        layers[f"fc{k}"] = nn.Linear(features, width)
+        if (layer := _norm1d(norm, width)) is not None:
+            layers[f"norm{k}"] = layer
+        layers[f"act{k}"] = ACTIVATIONS[activation]()
+        if dropout > 0:
+            layers[f"drop{k}"] = nn.Dropout(dropout)
+        features = width
+    layers["head"] = nn.Linear(features, num_classes)
+    return nn.Sequential(layers)
+
+
+def _cnn(*, in_channels: int, image_size: int, num_classes: int, width: int, depth: int, norm: str,
+         dropout: float, activation: str) -> nn.Sequential:
+    """``depth`` x [Conv3x3 -> norm -> activation -> MaxPool2d] -> global average pool -> Linear.
+
+    Channels start at ``width`` and double per block; a block pools only while the feature map is
+    at least 2x2, so any ``image_size`` works. ``norm="layer"`` is ``GroupNorm(1, C)``: statistics
+    over (C, H, W) of each sample as in layer norm, with a per-channel (not per-element) affine.
+    All layers accept channels_last inputs.
+    """
+    layers: OrderedDict[str, nn.Module] = OrderedDict()
+    channels, size = in_channels, image_size
+    for k in range(depth):
+        out = width * 2**k
+        layers[f"conv{k}"] = nn.Conv2d(channels, out, 3, padding=1)
+        if norm == "batch":
+            layers[f"norm{k}"] = nn.BatchNorm2d(out)
+        elif norm == "layer":
+            layers[f"norm{k}"] = nn.GroupNorm(1, out)
+        layers[f"act{k}"] = ACTIVATIONS[activation]()
+        if size >= 2:
+            layers[f"pool{k}"] = nn.MaxPool2d(2)
+            size //= 2
+        channels = out
+    layers["gap"] = nn.AdaptiveAvgPool2d(1)
+    layers["flatten"] = nn.Flatten()  # (B, C, 1, 1) -> (B, C), a view in either memory format
+    if dropout > 0:
+        layers["drop"] = nn.Dropout(dropout)
+    layers["head"] = nn.Linear(channels, num_classes)
+    return nn.Sequential(layers)
+
+
+class TextCNN(nn.Module):
+    """Text classifier over token ids ``(B, L)`` (0 = padding) -> logits ``(B, num_classes)``.
+
+    ``mode="bag"``: masked mean of the embeddings -> Linear -> norm -> activation -> Dropout ->
+    Linear. ``mode="cnn"`` (Kim, 2014): per kernel size ``k`` a Conv1d -> activation -> max over
+    the windows that hold at least one real token -> concat -> norm -> Dropout -> Linear.
+
+    Padding never reaches the output: padded embeddings are zeroed, and the convolutions pad
+    ``k - 1`` zeros on both sides, so sequences shorter than ``k`` work and appending padding only
+    adds windows that are all padding (which the max ignores). In cnn mode the norm acts on the
+    pooled features, so batch statistics never see padding windows. Rows that are all padding
+    give zero features (no NaN, and zero gradient into the embeddings and convolutions).
+
+    Args:
+        vocab_size: number of token ids, padding (0) included.
+        num_classes: number of logits.
+        embed_dim: embedding size.
+        width: hidden units (bag) or channels per kernel size (cnn).
+        kernel_sizes: the Conv1d kernel sizes (cnn mode).
+        dropout: dropout probability before the head.
+        activation: a name from ``ACTIVATIONS``.
+        norm: one of ``NORMS``.
+        mode: one of ``TEXT_MODES``.
+    """
+
+    def __init__(self, *, vocab_size: int, num_classes: int, embed_dim: int, width: int,
+                 kernel_sizes: Sequence[int], dropout: float, activation: str, norm: str,
+                 mode: str) -> None:
+        super().__init__()
+        self.mode = mode
+        self.kernel_sizes = tuple(kernel_sizes)
+        self.embed = nn.Embedding(vocab_size, embed_dim, padding_idx=0)
+        self.convs = nn.ModuleList()
+        if mode == "bag":
+            features = width
+            self.hidden: nn.Module = nn.Linear(embed_dim, width)
+        else:
+            features = width * len(self.kernel_sizes)
+            self.convs.extend(nn.Conv1d(embed_dim, width, k, padding=k - 1) for k in self.kernel_sizes)
+            self.hidden = nn.Identity()
+        self.act = ACTIVATIONS[activation]()
+        self.norm = _norm1d(norm, features) or nn.Identity()
+        self.drop = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        self.head = nn.Linear(features, num_classes)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Logits ``(B, num_classes)`` for token ids ``(B, L)``."""
+        mask = tokens != 0  # (B, L)
+        emb = self.embed(tokens) * mask.unsqueeze(-1).to(self.embed.weight.dtype)  # (B, L, E)
+        if self.mode == "bag":
+            count = mask.sum(1, keepdim=True).clamp(min=1).to(emb.dtype)  # (B, 1); 0 rows -> 0 mean
+            features = self.act(self.norm(self.hidden(emb.sum(1) / count)))
+        else:
+            x, pooled = emb.transpose(1, 2), []  # (B, E, L)
+            for k, conv in zip(self.kernel_sizes, self.convs, strict=True):
+                h = self.act(conv(x))  # (B, width, L + k - 1): window t covers tokens t-k+1 .. t
+                valid = F.pad(mask.to(h.dtype), (k - 1, k - 1)).unfold(1, k, 1).amax(-1) > 0
+                best = h.masked_fill(~valid.unsqueeze(1), float("-inf")).amax(-1)  # (B, width)
+                pooled.append(torch.where(valid.any(1, keepdim=True), best, torch.zeros_like(best)))
+            features = self.norm(torch.cat(pooled, 1))
+        return self.head(self.drop(features))
+
+
+# ---- registry ----------------------------------------------------------------------------------
+
+_COMMON_DEFAULTS = {"norm": "none", "dropout": 0.0, "activation": "relu"}
+
+MODELS: dict[str, ModelInfo] = {info.name: info for info in (
+    ModelInfo("mlp", "image", "flatten -> depth x [Linear, norm, activation, dropout] -> Linear",
+              _mlp, ("in_channels", "image_size", "num_classes"),
+              {"width": 128, "depth": 2, **_COMMON_DEFAULTS}),
+    ModelInfo("cnn", "image", "depth x [Conv3x3, norm, activation, MaxPool] -> global avg pool "
+              "-> dropout -> Linear; channels width, 2 width, ...", _cnn,
+              ("in_channels", "image_size", "num_classes"),
+              {"width": 32, "depth": 3, **_COMMON_DEFAULTS}),
+    ModelInfo("text_cnn", "text", "embeddings -> masked mean + MLP (bag) or Conv1d + masked "
+              "max-pool per kernel size (cnn) -> Linear", TextCNN, ("vocab_size", "num_classes"),
+              {"embed_dim": 64, "width": 64, "kernel_sizes": (3, 4, 5), "mode": "cnn",
+               **_COMMON_DEFAULTS}),
+)}
+
+
+def _is_int(value: Any, low: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= low
+
+
+def _is_choice(choices: Sequence[str]) -> Callable[[Any], bool]:
+    return lambda value: isinstance(value, str) and value in choices
+
+
+def _is_probability(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value < 1
+
+
+def _is_kernel_sizes(value: Any) -> bool:
+    return isinstance(value, list | tuple) and len(value) > 0 and all(_is_int(k, 1) for k in value)
+
+
+# Every option of every model: (check, what is allowed).
+_CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
+    **{name: ((lambda v: _is_int(v, 1)), "an int >= 1") for name in (
+        "in_channels", "image_size", "num_classes", "width", "depth", "embed_dim")},
+    "vocab_size": (lambda v: _is_int(v, 2), "an int >= 2 (id 0 is padding)"),
+    "norm": (_is_choice(NORMS), f"one of {', '.join(NORMS)}"),
+    "activation": (_is_choice(list(ACTIVATIONS)), f"one of {', '.join(ACTIVATIONS)}"),
+    "dropout": (_is_probability, "a probability p with 0 <= p < 1"),
+    "kernel_sizes": (_is_kernel_sizes, "a non-empty list of ints >= 1"),
+    "mode": (_is_choice(TEXT_MODES), f"one of {', '.join(TEXT_MODES)}"),
+}
+
+
+def list_models() -> list[str]:
+    """Registered model names, sorted."""
+    return sorted(MODELS)
+
+
+def _options(info: ModelInfo, kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    """The defaults overridden by ``kwargs``, every value checked."""
+    known = (*info.required, *info.defaults)
+    unknown = sorted(set(kwargs) - set(known))
+    if unknown:
+        raise ValueError(f"{info.name} has no option(s) {unknown}; known: {sorted(known)}")
+    missing = [name for name in info.required if name not in kwargs]
+    if missing:
+        raise ValueError(f"{info.name} needs {', '.join(missing)}")
+    options = {**info.defaults, **kwargs}
+    for name, value in options.items():
+        check, allowed = _CHECKS[name]
+        if not check(value):
+            raise ValueError(f"{name}: {value!r} is not allowed for {info.name}; expected {allowed}")
+    return options
+
+
+def create_model(name: str, *, init: str | None = None, seed: int = 0, **kwargs: Any) -> nn.Module:
+    """Build the model ``name`` from ``seed``, deterministically and without global side effects.
+
+    Args:
+        name: a name from :func:`list_models`.
+        init: an initialisation from ``training.init.list_inits()`` for every Linear/Conv weight
+            (biases zeroed); None keeps torch's default initialisation.
+        seed: seeds torch's default initialisation (and ``init``'s generator); torch's global
+            generator is restored afterwards.
+        **kwargs: the model's options (see ``MODELS[name].required`` and ``.defaults``).
+
+    Returns:
+        The model, in training mode, on the CPU.
+
+    Raises:
+        ValueError: unknown model (with a suggestion) or init, an unknown or missing option, or a
+            value out of range (naming the option and what is allowed).
+    """
+    info = MODELS.get(name)
+    if info is None:
+        close = difflib.get_close_matches(name, list_models(), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ValueError(f"unknown model {name!r}{hint}; known: {', '.join(list_models())}")
+    options = _options(info, kwargs)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = info.factory(**options)
+    if init is not None:
+        init_weights(model, init, seed=seed)
+    return model

@@ -1,0 +1,101 @@
+"""The remote batch source: the service's StreamEpoch, through the client's prefetching dataset.
+
+The server holds the dataset and augments it; this side only asks for (seed, epoch, shard) and
+receives the same batches ``LocalSource`` would build, so a run can switch sources freely.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import torch
+
+from augsvc.client import AugmentClient
+from augsvc.datasets import num_batches, part_indices
+from augsvc.image.dataset import stack_images
+from augsvc.streams import RemoteEpochDataset
+from training.config import ConfigError, DataConfig
+from training.data import Batch, BatchSource, DataInfo, Vocabulary
+
+__all__ = ["RemoteSource"]
+
+
+class RemoteSource(BatchSource):
+    """Training batches streamed from ``config.addresses`` (round_robin over replicas).
+
+    Raises:
+        ConfigError: no server answers, or it does not have ``config.dataset``.
+    """
+
+    def __init__(self, config: DataConfig, seed: int, *, wait: float = 30.0) -> None:
+        self.config, self.seed = config, seed
+        self.client_options: dict[str, Any] = {"token": config.token}
+        self.client = AugmentClient(config.addresses, **self.client_options)
+        try:
+            self.client.wait_ready(timeout=wait)
+        except Exception:
+            raise ConfigError(f"data.addresses: no augsvc server answered at {config.addresses} "
+                              f"within {wait:.0f} s (start one with `augsvc serve`)") from None
+        found = {d["name"]: d for d in self.client.list_datasets()}
+        meta = found.get(config.dataset)
+        if meta is None:
+            raise ConfigError(f"data.dataset: the server has no dataset {config.dataset!r}; it has "
+                              f"{', '.join(sorted(found))}")
+        self.size = int(meta["size"])
+        fraction = config.holdout_fraction
+        train = part_indices(self.size, part="train", holdout_fraction=fraction, seed=seed)
+        if config.train_size is not None and config.train_size > len(train):
+            raise ConfigError(f"data.train_size: {config.train_size} is more than the {len(train)} "
+                              f"training samples of {config.dataset}")
+        self.train_count = config.train_size or len(train)
+        holdout = part_indices(self.size, part="holdout", holdout_fraction=fraction, seed=seed)
+        classes = tuple(meta["class_names"])
+        self.vocab: Vocabulary | None = None
+        if meta["kind"] == "text":
+            texts = [t for b in self._stream("train", None, epoch=0) for t in b.samples]
+            self.vocab = Vocabulary(texts)
+            self.info = DataInfo("text", classes, self.train_count, len(holdout),
+                                 vocab_size=len(self.vocab))
+        else:
+            first = next(iter(self._stream("train", config.augment, epoch=0, batch_size=1)))
+            probe = np.asarray(first.samples[0])
+            self.info = DataInfo("image", classes, self.train_count, len(holdout),
+                                 in_channels=1 if probe.ndim == 2 else probe.shape[2],
+                                 image_size=int(probe.shape[0]))
+
+    def _stream(self, part: str, spec: Any, *, epoch: int, batch_size: int | None = None) -> Any:
+        limit = (self.config.train_size or 0) if part == "train" else 0
+        return self.client.stream_epoch(
+            self.config.dataset, spec, seed=self.seed, epoch=epoch,
+            batch_size=batch_size or self.config.batch_size, part=part,
+            holdout_fraction=self.config.holdout_fraction, limit=limit)
+
+    def encode(self, samples: list[Any]) -> torch.Tensor:
+        if self.vocab is not None:
+            return self.vocab.encode(samples, self.config.max_tokens)
+        return stack_images(samples)
+
+    def num_train_batches(self, *, shard: int = 0, num_shards: int = 1) -> int:
+        return num_batches(self.train_count, batch_size=self.config.batch_size, shard=shard,
+                           num_shards=num_shards)
+
+    def train_batches(self, epoch: int, start_batch: int = 0, *, shard: int = 0,
+                      num_shards: int = 1) -> Iterator[Batch]:
+        dataset = RemoteEpochDataset(
+            self.config.addresses, self.config.dataset, self.config.augment, seed=self.seed,
+            batch_size=self.config.batch_size, epoch=epoch, part="train",
+            holdout_fraction=self.config.holdout_fraction, limit=self.config.train_size or 0,
+            prefetch=self.config.prefetch, rank=shard, world_size=num_shards,
+            client_options=self.client_options)
+        dataset.set_epoch(epoch, start_batch)
+        for x, y in dataset:
+            yield (self.encode(x) if self.vocab is not None else x), y
+
+    def holdout_batches(self) -> Iterator[Batch]:
+        for batch in self._stream("holdout", None, epoch=0):
+            yield self.encode(batch.samples), torch.from_numpy(batch.labels)
+
+    def close(self) -> None:
+        self.client.close()

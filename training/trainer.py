@@ -1,0 +1,343 @@
+"""The training loop: one config in, a trained model, metrics (CSV + TensorBoard), checkpoints, plots.
+
+Per step: ``loss = mean CE + strength * R(W)``; backward; optional global-norm clipping; optimizer
+and schedule step. Per epoch: validation on the holdout, a CSV row, a checkpoint, early stopping.
+
+Reproducibility: the model is created from the run seed; batches are a pure function of
+(seed, epoch) (see ``training.data``); torch's generator (dropout) is reseeded from
+(seed, epoch) at the start of every epoch. A run resumed from the checkpoint of epoch ``e``
+therefore produces the same metrics, bit for bit, as the run that never stopped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import json
+import math
+import os
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from augsvc.seeding import sample_entropy
+from training.config import ConfigError, TrainConfig, to_dict
+from training.data import BatchSource, DataInfo, create_source
+from training.models import MODELS, create_model
+from training.optim import create_optimizer
+from training.regularization import EarlyStopping, penalty
+from training.schedules import schedule_factor
+
+__all__ = ["METRIC_FIELDS", "RunResult", "Trainer", "resolve_device", "to_inputs"]
+
+METRIC_FIELDS = ("epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr",
+                 "seconds", "samples_per_second")
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` -> cuda when present, else cpu. Raises ConfigError for cuda without a GPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device: 'cuda' asked for, but torch sees no GPU (use auto or cpu)")
+    return torch.device(name)
+
+
+def to_inputs(x: torch.Tensor, device: torch.device, *, channels_last: bool = False) -> torch.Tensor:
+    """Move a batch to ``device`` (non-blocking from pinned memory); uint8 images -> [-1, 1]."""
+    x = x.to(device, non_blocking=True)
+    if x.dtype == torch.uint8:
+        x = x.float().div_(127.5).sub_(1.0)
+        if channels_last and x.ndim == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+    return x
+
+
+@dataclass
+class RunResult:
+    """What a run produced."""
+
+    history: list[dict[str, float]] = field(default_factory=list)
+    out_dir: Path = Path()
+    stopped_early: bool = False
+
+    @property
+    def final(self) -> dict[str, float]:
+        return self.history[-1] if self.history else {}
+
+
+def _epoch_seed(seed: int, epoch: int) -> int:
+    return sample_entropy(seed, epoch, 7) % (2**63)
+
+
+class Trainer:
+    """Builds everything a config names and runs it.
+
+    Args:
+        config: the run.
+        source: a batch source to use instead of building ``config.data`` (tests, experiments).
+        progress: show tqdm bars (default: when stderr is a terminal).
+
+    Raises:
+        ConfigError: anything in the config that cannot be built, naming the field.
+    """
+
+    def __init__(self, config: TrainConfig, *, source: BatchSource | None = None,
+                 progress: bool | None = None) -> None:
+        self.config = config
+        self.device = resolve_device(config.device)
+        self.rank, self.world = _distributed()
+        self.progress = progress
+        self.source = source or create_source(config.data, config.seed,
+                                              pin_memory=self.device.type == "cuda")
+        self.info: DataInfo = self.source.info
+        self.model = self._model().to(self.device)
+        if config.channels_last and self.info.kind == "image":
+            self.model = self.model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+        self.net: nn.Module = self.model
+        if self.world > 1:
+            self.net = nn.parallel.DistributedDataParallel(
+                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        self.optimizer = self._optimizer()
+        total = config.epochs * self.steps_per_epoch()
+        try:
+            factor = schedule_factor(config.schedule.name, total,
+                                     warmup_steps=config.schedule.warmup_steps,
+                                     **config.schedule.options)
+        except (ValueError, TypeError) as exc:
+            raise ConfigError(f"schedule: {exc}") from None
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, factor)
+        self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(config.amp) \
+            if self.device.type == "cuda" else None
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
+        es = config.early_stopping
+        self.early = EarlyStopping(patience=es.patience if es.patience is not None else 10**9,
+                                   mode="min" if es.metric == "val_loss" else "max",
+                                   min_delta=es.min_delta)
+        self.out_dir = Path(config.out_dir)
+        self.history: list[dict[str, float]] = []
+        self.start_epoch = 0
+
+    # ---- building ------------------------------------------------------------------------
+    def _model(self) -> nn.Module:
+        cfg = self.config.model
+        info = MODELS.get(cfg.name)
+        if info is None:
+            raise ConfigError(f"model.name: unknown model {cfg.name!r}; known: {sorted(MODELS)}")
+        if info.input != self.info.kind:
+            raise ConfigError(f"model.name: {cfg.name} takes {info.input} input but "
+                              f"{self.config.data.dataset} is a {self.info.kind} dataset")
+        dims: dict[str, Any] = {"num_classes": self.info.num_classes}
+        if self.info.kind == "image":
+            dims.update(in_channels=self.info.in_channels, image_size=self.info.image_size)
+        else:
+            dims.update(vocab_size=self.info.vocab_size)
+        try:
+            return create_model(cfg.name, **dims, **cfg.options, init=cfg.init, seed=self.config.seed)
+        except (ValueError, TypeError) as exc:
+            raise ConfigError(f"model: {exc}") from None
+
+    def _optimizer(self) -> torch.optim.Optimizer:
+        cfg = self.config.optimizer
+        options = dict(cfg.options)
+        if cfg.lr is not None:
+            options["lr"] = cfg.lr
+        for key, value in options.items():
+            if isinstance(value, list):
+                options[key] = tuple(value)  # YAML lists -> betas tuples
+        try:
+            return create_optimizer(cfg.name, self.model, **options)
+        except (ValueError, TypeError) as exc:
+            raise ConfigError(f"optimizer: {exc}") from None
+
+    def steps_per_epoch(self) -> int:
+        # every rank streams its own shard; shard 0 is the longest (Join covers shorter ones)
+        return self.source.num_train_batches(shard=0, num_shards=self.world)
+
+    # ---- checkpoints ---------------------------------------------------------------------
+    def state(self) -> dict[str, Any]:
+        """Everything needed to continue after the current epoch."""
+        return {"epoch": len(self.history), "model": self.model.state_dict(),
+                "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+                "scaler": self.scaler.state_dict(), "history": self.history,
+                "early": vars(self.early).copy(), "config": to_dict(self.config)}
+
+    def save(self, path: Path) -> None:
+        tmp = path.with_suffix(".tmp")
+        torch.save(self.state(), tmp)
+        os.replace(tmp, path)  # a crash mid-write never leaves a broken checkpoint
+
+    def load(self, path: str | Path) -> None:
+        """Continue from a checkpoint written by :meth:`save`.
+
+        Raises:
+            ConfigError: the file is missing or was written for another model.
+        """
+        try:
+            state = torch.load(path, map_location=self.device, weights_only=False)
+            self.model.load_state_dict(state["model"])
+        except (OSError, RuntimeError, KeyError) as exc:
+            raise ConfigError(f"cannot resume from {path}: {exc}") from None
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+        self.history = list(state["history"])
+        for key, value in state["early"].items():
+            setattr(self.early, key, value)
+        self.start_epoch = int(state["epoch"])
+
+    # ---- the loop ------------------------------------------------------------------------
+    def _autocast(self) -> contextlib.AbstractContextManager[Any]:
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast("cuda", dtype=self.amp_dtype)
+
+    def train_epoch(self, epoch: int) -> dict[str, float]:
+        """One pass over the training part; returns train loss/accuracy and throughput."""
+        cfg = self.config
+        torch.manual_seed(_epoch_seed(cfg.seed, epoch))
+        self.net.train()
+        total_loss = torch.zeros((), device=self.device)
+        correct = torch.zeros((), device=self.device, dtype=torch.int64)
+        seen, start = 0, time.perf_counter()
+        bar = tqdm(total=self.steps_per_epoch(), desc=f"epoch {epoch + 1}/{cfg.epochs}",
+                   unit="batch", disable=not self._show_progress(), leave=False)
+        join: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
+        if self.world > 1:
+            from torch.distributed.algorithms.join import Join
+            join = Join([self.net])  # type: ignore[list-item]
+        with join:
+            for x, y in self.source.train_batches(epoch, shard=self.rank, num_shards=self.world):
+                inputs = to_inputs(x, self.device, channels_last=cfg.channels_last)
+                y = y.to(self.device, non_blocking=True)
+                with self._autocast():
+                    logits = self.net(inputs)
+                    loss = F.cross_entropy(logits.float(), y)
+                reg = cfg.regularization
+                objective = loss + penalty(self.model, reg.penalty, reg.strength, beta=reg.beta)
+                self.optimizer.zero_grad(set_to_none=True)
+                self.scaler.scale(objective).backward()
+                if cfg.grad_clip is not None:
+                    self.scaler.unscale_(self.optimizer)
+                    nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+                self.scaler.step(self.optimizer)
+                self.scaler.update()
+                self.scheduler.step()
+                total_loss += loss.detach() * len(y)
+                correct += (logits.argmax(1) == y).sum()
+                seen += len(y)
+                if bar.n % 10 == 0 and not bar.disable:
+                    bar.set_postfix(loss=f"{float(loss):.3f}",
+                                    img_s=f"{seen / (time.perf_counter() - start):.0f}")
+                bar.update()
+        bar.close()
+        seconds = time.perf_counter() - start
+        totals = torch.stack([total_loss, correct.to(total_loss.dtype),
+                              torch.tensor(float(seen), device=self.device)])
+        if self.world > 1:
+            torch.distributed.all_reduce(totals)
+        loss_sum, right, count = (float(v) for v in totals)
+        return {"train_loss": loss_sum / max(count, 1), "train_accuracy": right / max(count, 1),
+                "seconds": seconds, "samples_per_second": count / seconds if seconds else 0.0}
+
+    @torch.no_grad()
+    def evaluate(self, batches: Iterable[tuple[torch.Tensor, torch.Tensor]] | None = None
+                 ) -> dict[str, float]:
+        """Mean loss and accuracy over the holdout (or the given batches), in eval mode."""
+        self.model.eval()
+        total, right, count = 0.0, 0, 0
+        for x, y in batches if batches is not None else self.source.holdout_batches():
+            y = y.to(self.device)
+            with self._autocast():
+                logits = self.model(to_inputs(x, self.device,
+                                              channels_last=self.config.channels_last)).float()
+            total += float(F.cross_entropy(logits, y, reduction="sum"))
+            right += int((logits.argmax(1) == y).sum())
+            count += len(y)
+        if count == 0:
+            return {"val_loss": math.nan, "val_accuracy": math.nan}
+        return {"val_loss": total / count, "val_accuracy": right / count}
+
+    def fit(self, *, stop_after: int | None = None) -> RunResult:
+        """Train for ``config.epochs`` (from the resumed epoch on), writing everything on rank 0.
+
+        Args:
+            stop_after: end after this many epochs of this call, as an interrupted run would
+                (the schedule still spans ``config.epochs``); resume with :meth:`load`.
+        """
+        cfg, lead = self.config, self.rank == 0
+        end = cfg.epochs if stop_after is None else min(cfg.epochs, self.start_epoch + stop_after)
+        writer = None
+        if lead:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            (self.out_dir / "config.json").write_text(json.dumps(to_dict(cfg), indent=2) + "\n")
+            writer = self._tensorboard()
+        stopped = False
+        try:
+            for epoch in range(self.start_epoch, end):
+                row: dict[str, float] = {"epoch": epoch + 1, "lr": self.optimizer.param_groups[0]["lr"]}
+                row.update(self.train_epoch(epoch))
+                row.update(self.evaluate())
+                self.history.append({k: row[k] for k in METRIC_FIELDS})
+                metric = row[cfg.early_stopping.metric]
+                stopped = cfg.early_stopping.patience is not None and self.early.step(metric, epoch)
+                if lead:
+                    self._log(row, writer)
+                    if (epoch + 1) % cfg.checkpoint_every == 0 or epoch + 1 == end or stopped:
+                        self.save(self.out_dir / "last.pt")
+                if stopped:
+                    break
+        finally:
+            if writer is not None:
+                writer.close()
+        return RunResult(history=self.history, out_dir=self.out_dir, stopped_early=stopped)
+
+    def _show_progress(self) -> bool:
+        if self.progress is not None:
+            return self.progress and self.rank == 0
+        return self.rank == 0 and os.isatty(2)
+
+    def _tensorboard(self) -> Any:
+        if not self.config.tensorboard:
+            return None
+        from torch.utils.tensorboard import SummaryWriter
+
+        return SummaryWriter(log_dir=str(self.out_dir / "tensorboard"), purge_step=self.start_epoch + 1)
+
+    def _log(self, row: dict[str, float], writer: Any) -> None:
+        path = self.out_dir / "metrics.csv"
+        rewrite = not path.exists() or row["epoch"] == self.start_epoch + 1
+        with path.open("w" if rewrite else "a", newline="") as f:
+            out = csv.DictWriter(f, fieldnames=METRIC_FIELDS)
+            if rewrite:  # a resumed run rewrites the rows it inherited, then appends
+                out.writeheader()
+                out.writerows(self.history[:-1])
+            out.writerow({k: row[k] for k in METRIC_FIELDS})
+        if writer is not None:
+            for key in METRIC_FIELDS[1:]:
+                writer.add_scalar(key.replace("_", "/", 1) if key.startswith(("train", "val"))
+                                  else key, row[key], int(row["epoch"]))
+        if self.progress is not False:
+            print(f"epoch {int(row['epoch'])}/{self.config.epochs}  loss {row['train_loss']:.4f}  "
+                  f"acc {row['train_accuracy']:.3f}  val_loss {row['val_loss']:.4f}  "
+                  f"val_acc {row['val_accuracy']:.3f}  {row['samples_per_second']:.0f} samples/s",
+                  flush=True)
+
+
+def _distributed() -> tuple[int, int]:
+    """(rank, world size) under torchrun, initialising the process group once; (0, 1) otherwise."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return 0, 1
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return dist.get_rank(), dist.get_world_size()

@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 export NO_ALBUMENTATIONS_UPDATE := 1
 
-.PHONY: run test lint typecheck unit bench install clean wordnet proto serve
+.PHONY: run test lint typecheck unit bench install clean wordnet proto serve buf
 
 $(STAMP): pyproject.toml requirements.lock requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -22,11 +22,19 @@ wordnet:
 	@test -f /usr/share/wordnet/data.noun || test -n "$$AUGSVC_WORDNET" || \
 	  { apt-get update -qq && apt-get install -y -qq wordnet-base wordnet-sense-index; }
 
+# buf (the Go gRPC client the reflection test calls) from npm, exact version pinned by
+# tools/buf/package-lock.json; npm comes from Debian's packages when missing (needs root).
+BUF := tools/buf/node_modules/.bin/buf
+$(BUF): tools/buf/package.json tools/buf/package-lock.json
+	@command -v npm >/dev/null || { apt-get update -qq && apt-get install -y -qq npm; }
+	npm ci --prefix tools/buf --no-audit --no-fund --loglevel=error
+	touch $(BUF)
+
+buf: $(BUF)
+
+# The main job: start the service, train the CNN on digits it streams, report under runs/<time>/.
 run: $(STAMP) wordnet
-	$(VENV)/bin/augsvc samples runs/samples
-	$(VENV)/bin/augsvc augment --spec default --seed 0 --params runs/params.jsonl runs/samples runs/augmented
-	$(VENV)/bin/augsvc gallery --spec default --seed 0 -o runs/gallery.png
-	@echo "gallery: runs/gallery.png   augmented photos: runs/augmented/   applied params: runs/params.jsonl"
+	$(VENV)/bin/augsvc demo --out runs
 
 # Regenerate the Python stubs from protos/ (a test fails when they are out of date).
 proto: $(STAMP)
@@ -40,7 +48,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 
-unit: $(STAMP) wordnet
+unit: $(STAMP) wordnet buf
 	$(PY) -m pytest -n 2 tests
 
 test: lint unit

@@ -156,6 +156,30 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return run(load_config(flags, os.environ, args.config))
 
 
+def _cmd_health(args: argparse.Namespace) -> int:
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    with grpc.insecure_channel(args.address) as channel:
+        try:
+            reply = health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(service=args.service), timeout=args.timeout)
+        except grpc.RpcError as exc:
+            print(f"augsvc health: {args.address}: {exc.code().name}: {exc.details()}", file=sys.stderr)
+            return 1
+    status = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+    print(status)
+    return 0 if reply.status == health_pb2.HealthCheckResponse.SERVING else 1
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    # The one command that reaches past the service: it drives the companion training package.
+    from training.demo import run_demo
+
+    run_demo(args.out, epochs=args.epochs, workers=args.workers)
+    return 0
+
+
 def _cmd_transforms(args: argparse.Namespace) -> int:
     if args.domain == "image":
         from augsvc.image.registry import IMAGE_TRANSFORMS as registry
@@ -219,6 +243,18 @@ def build_parser() -> argparse.ArgumentParser:
                        "Settings: flags > AUGSVC_* environment > --config YAML > defaults.")
     add_serve_arguments(p)
     p.set_defaults(func=_cmd_serve)
+
+    p = sub.add_parser("health", help="exit 0 when a server's health service says SERVING")
+    p.add_argument("address", nargs="?", default="127.0.0.1:50051")
+    p.add_argument("--service", default="", help="service name ('' is the whole server)")
+    p.add_argument("--timeout", type=float, default=3.0)
+    p.set_defaults(func=_cmd_health)
+
+    p = sub.add_parser("demo", help="start the service, train a CNN on digits it streams, report")
+    p.add_argument("--out", default="runs", help="runs go to OUT/<timestamp>/")
+    p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--workers", type=int, default=None, help="StreamEpoch worker processes")
+    p.set_defaults(func=_cmd_demo)
 
     p = sub.add_parser("transforms", help="list transforms with their parameters")
     p.add_argument("domain", nargs="?", choices=("image", "text"), default="image")

@@ -12,6 +12,7 @@ batches ready, and the shard is chosen from the DDP rank and the DataLoader work
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
 import time
@@ -39,6 +40,7 @@ _PARTS = {"all": pb.PART_ALL, "train": pb.PART_TRAIN, "holdout": pb.PART_HOLDOUT
 _RETRY = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.ABORTED, grpc.StatusCode.UNKNOWN,
           grpc.StatusCode.INTERNAL)
 _LIMITS = Limits(max_tensor_bytes=2**40, max_pixels=2**62)
+_log = logging.getLogger("augsvc.client")
 
 
 @dataclass(frozen=True)
@@ -62,7 +64,7 @@ def _decode(reply: pb.EpochBatch) -> EpochBatch:
 def stream_epoch(client: AugmentClient, dataset: str, spec: Any = None, *, seed: int, epoch: int,
                  batch_size: int, shard: int = 0, num_shards: int = 1, start_batch: int = 0,
                  part: str = "all", holdout_fraction: float = 0.0, limit: int = 0,
-                 retries: int = 5, backoff: float = 0.2) -> Iterator[EpochBatch]:
+                 retries: int = 8, backoff: float = 0.2) -> Iterator[EpochBatch]:
     """The batches of one epoch, resuming on another replica when a server goes away.
 
     Args:
@@ -71,7 +73,8 @@ def stream_epoch(client: AugmentClient, dataset: str, spec: Any = None, *, seed:
         spec: an augmentation spec or preset name; None streams the samples as stored.
         part, holdout_fraction, limit: which samples the epoch covers (see the proto).
         retries: reconnection attempts in a row (UNAVAILABLE and broken streams) before giving up;
-            the wait doubles from ``backoff`` seconds each time.
+            the wait doubles from ``backoff`` seconds each time, to at most 5 s (about 20 s in
+            all by default: long enough for a restarted replica to come back).
 
     Raises:
         grpc.RpcError: the server's status (INVALID_ARGUMENT, ...) or the last failure.
@@ -103,16 +106,19 @@ def stream_epoch(client: AugmentClient, dataset: str, spec: Any = None, *, seed:
             if code not in _RETRY or failures >= retries:
                 raise
             failures += 1
-            time.sleep(backoff * 2 ** (failures - 1))
+            _log.warning("stream of %s epoch %d broke (%s); resuming at batch %d, attempt %d of %d",
+                         dataset, epoch, code.name if code else "?", next_batch, failures, retries)
+            time.sleep(min(5.0, backoff * 2 ** (failures - 1)))
         finally:
             call.cancel()  # the consumer stopped early, or the stream broke: free the server
 
 
-class RemoteEpochDataset(IterableDataset[tuple[Any, torch.Tensor]]):
+class RemoteEpochDataset(IterableDataset[Any]):
     """Batches of a server-side dataset, augmented by the service, for a torch training loop.
 
-    Items are whole batches ``(x, labels)``: x is a uint8 ``(B, C, H, W)`` tensor for images and
-    a list of strings for text; use ``DataLoader(ds, batch_size=None)`` or iterate directly.
+    Items are whole batches ``(x, labels)``, or ``(x, labels, indices)`` with ``with_indices``:
+    x is a uint8 ``(B, C, H, W)`` tensor for images and a list of strings for text; use
+    ``DataLoader(ds, batch_size=None)`` or iterate directly.
 
     Args:
         addresses: one server or several replicas.
@@ -128,7 +134,7 @@ class RemoteEpochDataset(IterableDataset[tuple[Any, torch.Tensor]]):
                  seed: int, batch_size: int, epoch: int = 0, part: str = "all",
                  holdout_fraction: float = 0.0, limit: int = 0, prefetch: int = 4,
                  rank: int | None = None, world_size: int | None = None,
-                 client_options: dict[str, Any] | None = None) -> None:
+                 with_indices: bool = False, client_options: dict[str, Any] | None = None) -> None:
         if prefetch < 1:
             raise ValueError(f"prefetch must be >= 1, got {prefetch}")
         self.addresses, self.dataset, self.spec = addresses, dataset, spec
@@ -136,6 +142,7 @@ class RemoteEpochDataset(IterableDataset[tuple[Any, torch.Tensor]]):
         self.part, self.holdout_fraction, self.limit = part, holdout_fraction, limit
         self.prefetch, self.rank, self.world_size = prefetch, rank, world_size
         self.client_options = client_options or {}
+        self.with_indices = with_indices
         self.start_batch = 0
 
     def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
@@ -154,7 +161,7 @@ class RemoteEpochDataset(IterableDataset[tuple[Any, torch.Tensor]]):
         workers, worker_id = (worker.num_workers, worker.id) if worker is not None else (1, 0)
         return rank * workers + worker_id, world * workers
 
-    def __iter__(self) -> Iterator[tuple[Any, torch.Tensor]]:
+    def __iter__(self) -> Iterator[Any]:
         from augsvc.client import AugmentClient
 
         shard, num_shards = self.shard()
@@ -193,7 +200,7 @@ class RemoteEpochDataset(IterableDataset[tuple[Any, torch.Tensor]]):
                 labels = torch.from_numpy(item.labels)
                 x = stack_images(item.samples) if item.samples and isinstance(item.samples[0], np.ndarray) \
                     else item.samples
-                yield x, labels
+                yield (x, labels, torch.from_numpy(item.indices)) if self.with_indices else (x, labels)
         finally:
             stop.set()
             while thread.is_alive():

@@ -13,7 +13,8 @@ import numpy as np
 import torch
 
 from augsvc.client import AugmentClient
-from augsvc.datasets import num_batches, part_indices
+from augsvc.datasets import epoch_batches, num_batches, part_indices
+from augsvc.errors import AugsvcError
 from augsvc.image.dataset import stack_images
 from augsvc.streams import RemoteEpochDataset
 from training.config import ConfigError, DataConfig
@@ -31,6 +32,7 @@ class RemoteSource(BatchSource):
 
     def __init__(self, config: DataConfig, seed: int, *, wait: float = 30.0) -> None:
         self.config, self.seed = config, seed
+        self.verified_samples = 0  # training samples checked against the epoch plan so far
         self.client_options: dict[str, Any] = {"token": config.token}
         self.client = AugmentClient(config.addresses, **self.client_options)
         try:
@@ -87,11 +89,34 @@ class RemoteSource(BatchSource):
             self.config.addresses, self.config.dataset, self.config.augment, seed=self.seed,
             batch_size=self.config.batch_size, epoch=epoch, part="train",
             holdout_fraction=self.config.holdout_fraction, limit=self.config.train_size or 0,
-            prefetch=self.config.prefetch, rank=shard, world_size=num_shards,
+            prefetch=self.config.prefetch, rank=shard, world_size=num_shards, with_indices=True,
             client_options=self.client_options)
         dataset.set_epoch(epoch, start_batch)
-        for x, y in dataset:
+        received: list[torch.Tensor] = []
+        for x, y, indices in dataset:
+            received.append(indices)
             yield (self.encode(x) if self.vocab is not None else x), y
+        self._check_exactly_once(epoch, start_batch, shard, num_shards, received)
+
+    def _check_exactly_once(self, epoch: int, start_batch: int, shard: int, num_shards: int,
+                            received: list[torch.Tensor]) -> None:
+        """Compare what arrived with the epoch plan: every planned sample once, nothing else.
+
+        Raises:
+            AugsvcError: a sample was lost or repeated (a server or network fault got through).
+        """
+        part = part_indices(self.size, part="train", holdout_fraction=self.config.holdout_fraction,
+                            seed=self.seed, limit=self.config.train_size or 0)
+        planned = np.concatenate([np.zeros(0, np.int64), *(part[p] for p in epoch_batches(
+            len(part), seed=self.seed, epoch=epoch, batch_size=self.config.batch_size, shard=shard,
+            num_shards=num_shards, start_batch=start_batch))])
+        got = torch.cat(received).numpy() if received else np.zeros(0, np.int64)
+        if not np.array_equal(np.sort(got), np.sort(planned)):
+            lost = np.setdiff1d(planned, got).size
+            repeated = got.size - np.unique(got).size
+            raise AugsvcError(f"epoch {epoch}: {lost} planned samples never arrived and {repeated} "
+                              "arrived more than once")
+        self.verified_samples += got.size
 
     def holdout_batches(self) -> Iterator[Batch]:
         for batch in self._stream("holdout", None, epoch=0):

@@ -84,14 +84,16 @@ class Trainer:
         config: the run.
         source: a batch source to use instead of building ``config.data`` (tests, experiments).
         progress: show tqdm bars (default: when stderr is a terminal).
+        report: print one line per epoch (rank 0).
 
     Raises:
         ConfigError: anything in the config that cannot be built, naming the field.
     """
 
     def __init__(self, config: TrainConfig, *, source: BatchSource | None = None,
-                 progress: bool | None = None) -> None:
+                 progress: bool | None = None, report: bool = True) -> None:
         self.config = config
+        self.report = report
         self.device = resolve_device(config.device)
         self.rank, self.world = _distributed()
         self.progress = progress
@@ -324,7 +326,7 @@ class Trainer:
             for key in METRIC_FIELDS[1:]:
                 writer.add_scalar(key.replace("_", "/", 1) if key.startswith(("train", "val"))
                                   else key, row[key], int(row["epoch"]))
-        if self.progress is not False:
+        if self.report:
             print(f"epoch {int(row['epoch'])}/{self.config.epochs}  loss {row['train_loss']:.4f}  "
                   f"acc {row['train_accuracy']:.3f}  val_loss {row['val_loss']:.4f}  "
                   f"val_acc {row['val_accuracy']:.3f}  {row['samples_per_second']:.0f} samples/s",

@@ -156,3 +156,19 @@ def test_replica_killed_mid_epoch_and_the_trainer_sees_every_sample_once(tmp_pat
     rows = _metrics(tmp_path)
     assert [r["epoch"] for r in rows] == ["1", "2", "3"]
     assert float(rows[-1]["val_accuracy"]) > CHANCE + 0.3
+
+
+def test_health_command_used_by_the_compose_healthcheck(capsys: pytest.CaptureFixture[str]) -> None:
+    from augsvc.cli import main
+    from augsvc.service.server import build_server
+
+    server, port = build_server("127.0.0.1:0")
+    server.start()
+    try:
+        assert main(["health", f"127.0.0.1:{port}"]) == 0
+        assert capsys.readouterr().out.strip() == "SERVING"
+    finally:
+        server.stop(0)
+    assert main(["health", f"127.0.0.1:{port}", "--timeout", "0.5"]) == 1  # nobody there now
+    err = capsys.readouterr().err
+    assert "UNAVAILABLE" in err or "DEADLINE_EXCEEDED" in err

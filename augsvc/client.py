@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 import os
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import grpc
 import numpy as np
@@ -21,7 +21,9 @@ from augsvc.v1 import augment_pb2_grpc as pb_grpc
 if TYPE_CHECKING:
     from augsvc.streams import EpochBatch
 
-__all__ = ["AugmentClient", "RemoteImage", "RemoteText", "pipeline_message"]
+__all__ = ["AugmentClient", "Pending", "RemoteImage", "RemoteText", "pipeline_message"]
+
+T = TypeVar("T")
 
 _MAX_MESSAGE = 512 * 1024 * 1024
 
@@ -63,6 +65,20 @@ def _channel_credentials(tls: str | os.PathLike[str] | bytes | bool) -> grpc.Cha
         return grpc.ssl_channel_credentials()  # the system's root certificates
     return grpc.ssl_channel_credentials(root_certificates=tls if isinstance(tls, bytes)
                                         else Path(tls).read_bytes())  # type: ignore[arg-type]
+
+
+class Pending(Generic[T]):
+    """A call in flight: :meth:`result` waits for the reply and converts it."""
+
+    def __init__(self, call: Any, convert: Callable[[Any], T]) -> None:
+        self.call, self.convert = call, convert
+
+    def result(self) -> T:
+        """The converted reply; raises ``grpc.RpcError`` with the server's status."""
+        return self.convert(self.call.result())
+
+    def cancel(self) -> None:
+        self.call.cancel()
 
 
 def pipeline_message(spec: Any) -> pb.Pipeline:
@@ -130,10 +146,25 @@ class AugmentClient:
                 for t in reply.transforms]
 
     def augment_images(self, images: Sequence[np.ndarray], spec: Any, *, seed: int | None = None,
-                       start: int = 0, masks: Sequence[np.ndarray | None] | None = None,
+                       start: int = 0, indices: Sequence[int] | None = None,
+                       masks: Sequence[np.ndarray | None] | None = None,
                        bboxes: Sequence[Any] | None = None, return_params: bool = False
                        ) -> list[RemoteImage]:
-        """Augment ``images`` remotely; the same results as ``ImagePipeline(spec).batch(...)``."""
+        """Augment ``images`` remotely; the same results as ``ImagePipeline(spec).batch(...)``.
+
+        ``indices`` (one per image) replaces ``start``: image ``k`` is global index ``indices[k]``.
+        """
+        return self.augment_images_async(images, spec, seed=seed, start=start, indices=indices,
+                                         masks=masks, bboxes=bboxes,
+                                         return_params=return_params).result()
+
+    def augment_images_async(self, images: Sequence[np.ndarray], spec: Any, *,
+                             seed: int | None = None, start: int = 0,
+                             indices: Sequence[int] | None = None,
+                             masks: Sequence[np.ndarray | None] | None = None,
+                             bboxes: Sequence[Any] | None = None, return_params: bool = False
+                             ) -> Pending[list[RemoteImage]]:
+        """:meth:`augment_images` without waiting: ``.result()`` gives the images (or raises)."""
         samples = []
         for k, image in enumerate(images):
             sample = pb.ImageSample(image=pb.Image(array=to_tensor(np.asarray(image))))
@@ -144,24 +175,25 @@ class AugmentClient:
             samples.append(sample)
         request = pb.AugmentImagesRequest(request_id=uuid.uuid4().hex, pipeline=pipeline_message(spec),
                                           start_index=start, samples=samples,
-                                          return_params=return_params)
+                                          indices=list(indices or []), return_params=return_params)
         if seed is not None:
             request.seed = seed
-        reply = self.stub.AugmentImages(request, timeout=self.timeout)
-        return [RemoteImage(
+        call = self.stub.AugmentImages.future(request, timeout=self.timeout)
+        return Pending(call, lambda reply: [RemoteImage(
             index=s.index, image=decode_image(s.image, "image", self._limits),
             mask=from_tensor(s.mask, "mask", self._limits) if s.HasField("mask") else None,
             bboxes=from_tensor(s.bboxes, "bboxes", self._limits) if s.HasField("bboxes") else None,
             keypoints=from_tensor(s.keypoints, "keypoints", self._limits)
             if s.HasField("keypoints") else None,
-            params=json.loads(s.params_json) if s.params_json else None) for s in reply.samples]
+            params=json.loads(s.params_json) if s.params_json else None) for s in reply.samples])
 
     def augment_texts(self, texts: Sequence[str], spec: Any, *, seed: int | None = None,
-                      start: int = 0, n: int = 1, return_ops: bool = False) -> list[RemoteText]:
+                      start: int = 0, indices: Sequence[int] | None = None, n: int = 1,
+                      return_ops: bool = False) -> list[RemoteText]:
         """Augment ``texts`` remotely; the same results as ``TextPipeline(spec).batch(...)``."""
         request = pb.AugmentTextsRequest(request_id=uuid.uuid4().hex, pipeline=pipeline_message(spec),
                                          start_index=start, texts=list(texts), n=n,
-                                         return_ops=return_ops)
+                                         indices=list(indices or []), return_ops=return_ops)
         if seed is not None:
             request.seed = seed
         reply = self.stub.AugmentTexts(request, timeout=self.timeout)

@@ -34,7 +34,7 @@ from augsvc.v1 import augment_pb2 as pb
 if TYPE_CHECKING:
     from augsvc.client import AugmentClient
 
-__all__ = ["EpochBatch", "RemoteEpochDataset", "stream_epoch"]
+__all__ = ["EpochBatch", "RemoteAugmentDataset", "RemoteEpochDataset", "stream_epoch", "worker_shard"]
 
 _PARTS = {"all": pb.PART_ALL, "train": pb.PART_TRAIN, "holdout": pb.PART_HOLDOUT}
 _RETRY = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.ABORTED, grpc.StatusCode.UNKNOWN,
@@ -113,6 +113,19 @@ def stream_epoch(client: AugmentClient, dataset: str, spec: Any = None, *, seed:
             call.cancel()  # the consumer stopped early, or the stream broke: free the server
 
 
+def worker_shard(rank: int | None = None, world_size: int | None = None) -> tuple[int, int]:
+    """(shard, num_shards) for this DDP rank and DataLoader worker: rank r, worker w of W is shard
+    ``r * W + w`` of ``world_size * W``. Rank and world size default to ``torch.distributed``'s."""
+    if rank is None or world_size is None:
+        dist = torch.distributed
+        ready = dist.is_available() and dist.is_initialized()
+        rank = dist.get_rank() if ready else 0
+        world_size = dist.get_world_size() if ready else 1
+    worker = get_worker_info()
+    workers, worker_id = (worker.num_workers, worker.id) if worker is not None else (1, 0)
+    return rank * workers + worker_id, world_size * workers
+
+
 class RemoteEpochDataset(IterableDataset[Any]):
     """Batches of a server-side dataset, augmented by the service, for a torch training loop.
 
@@ -151,15 +164,7 @@ class RemoteEpochDataset(IterableDataset[Any]):
 
     def shard(self) -> tuple[int, int]:
         """(shard, num_shards) of this process and DataLoader worker."""
-        rank, world = self.rank, self.world_size
-        if rank is None or world is None:
-            dist = torch.distributed
-            ready = dist.is_available() and dist.is_initialized()
-            rank = dist.get_rank() if ready else 0
-            world = dist.get_world_size() if ready else 1
-        worker = get_worker_info()
-        workers, worker_id = (worker.num_workers, worker.id) if worker is not None else (1, 0)
-        return rank * workers + worker_id, world * workers
+        return worker_shard(self.rank, self.world_size)
 
     def __iter__(self) -> Iterator[Any]:
         from augsvc.client import AugmentClient
@@ -208,4 +213,91 @@ class RemoteEpochDataset(IterableDataset[Any]):
                     ready.get_nowait()
                 except queue.Empty:
                     thread.join(timeout=0.05)
+            client.close()
+
+
+class RemoteAugmentDataset(IterableDataset[Any]):
+    """A local dataset augmented by the service: this process reads, the servers augment.
+
+    Each epoch visits ``base`` in the shuffled order of ``augsvc.datasets.epoch_batches`` (seed,
+    epoch, and the shard of this DDP rank and DataLoader worker) and sends each batch as one
+    AugmentImages call with the samples' global indices ``epoch * len(base) + i``, so the result
+    equals ``AugmentedImageDataset`` in-process. ``prefetch`` calls are kept in flight; with
+    several addresses they are spread over the replicas by round_robin.
+
+    Args:
+        addresses: one server or several replicas.
+        base: indexable with ``len``: HxW(xC) uint8 arrays or ``(image, label)`` pairs.
+        spec: the augmentation spec or a server preset name.
+        seed: the run's seed (batch order and augmentation).
+        batch_size: samples per call and per item.
+        shuffle: False visits ``base`` in order (still sharded).
+        client_options: keyword arguments for :class:`~augsvc.client.AugmentClient`.
+
+    Items are ``(x, labels)`` (uint8 ``(B, C, H, W)`` and int64) for labelled data, else ``x``.
+    """
+
+    def __init__(self, addresses: str | Sequence[str], base: Sequence[Any], spec: Any, *,
+                 seed: int, batch_size: int, epoch: int = 0, shuffle: bool = True,
+                 prefetch: int = 4, rank: int | None = None, world_size: int | None = None,
+                 client_options: dict[str, Any] | None = None) -> None:
+        if prefetch < 1 or batch_size < 1:
+            raise ValueError(f"prefetch and batch_size must be >= 1, got {prefetch}, {batch_size}")
+        self.addresses, self.base, self.spec = addresses, base, spec
+        self.seed, self.batch_size, self.epoch, self.shuffle = seed, batch_size, epoch, shuffle
+        self.prefetch, self.rank, self.world_size = prefetch, rank, world_size
+        self.client_options = client_options or {}
+
+    def set_epoch(self, epoch: int) -> None:
+        """Visit and augment as ``epoch`` from the next iteration on."""
+        self.epoch = epoch
+
+    def shard(self) -> tuple[int, int]:
+        """(shard, num_shards) of this process and DataLoader worker."""
+        return worker_shard(self.rank, self.world_size)
+
+    def _plan(self) -> list[np.ndarray]:
+        from augsvc.datasets import epoch_batches
+
+        shard, num_shards = self.shard()
+        size = len(self.base)
+        if self.shuffle:
+            return list(epoch_batches(size, seed=self.seed, epoch=self.epoch,
+                                      batch_size=self.batch_size, shard=shard, num_shards=num_shards))
+        mine = np.arange(shard, size, num_shards)
+        return [mine[k: k + self.batch_size] for k in range(0, len(mine), self.batch_size)]
+
+    def __iter__(self) -> Iterator[Any]:
+        from collections import deque
+
+        from augsvc.client import AugmentClient, Pending
+
+        client = AugmentClient(self.addresses, **self.client_options)
+        size = len(self.base)
+        pending: deque[tuple[Pending[Any], list[Any] | None]] = deque()
+        plan = iter(self._plan())
+
+        def submit() -> None:
+            indices = next(plan, None)
+            if indices is None:
+                return
+            items = [self.base[int(i)] for i in indices]
+            labelled = bool(items) and isinstance(items[0], tuple)
+            images = [np.asarray(item[0] if labelled else item) for item in items]
+            call = client.augment_images_async(images, self.spec, seed=self.seed,
+                                               indices=[self.epoch * size + int(i) for i in indices])
+            pending.append((call, [item[1] for item in items] if labelled else None))
+
+        try:
+            for _ in range(self.prefetch):
+                submit()
+            while pending:
+                call, labels = pending.popleft()
+                results = call.result()
+                submit()
+                x = stack_images([r.image for r in results])
+                yield x if labels is None else (x, torch.as_tensor(labels, dtype=torch.int64))
+        finally:
+            for call, _ in pending:
+                call.cancel()
             client.close()

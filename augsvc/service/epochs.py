@@ -35,6 +35,7 @@ from augsvc.image.presets import IMAGE_PRESETS, image_preset
 from augsvc.service.codec import LimitError, Limits, encode_image
 from augsvc.spec import dumps
 from augsvc.text.pipeline import TextPipeline
+from augsvc.text.presets import TEXT_PRESETS, text_preset
 from augsvc.v1 import augment_pb2 as pb
 
 __all__ = ["EpochStreamer"]
@@ -211,10 +212,11 @@ def resolve_spec(pipeline: pb.Pipeline, kind: str) -> Any:
     import json
 
     if pipeline.WhichOneof("source") == "preset":
-        found = image_preset(pipeline.preset) if kind == "image" else None
+        found = image_preset(pipeline.preset) if kind == "image" else text_preset(pipeline.preset)
         if found is None:
-            raise InputError(f"pipeline.preset: unknown preset {pipeline.preset!r}; presets: "
-                             f"{sorted(IMAGE_PRESETS)}")
+            known = IMAGE_PRESETS if kind == "image" else TEXT_PRESETS
+            raise InputError(f"pipeline.preset: unknown {kind} preset {pipeline.preset!r}; presets: "
+                             f"{sorted(known)}")
         return found
     try:
         return json.loads(pipeline.spec_json)

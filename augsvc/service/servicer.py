@@ -19,6 +19,7 @@ from augsvc.service.epochs import EpochStreamer
 from augsvc.service.errors import status_for
 from augsvc.spec import dumps
 from augsvc.text.pipeline import TextPipeline
+from augsvc.text.presets import TEXT_PRESETS, text_preset
 from augsvc.text.registry import TEXT_GROUPS, TEXT_TRANSFORMS
 from augsvc.v1 import augment_pb2 as pb
 from augsvc.v1 import augment_pb2_grpc as pb_grpc
@@ -64,6 +65,15 @@ def _spec_source(pipeline: pb.Pipeline, presets: dict[str, Any] | None) -> Any:
     raise InputError("the request has no pipeline (give spec_json or preset)")
 
 
+def _indices(given: Any, count: int, start: int) -> list[int]:
+    """The global index of each sample: ``indices`` when the request has them, else consecutive."""
+    if not given:
+        return list(range(start, start + count))
+    if len(given) != count:
+        raise InputError(f"indices has {len(given)} entries for {count} samples")
+    return list(given)
+
+
 class AugmenterServicer(pb_grpc.AugmenterServicer):
     """Serves augsvc.v1.Augmenter; every error reaches the client as a status with a message."""
 
@@ -91,7 +101,8 @@ class AugmenterServicer(pb_grpc.AugmenterServicer):
                 out.append(pb.TransformSchema(
                     domain=domain, name=name, doc=info["doc"], default_p=info["default_p"],
                     params_json=dumps(info["params"]), targets=info.get("targets", [])))
-        return pb.ListTransformsResponse(transforms=out, image_presets=sorted(IMAGE_PRESETS))
+        return pb.ListTransformsResponse(transforms=out, image_presets=sorted(IMAGE_PRESETS),
+                                         text_presets=sorted(TEXT_PRESETS))
 
     def _augment_images(self, request: pb.AugmentImagesRequest) -> pb.AugmentImagesResponse:
         if len(request.samples) > self.limits.max_samples:
@@ -100,6 +111,7 @@ class AugmenterServicer(pb_grpc.AugmenterServicer):
         source = _spec_source(request.pipeline, {k: image_preset(k) for k in IMAGE_PRESETS})
         pipeline = self._images.get(dumps(source), lambda: ImagePipeline(source))
         seed = request.seed if request.HasField("seed") else None
+        indices = _indices(request.indices, len(request.samples), request.start_index)
         out = []
         for k, sample in enumerate(request.samples):
             what = f"samples[{k}]"
@@ -111,7 +123,7 @@ class AugmenterServicer(pb_grpc.AugmenterServicer):
                 if sample.HasField("bboxes") else None,
                 keypoints=from_tensor(sample.keypoints, f"{what}.keypoints", self.limits)
                 if sample.HasField("keypoints") else None,
-                seed=seed, index=request.start_index + k, return_params=request.return_params)
+                seed=seed, index=indices[k], return_params=request.return_params)
             out.append(pb.AugmentedImage(
                 index=result.index, image=encode_image(result.image, request.output_encoding),
                 mask=to_tensor(result.mask) if result.mask is not None else None,
@@ -127,12 +139,13 @@ class AugmenterServicer(pb_grpc.AugmenterServicer):
         too_long = [k for k, t in enumerate(request.texts) if len(t) > self.limits.max_text_chars]
         if too_long:
             raise LimitError(f"texts[{too_long[0]}] is over {self.limits.max_text_chars} characters")
-        source = _spec_source(request.pipeline, None)
+        source = _spec_source(request.pipeline, {k: text_preset(k) for k in TEXT_PRESETS})
         pipeline = self._texts.get(dumps(source), lambda: TextPipeline(source))
         results = pipeline.batch(list(request.texts),
                                  seed=request.seed if request.HasField("seed") else None,
-                                 start=request.start_index, n=max(1, request.n),
-                                 return_ops=request.return_ops)
+                                 indices=_indices(request.indices, len(request.texts),
+                                                  request.start_index),
+                                 n=max(1, request.n), return_ops=request.return_ops)
         return pb.AugmentTextsResponse(request_id=request.request_id, samples=[
             pb.AugmentedText(index=r.index, variant=r.variant, text=r.text,
                              ops_json=dumps(r.ops) if r.ops is not None else "")

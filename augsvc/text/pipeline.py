@@ -36,14 +36,19 @@ def _variant_rng(seed: int | None, index: int, variant: int) -> random.Random:
 
 
 class TextPipeline:
-    """A text augmentation pipeline built from a spec (dict, JSON/YAML text or file).
+    """A text augmentation pipeline built from a spec (dict, JSON/YAML text or file) or a preset
+    name from ``augsvc.text.presets`` ("eda", "synonym", "embedding", "synonym_embedding").
 
     Raises:
         SpecError: unknown transform or field, or a value out of range.
     """
 
     def __init__(self, spec: Any) -> None:
-        self.spec: PipelineSpec = parse_spec(load_spec(spec), TEXT_TRANSFORMS, groups=TEXT_GROUPS)
+        from augsvc.text.presets import text_preset
+
+        preset = text_preset(spec) if isinstance(spec, str) else None
+        source = preset if preset is not None else load_spec(spec)
+        self.spec: PipelineSpec = parse_spec(source, TEXT_TRANSFORMS, groups=TEXT_GROUPS)
 
     def to_spec(self) -> dict[str, Any]:
         """The canonical spec (it round-trips)."""

@@ -24,17 +24,17 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17\x61ugsvc/v1/augment.proto\x12\taugsvc.v1\"4\n\x06Tensor\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12\r\n\x05shape\x18\x02 \x03(\x03\x12\r\n\x05\x64type\x18\x03 \x01(\t\"I\n\x05Image\x12\"\n\x05\x61rray\x18\x01 \x01(\x0b\x32\x11.augsvc.v1.TensorH\x00\x12\x11\n\x07\x65ncoded\x18\x02 \x01(\x0cH\x00\x42\t\n\x07payload\";\n\x08Pipeline\x12\x13\n\tspec_json\x18\x01 \x01(\tH\x00\x12\x10\n\x06preset\x18\x02 \x01(\tH\x00\x42\x08\n\x06source\"\x98\x01\n\x0bImageSample\x12\x1f\n\x05image\x18\x01 \x01(\x0b\x32\x10.augsvc.v1.Image\x12\x1f\n\x04mask\x18\x02 \x01(\x0b\x32\x11.augsvc.v1.Tensor\x12!\n\x06\x62\x62oxes\x18\x03 \x01(\x0b\x32\x11.augsvc.v1.Tensor\x12$\n\tkeypoints\x18\x04 \x01(\x0b\x32\x11.augsvc.v1.Tensor\"\xf0\x01\n\x14\x41ugmentImagesRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12%\n\x08pipeline\x18\x02 \x01(\x0b\x32\x13.augsvc.v1.Pipeline\x12\x11\n\x04seed\x18\x03 \x01(\x04H\x00\x88\x01\x01\x12\x13\n\x0bstart_index\x18\x04 \x01(\x04\x12\'\n\x07samples\x18\x05 \x03(\x0b\x32\x16.augsvc.v1.ImageSample\x12\x15\n\rreturn_params\x18\x06 \x01(\x08\x12,\n\x0foutput_encoding\x18\x07 \x01(\x0e\x32\x13.augsvc.v1.EncodingB\x07\n\x05_seed\"\xbf\x01\n\x0e\x41ugmentedImage\x12\r\n\x05index\x18\x01 \x01(\x04\x12\x1f\n\x05image\x18\x02 \x01(\x0b\x32\x10.augsvc.v1.Image\x12\x1f\n\x04mask\x18\x03 \x01(\x0b\x32\x11.augsvc.v1.Tensor\x12!\n\x06\x62\x62oxes\x18\x04 \x01(\x0b\x32\x11.augsvc.v1.Tensor\x12$\n\tkeypoints\x18\x05 \x01(\x0b\x32\x11.augsvc.v1.Tensor\x12\x13\n\x0bparams_json\x18\x06 \x01(\t\"W\n\x15\x41ugmentImagesResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12*\n\x07samples\x18\x02 \x03(\x0b\x32\x19.augsvc.v1.AugmentedImage\"\xaf\x01\n\x13\x41ugmentTextsRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12%\n\x08pipeline\x18\x02 \x01(\x0b\x32\x13.augsvc.v1.Pipeline\x12\x11\n\x04seed\x18\x03 \x01(\x04H\x00\x88\x01\x01\x12\x13\n\x0bstart_index\x18\x04 \x01(\x04\x12\r\n\x05texts\x18\x05 \x03(\t\x12\t\n\x01n\x18\x06 \x01(\r\x12\x12\n\nreturn_ops\x18\x07 \x01(\x08\x42\x07\n\x05_seed\"O\n\rAugmentedText\x12\r\n\x05index\x18\x01 \x01(\x04\x12\x0f\n\x07variant\x18\x02 \x01(\r\x12\x0c\n\x04text\x18\x03 \x01(\t\x12\x10\n\x08ops_json\x18\x04 \x01(\t\"U\n\x14\x41ugmentTextsResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12)\n\x07samples\x18\x02 \x03(\x0b\x32\x18.augsvc.v1.AugmentedText\"\x17\n\x15ListTransformsRequest\"u\n\x0fTransformSchema\x12\x0e\n\x06\x64omain\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0b\n\x03\x64oc\x18\x03 \x01(\t\x12\x11\n\tdefault_p\x18\x04 \x01(\x01\x12\x13\n\x0bparams_json\x18\x05 \x01(\t\x12\x0f\n\x07targets\x18\x06 \x03(\t\"_\n\x16ListTransformsResponse\x12.\n\ntransforms\x18\x01 \x03(\x0b\x32\x1a.augsvc.v1.TransformSchema\x12\x15\n\rimage_presets\x18\x02 \x03(\t\"a\n\x0b\x44\x61tasetInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x0c\n\x04size\x18\x03 \x01(\x04\x12\x13\n\x0b\x63lass_names\x18\x04 \x03(\t\x12\x13\n\x0b\x64\x65scription\x18\x05 \x01(\t\"\x15\n\x13ListDatasetsRequest\"@\n\x14ListDatasetsResponse\x12(\n\x08\x64\x61tasets\x18\x01 \x03(\x0b\x32\x16.augsvc.v1.DatasetInfo\"\xbf\x02\n\x12StreamEpochRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0f\n\x07\x64\x61taset\x18\x02 \x01(\t\x12%\n\x08pipeline\x18\x03 \x01(\x0b\x32\x13.augsvc.v1.Pipeline\x12\x0c\n\x04seed\x18\x04 \x01(\x04\x12\r\n\x05\x65poch\x18\x05 \x01(\x04\x12\x12\n\nbatch_size\x18\x06 \x01(\r\x12\r\n\x05shard\x18\x07 \x01(\r\x12\x12\n\nnum_shards\x18\x08 \x01(\r\x12\x13\n\x0bstart_batch\x18\t \x01(\x04\x12\x1d\n\x04part\x18\n \x01(\x0e\x32\x0f.augsvc.v1.Part\x12\x18\n\x10holdout_fraction\x18\x0b \x01(\x01\x12\r\n\x05limit\x18\x0c \x01(\x04\x12,\n\x0foutput_encoding\x18\r \x01(\x0e\x32\x13.augsvc.v1.Encoding\"\x9c\x01\n\nEpochBatch\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x13\n\x0b\x62\x61tch_index\x18\x02 \x01(\x04\x12\x13\n\x0bnum_batches\x18\x03 \x01(\x04\x12 \n\x06images\x18\x04 \x03(\x0b\x32\x10.augsvc.v1.Image\x12\r\n\x05texts\x18\x05 \x03(\t\x12\x0e\n\x06labels\x18\x06 \x03(\x03\x12\x0f\n\x07indices\x18\x07 \x03(\x04*A\n\x08\x45ncoding\x12\x10\n\x0c\x45NCODING_RAW\x10\x00\x12\x10\n\x0c\x45NCODING_PNG\x10\x01\x12\x11\n\rENCODING_JPEG\x10\x02*6\n\x04Part\x12\x0c\n\x08PART_ALL\x10\x00\x12\x0e\n\nPART_TRAIN\x10\x01\x12\x10\n\x0cPART_HOLDOUT\x10\x02\x32\xd8\x04\n\tAugmenter\x12U\n\x0eListTransforms\x12 .augsvc.v1.ListTransformsRequest\x1a!.augsvc.v1.ListTransformsResponse\x12R\n\rAugmentImages\x12\x1f.augsvc.v1.AugmentImagesRequest\x1a .augsvc.v1.AugmentImagesResponse\x12\\\n\x13StreamAugmentImages\x12\x1f.augsvc.v1.AugmentImagesRequest\x1a .augsvc.v1.AugmentImagesResponse(\x01\x30\x01\x12O\n\x0c\x41ugmentTexts\x12\x1e.augsvc.v1.AugmentTextsRequest\x1a\x1f.augsvc.v1.AugmentTextsResponse\x12Y\n\x12StreamAugmentTexts\x12\x1e.augsvc.v1.AugmentTextsRequest\x1a\x1f.augsvc.v1.AugmentTextsResponse(\x01\x30\x01\x12O\n\x0cListDatasets\x12\x1e.augsvc.v1.ListDatasetsRequest\x1a\x1f.augsvc.v1.ListDatasetsResponse\x12\x45\n\x0bStreamEpoch\x12\x1d.augsvc.v1.StreamEpochRequest\x1a\x15.augsvc.v1.EpochBatch0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17\x61ugsvc/v1/augment.proto\x12\taugsvc.v1\"4\n\x06Tensor\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12\r\n\x05shape\x18\x02 \x03(\x03\x12\r\n\x05\x64type\x18\x03 \x01(\t\"I\n\x05Image\x12\"\n\x05\x61rray\x18\x01 \x01(\x0b\x32\x11.augsvc.v1.TensorH\x00\x12\x11\n\x07\x65ncoded\x18\x02 \x01(\x0cH\x00\x42\t\n\x07payload\";\n\x08Pipeline\x12\x13\n\tspec_json\x18\x01 \x01(\tH\x00\x12\x10\n\x06preset\x18\x02 \x01(\tH\x00\x42\x08\n\x06source\"\x98\x01\n\x0bImageSample\x12\x1f\n\x05image\x18\x01 \x01(\x0b\x32\x10.augsvc.v1.Image\x12\x1f\n\x04mask\x18\x02 \x01(\x0b\x32\x11.augsvc.v1.Tensor\x12!\n\x06\x62\x62oxes\x18\x03 \x01(\x0b\x32\x11.augsvc.v1.Tensor\x12$\n\tkeypoints\x18\x04 \x01(\x0b\x32\x11.augsvc.v1.Tensor\"\x81\x02\n\x14\x41ugmentImagesRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12%\n\x08pipeline\x18\x02 \x01(\x0b\x32\x13.augsvc.v1.Pipeline\x12\x11\n\x04seed\x18\x03 \x01(\x04H\x00\x88\x01\x01\x12\x13\n\x0bstart_index\x18\x04 \x01(\x04\x12\'\n\x07samples\x18\x05 \x03(\x0b\x32\x16.augsvc.v1.ImageSample\x12\x15\n\rreturn_params\x18\x06 \x01(\x08\x12,\n\x0foutput_encoding\x18\x07 \x01(\x0e\x32\x13.augsvc.v1.Encoding\x12\x0f\n\x07indices\x18\x08 \x03(\x04\x42\x07\n\x05_seed\"\xbf\x01\n\x0e\x41ugmentedImage\x12\r\n\x05index\x18\x01 \x01(\x04\x12\x1f\n\x05image\x18\x02 \x01(\x0b\x32\x10.augsvc.v1.Image\x12\x1f\n\x04mask\x18\x03 \x01(\x0b\x32\x11.augsvc.v1.Tensor\x12!\n\x06\x62\x62oxes\x18\x04 \x01(\x0b\x32\x11.augsvc.v1.Tensor\x12$\n\tkeypoints\x18\x05 \x01(\x0b\x32\x11.augsvc.v1.Tensor\x12\x13\n\x0bparams_json\x18\x06 \x01(\t\"W\n\x15\x41ugmentImagesResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12*\n\x07samples\x18\x02 \x03(\x0b\x32\x19.augsvc.v1.AugmentedImage\"\xc0\x01\n\x13\x41ugmentTextsRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12%\n\x08pipeline\x18\x02 \x01(\x0b\x32\x13.augsvc.v1.Pipeline\x12\x11\n\x04seed\x18\x03 \x01(\x04H\x00\x88\x01\x01\x12\x13\n\x0bstart_index\x18\x04 \x01(\x04\x12\r\n\x05texts\x18\x05 \x03(\t\x12\t\n\x01n\x18\x06 \x01(\r\x12\x12\n\nreturn_ops\x18\x07 \x01(\x08\x12\x0f\n\x07indices\x18\x08 \x03(\x04\x42\x07\n\x05_seed\"O\n\rAugmentedText\x12\r\n\x05index\x18\x01 \x01(\x04\x12\x0f\n\x07variant\x18\x02 \x01(\r\x12\x0c\n\x04text\x18\x03 \x01(\t\x12\x10\n\x08ops_json\x18\x04 \x01(\t\"U\n\x14\x41ugmentTextsResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12)\n\x07samples\x18\x02 \x03(\x0b\x32\x18.augsvc.v1.AugmentedText\"\x17\n\x15ListTransformsRequest\"u\n\x0fTransformSchema\x12\x0e\n\x06\x64omain\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0b\n\x03\x64oc\x18\x03 \x01(\t\x12\x11\n\tdefault_p\x18\x04 \x01(\x01\x12\x13\n\x0bparams_json\x18\x05 \x01(\t\x12\x0f\n\x07targets\x18\x06 \x03(\t\"u\n\x16ListTransformsResponse\x12.\n\ntransforms\x18\x01 \x03(\x0b\x32\x1a.augsvc.v1.TransformSchema\x12\x15\n\rimage_presets\x18\x02 \x03(\t\x12\x14\n\x0ctext_presets\x18\x03 \x03(\t\"a\n\x0b\x44\x61tasetInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x0c\n\x04size\x18\x03 \x01(\x04\x12\x13\n\x0b\x63lass_names\x18\x04 \x03(\t\x12\x13\n\x0b\x64\x65scription\x18\x05 \x01(\t\"\x15\n\x13ListDatasetsRequest\"@\n\x14ListDatasetsResponse\x12(\n\x08\x64\x61tasets\x18\x01 \x03(\x0b\x32\x16.augsvc.v1.DatasetInfo\"\xbf\x02\n\x12StreamEpochRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0f\n\x07\x64\x61taset\x18\x02 \x01(\t\x12%\n\x08pipeline\x18\x03 \x01(\x0b\x32\x13.augsvc.v1.Pipeline\x12\x0c\n\x04seed\x18\x04 \x01(\x04\x12\r\n\x05\x65poch\x18\x05 \x01(\x04\x12\x12\n\nbatch_size\x18\x06 \x01(\r\x12\r\n\x05shard\x18\x07 \x01(\r\x12\x12\n\nnum_shards\x18\x08 \x01(\r\x12\x13\n\x0bstart_batch\x18\t \x01(\x04\x12\x1d\n\x04part\x18\n \x01(\x0e\x32\x0f.augsvc.v1.Part\x12\x18\n\x10holdout_fraction\x18\x0b \x01(\x01\x12\r\n\x05limit\x18\x0c \x01(\x04\x12,\n\x0foutput_encoding\x18\r \x01(\x0e\x32\x13.augsvc.v1.Encoding\"\x9c\x01\n\nEpochBatch\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x13\n\x0b\x62\x61tch_index\x18\x02 \x01(\x04\x12\x13\n\x0bnum_batches\x18\x03 \x01(\x04\x12 \n\x06images\x18\x04 \x03(\x0b\x32\x10.augsvc.v1.Image\x12\r\n\x05texts\x18\x05 \x03(\t\x12\x0e\n\x06labels\x18\x06 \x03(\x03\x12\x0f\n\x07indices\x18\x07 \x03(\x04*A\n\x08\x45ncoding\x12\x10\n\x0c\x45NCODING_RAW\x10\x00\x12\x10\n\x0c\x45NCODING_PNG\x10\x01\x12\x11\n\rENCODING_JPEG\x10\x02*6\n\x04Part\x12\x0c\n\x08PART_ALL\x10\x00\x12\x0e\n\nPART_TRAIN\x10\x01\x12\x10\n\x0cPART_HOLDOUT\x10\x02\x32\xd8\x04\n\tAugmenter\x12U\n\x0eListTransforms\x12 .augsvc.v1.ListTransformsRequest\x1a!.augsvc.v1.ListTransformsResponse\x12R\n\rAugmentImages\x12\x1f.augsvc.v1.AugmentImagesRequest\x1a .augsvc.v1.AugmentImagesResponse\x12\\\n\x13StreamAugmentImages\x12\x1f.augsvc.v1.AugmentImagesRequest\x1a .augsvc.v1.AugmentImagesResponse(\x01\x30\x01\x12O\n\x0c\x41ugmentTexts\x12\x1e.augsvc.v1.AugmentTextsRequest\x1a\x1f.augsvc.v1.AugmentTextsResponse\x12Y\n\x12StreamAugmentTexts\x12\x1e.augsvc.v1.AugmentTextsRequest\x1a\x1f.augsvc.v1.AugmentTextsResponse(\x01\x30\x01\x12O\n\x0cListDatasets\x12\x1e.augsvc.v1.ListDatasetsRequest\x1a\x1f.augsvc.v1.ListDatasetsResponse\x12\x45\n\x0bStreamEpoch\x12\x1d.augsvc.v1.StreamEpochRequest\x1a\x15.augsvc.v1.EpochBatch0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'augsvc.v1.augment_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_ENCODING']._serialized_start=2165
-  _globals['_ENCODING']._serialized_end=2230
-  _globals['_PART']._serialized_start=2232
-  _globals['_PART']._serialized_end=2286
+  _globals['_ENCODING']._serialized_start=2221
+  _globals['_ENCODING']._serialized_end=2286
+  _globals['_PART']._serialized_start=2288
+  _globals['_PART']._serialized_end=2342
   _globals['_TENSOR']._serialized_start=38
   _globals['_TENSOR']._serialized_end=90
   _globals['_IMAGE']._serialized_start=92
@@ -44,33 +44,33 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_IMAGESAMPLE']._serialized_start=229
   _globals['_IMAGESAMPLE']._serialized_end=381
   _globals['_AUGMENTIMAGESREQUEST']._serialized_start=384
-  _globals['_AUGMENTIMAGESREQUEST']._serialized_end=624
-  _globals['_AUGMENTEDIMAGE']._serialized_start=627
-  _globals['_AUGMENTEDIMAGE']._serialized_end=818
-  _globals['_AUGMENTIMAGESRESPONSE']._serialized_start=820
-  _globals['_AUGMENTIMAGESRESPONSE']._serialized_end=907
-  _globals['_AUGMENTTEXTSREQUEST']._serialized_start=910
-  _globals['_AUGMENTTEXTSREQUEST']._serialized_end=1085
-  _globals['_AUGMENTEDTEXT']._serialized_start=1087
-  _globals['_AUGMENTEDTEXT']._serialized_end=1166
-  _globals['_AUGMENTTEXTSRESPONSE']._serialized_start=1168
-  _globals['_AUGMENTTEXTSRESPONSE']._serialized_end=1253
-  _globals['_LISTTRANSFORMSREQUEST']._serialized_start=1255
-  _globals['_LISTTRANSFORMSREQUEST']._serialized_end=1278
-  _globals['_TRANSFORMSCHEMA']._serialized_start=1280
-  _globals['_TRANSFORMSCHEMA']._serialized_end=1397
-  _globals['_LISTTRANSFORMSRESPONSE']._serialized_start=1399
-  _globals['_LISTTRANSFORMSRESPONSE']._serialized_end=1494
-  _globals['_DATASETINFO']._serialized_start=1496
-  _globals['_DATASETINFO']._serialized_end=1593
-  _globals['_LISTDATASETSREQUEST']._serialized_start=1595
-  _globals['_LISTDATASETSREQUEST']._serialized_end=1616
-  _globals['_LISTDATASETSRESPONSE']._serialized_start=1618
-  _globals['_LISTDATASETSRESPONSE']._serialized_end=1682
-  _globals['_STREAMEPOCHREQUEST']._serialized_start=1685
-  _globals['_STREAMEPOCHREQUEST']._serialized_end=2004
-  _globals['_EPOCHBATCH']._serialized_start=2007
-  _globals['_EPOCHBATCH']._serialized_end=2163
-  _globals['_AUGMENTER']._serialized_start=2289
-  _globals['_AUGMENTER']._serialized_end=2889
+  _globals['_AUGMENTIMAGESREQUEST']._serialized_end=641
+  _globals['_AUGMENTEDIMAGE']._serialized_start=644
+  _globals['_AUGMENTEDIMAGE']._serialized_end=835
+  _globals['_AUGMENTIMAGESRESPONSE']._serialized_start=837
+  _globals['_AUGMENTIMAGESRESPONSE']._serialized_end=924
+  _globals['_AUGMENTTEXTSREQUEST']._serialized_start=927
+  _globals['_AUGMENTTEXTSREQUEST']._serialized_end=1119
+  _globals['_AUGMENTEDTEXT']._serialized_start=1121
+  _globals['_AUGMENTEDTEXT']._serialized_end=1200
+  _globals['_AUGMENTTEXTSRESPONSE']._serialized_start=1202
+  _globals['_AUGMENTTEXTSRESPONSE']._serialized_end=1287
+  _globals['_LISTTRANSFORMSREQUEST']._serialized_start=1289
+  _globals['_LISTTRANSFORMSREQUEST']._serialized_end=1312
+  _globals['_TRANSFORMSCHEMA']._serialized_start=1314
+  _globals['_TRANSFORMSCHEMA']._serialized_end=1431
+  _globals['_LISTTRANSFORMSRESPONSE']._serialized_start=1433
+  _globals['_LISTTRANSFORMSRESPONSE']._serialized_end=1550
+  _globals['_DATASETINFO']._serialized_start=1552
+  _globals['_DATASETINFO']._serialized_end=1649
+  _globals['_LISTDATASETSREQUEST']._serialized_start=1651
+  _globals['_LISTDATASETSREQUEST']._serialized_end=1672
+  _globals['_LISTDATASETSRESPONSE']._serialized_start=1674
+  _globals['_LISTDATASETSRESPONSE']._serialized_end=1738
+  _globals['_STREAMEPOCHREQUEST']._serialized_start=1741
+  _globals['_STREAMEPOCHREQUEST']._serialized_end=2060
+  _globals['_EPOCHBATCH']._serialized_start=2063
+  _globals['_EPOCHBATCH']._serialized_end=2219
+  _globals['_AUGMENTER']._serialized_start=2345
+  _globals['_AUGMENTER']._serialized_end=2945
 # @@protoc_insertion_point(module_scope)

@@ -64,7 +64,7 @@ class ImageSample(_message.Message):
     def __init__(self, image: _Optional[_Union[Image, _Mapping]] = ..., mask: _Optional[_Union[Tensor, _Mapping]] = ..., bboxes: _Optional[_Union[Tensor, _Mapping]] = ..., keypoints: _Optional[_Union[Tensor, _Mapping]] = ...) -> None: ...
 
 class AugmentImagesRequest(_message.Message):
-    __slots__ = ("request_id", "pipeline", "seed", "start_index", "samples", "return_params", "output_encoding")
+    __slots__ = ("request_id", "pipeline", "seed", "start_index", "samples", "return_params", "output_encoding", "indices")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     PIPELINE_FIELD_NUMBER: _ClassVar[int]
     SEED_FIELD_NUMBER: _ClassVar[int]
@@ -72,6 +72,7 @@ class AugmentImagesRequest(_message.Message):
     SAMPLES_FIELD_NUMBER: _ClassVar[int]
     RETURN_PARAMS_FIELD_NUMBER: _ClassVar[int]
     OUTPUT_ENCODING_FIELD_NUMBER: _ClassVar[int]
+    INDICES_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     pipeline: Pipeline
     seed: int
@@ -79,7 +80,8 @@ class AugmentImagesRequest(_message.Message):
     samples: _containers.RepeatedCompositeFieldContainer[ImageSample]
     return_params: bool
     output_encoding: Encoding
-    def __init__(self, request_id: _Optional[str] = ..., pipeline: _Optional[_Union[Pipeline, _Mapping]] = ..., seed: _Optional[int] = ..., start_index: _Optional[int] = ..., samples: _Optional[_Iterable[_Union[ImageSample, _Mapping]]] = ..., return_params: _Optional[bool] = ..., output_encoding: _Optional[_Union[Encoding, str]] = ...) -> None: ...
+    indices: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, request_id: _Optional[str] = ..., pipeline: _Optional[_Union[Pipeline, _Mapping]] = ..., seed: _Optional[int] = ..., start_index: _Optional[int] = ..., samples: _Optional[_Iterable[_Union[ImageSample, _Mapping]]] = ..., return_params: _Optional[bool] = ..., output_encoding: _Optional[_Union[Encoding, str]] = ..., indices: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class AugmentedImage(_message.Message):
     __slots__ = ("index", "image", "mask", "bboxes", "keypoints", "params_json")
@@ -106,7 +108,7 @@ class AugmentImagesResponse(_message.Message):
     def __init__(self, request_id: _Optional[str] = ..., samples: _Optional[_Iterable[_Union[AugmentedImage, _Mapping]]] = ...) -> None: ...
 
 class AugmentTextsRequest(_message.Message):
-    __slots__ = ("request_id", "pipeline", "seed", "start_index", "texts", "n", "return_ops")
+    __slots__ = ("request_id", "pipeline", "seed", "start_index", "texts", "n", "return_ops", "indices")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     PIPELINE_FIELD_NUMBER: _ClassVar[int]
     SEED_FIELD_NUMBER: _ClassVar[int]
@@ -114,6 +116,7 @@ class AugmentTextsRequest(_message.Message):
     TEXTS_FIELD_NUMBER: _ClassVar[int]
     N_FIELD_NUMBER: _ClassVar[int]
     RETURN_OPS_FIELD_NUMBER: _ClassVar[int]
+    INDICES_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     pipeline: Pipeline
     seed: int
@@ -121,7 +124,8 @@ class AugmentTextsRequest(_message.Message):
     texts: _containers.RepeatedScalarFieldContainer[str]
     n: int
     return_ops: bool
-    def __init__(self, request_id: _Optional[str] = ..., pipeline: _Optional[_Union[Pipeline, _Mapping]] = ..., seed: _Optional[int] = ..., start_index: _Optional[int] = ..., texts: _Optional[_Iterable[str]] = ..., n: _Optional[int] = ..., return_ops: _Optional[bool] = ...) -> None: ...
+    indices: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, request_id: _Optional[str] = ..., pipeline: _Optional[_Union[Pipeline, _Mapping]] = ..., seed: _Optional[int] = ..., start_index: _Optional[int] = ..., texts: _Optional[_Iterable[str]] = ..., n: _Optional[int] = ..., return_ops: _Optional[bool] = ..., indices: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class AugmentedText(_message.Message):
     __slots__ = ("index", "variant", "text", "ops_json")
@@ -164,12 +168,14 @@ class TransformSchema(_message.Message):
     def __init__(self, domain: _Optional[str] = ..., name: _Optional[str] = ..., doc: _Optional[str] = ..., default_p: _Optional[float] = ..., params_json: _Optional[str] = ..., targets: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ListTransformsResponse(_message.Message):
-    __slots__ = ("transforms", "image_presets")
+    __slots__ = ("transforms", "image_presets", "text_presets")
     TRANSFORMS_FIELD_NUMBER: _ClassVar[int]
     IMAGE_PRESETS_FIELD_NUMBER: _ClassVar[int]
+    TEXT_PRESETS_FIELD_NUMBER: _ClassVar[int]
     transforms: _containers.RepeatedCompositeFieldContainer[TransformSchema]
     image_presets: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, transforms: _Optional[_Iterable[_Union[TransformSchema, _Mapping]]] = ..., image_presets: _Optional[_Iterable[str]] = ...) -> None: ...
+    text_presets: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, transforms: _Optional[_Iterable[_Union[TransformSchema, _Mapping]]] = ..., image_presets: _Optional[_Iterable[str]] = ..., text_presets: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class DatasetInfo(_message.Message):
     __slots__ = ("name", "kind", "size", "class_names", "description")

@@ -22,10 +22,13 @@ from augsvc.image.presets import image_preset
 from augsvc.service.codec import Limits
 from augsvc.service.epochs import EpochStreamer
 from augsvc.service.server import build_server
-from augsvc.streams import RemoteEpochDataset
+from augsvc.streams import RemoteAugmentDataset, RemoteEpochDataset
 from augsvc.text.pipeline import TextPipeline
+from tests.conftest import structured_image
 
 ROOT = Path(__file__).resolve().parents[2]
+SMALL = {"transforms": [{"name": "shift_scale_rotate", "p": 0.9},
+                        {"name": "brightness_contrast", "p": 0.5}, {"name": "horizontal_flip"}]}
 TEXT_SPEC = {"transforms": [{"name": "random_swap", "aug_p": 0.3}]}
 
 
@@ -196,3 +199,59 @@ def test_a_server_killed_mid_epoch_is_resumed_on_the_other_replica() -> None:
             if process is not None and process.poll() is None:
                 process.kill()
                 process.wait()
+
+
+def test_unary_calls_take_explicit_global_indices(servers: list[str]) -> None:
+    images = [structured_image(seed=k) for k in range(3)]
+    with AugmentClient(servers[0]) as client:
+        remote = client.augment_images(images, SMALL, seed=5, indices=[900, 3, 41])
+        texts = client.augment_texts(["the quick brown fox jumps", "a b c d e f"], TEXT_SPEC,
+                                     seed=5, indices=[17, 2])
+        with pytest.raises(grpc.RpcError) as info:
+            client.augment_images(images, SMALL, seed=5, indices=[1, 2])
+        assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "indices has 2 entries for 3 samples" in info.value.details()
+    local = ImagePipeline(SMALL).batch(images, seed=5, indices=[900, 3, 41])
+    assert all(np.array_equal(r.image, lo.image) for r, lo in zip(remote, local, strict=True))
+    assert [r.index for r in remote] == [900, 3, 41]
+    want = TextPipeline(TEXT_SPEC).batch(["the quick brown fox jumps", "a b c d e f"], seed=5,
+                                         indices=[17, 2])
+    assert [t.text for t in texts] == [w.text for w in want]
+
+
+def test_remote_augment_dataset_equals_the_in_process_dataset(servers: list[str]) -> None:
+    import torch
+    from torch.utils.data import DataLoader
+
+    from augsvc.image.dataset import AugmentedImageDataset
+
+    base = [(structured_image(48, 48, seed=k), k % 3) for k in range(21)]
+    remote = RemoteAugmentDataset(servers, base, SMALL, seed=8, batch_size=4, epoch=2, prefetch=3)
+    local = AugmentedImageDataset(base, SMALL, seed=8, epoch=2)
+    seen: list[int] = []
+    for x, y in remote:
+        assert x.dtype == torch.uint8 and x.shape[1:] == (3, 48, 48)
+        for image, label in zip(x, y, strict=True):
+            match = [i for i in range(len(base)) if torch.equal(local[i][0], image)]
+            assert len(match) == 1 and base[match[0]][1] == int(label)
+            seen.append(match[0])
+    assert sorted(seen) == list(range(21))  # every sample once, in the epoch's shuffled order
+    workers = DataLoader(remote, batch_size=None, num_workers=2)
+    assert sum(len(y) for _, y in workers) == 21
+
+
+def test_text_presets_by_name_over_unary_and_epoch_calls(servers: list[str]) -> None:
+    texts = ["The quick brown fox jumps over the lazy dog near the river bank."] * 3
+    with AugmentClient(servers[0]) as client:
+        remote = client.augment_texts(texts, "eda", seed=4, n=2)
+        batch = next(client.stream_epoch("wordnet_glosses", "synonym", seed=1, epoch=0,
+                                         batch_size=8))
+        with pytest.raises(grpc.RpcError) as info:
+            client.augment_texts(texts, "seed7", seed=4)
+    assert [r.text for r in remote] == [r.text for r in TextPipeline("eda").batch(texts, seed=4, n=2)]
+    dataset = open_dataset("wordnet_glosses")
+    originals, _ = dataset.samples(batch.indices)
+    want = TextPipeline("synonym").batch(originals, seed=1, indices=[int(i) for i in batch.indices])
+    assert batch.samples == [w.text for w in want]
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "unknown preset 'seed7'" in \
+        info.value.details()

@@ -157,3 +157,32 @@ def test_steepest_slope_picks_the_fastest_fall() -> None:
     lrs = list(np.logspace(-4, 0, 9))
     losses = [2.3, 2.3, 2.2, 1.5, 0.8, 0.7, 0.7, 1.5, 9.0]  # fastest fall between 1e-2.5 and 1e-1.5
     assert _steepest(lrs, losses) == pytest.approx(lrs[3])
+
+
+def test_tensorboard_events_and_early_stopping(tmp_path: Path) -> None:
+    config = _config(tmp_path, epochs=8, tensorboard=True, early_stopping__patience=0,
+                     early_stopping__metric="val_accuracy", early_stopping__min_delta=0.5,
+                     data__train_size=200)
+    result = Trainer(config, progress=False).fit()
+    # min_delta 0.5: no epoch after the first can improve accuracy by half, so patience 0 stops
+    # at epoch 2
+    assert result.stopped_early and len(result.history) == 2
+    events = list((result.out_dir / "tensorboard").glob("events.out.tfevents.*"))
+    assert events and events[0].stat().st_size > 100
+
+
+def test_gradient_clipping_bounds_the_update(tmp_path: Path) -> None:
+    def first_step_change(clip: float | None) -> float:
+        config = _config(tmp_path, grad_clip=clip, optimizer__name="sgd", optimizer__lr=1.0,
+                         schedule__warmup_steps=0, data__train_size=64, data__augment=None,
+                         model__dropout=0.0, epochs=1)
+        trainer = Trainer(config, progress=False, report=False)
+        before = [p.detach().clone() for p in trainer.model.parameters()]
+        trainer.train_epoch(0)
+        deltas = [(p.detach() - b).flatten() for p, b in zip(trainer.model.parameters(), before,
+                                                               strict=True)]
+        return float(torch.cat(deltas).norm())
+
+    # plain SGD with lr 1: the update is the (clipped) gradient itself (one batch of 64)
+    assert first_step_change(0.01) == pytest.approx(0.01, rel=1e-3)
+    assert first_step_change(None) > 0.05

@@ -1,26 +1,34 @@
-"""Server-side datasets (built-in demo sets, image folders, .npz, text lines) and the epoch plan.
+"""Server-side datasets: built-in demo sets, image folders, .npz files and text lines.
 
 A :class:`Dataset` hands out ``(sample, label)`` pairs: images as HxW or HxWxC uint8 arrays, texts
-as ``str``. :func:`open_dataset` opens one by built-in name or by path. The epoch plan
-(:func:`epoch_order`, :func:`epoch_batches`) is a pure function of its arguments, so any process
-or replica streams the same batches for (seed, epoch, shard), and a client can resume at any batch.
+as ``str``. :func:`open_dataset` opens one by built-in name or by path. The epoch plan lives in
+``augsvc.plan`` and is re-exported here (:func:`epoch_order`, :func:`epoch_batches`, ...).
 """
 
 from __future__ import annotations
 
-import hashlib
 import zipfile
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import cv2
 import numpy as np
 
 from augsvc.errors import InputError
 from augsvc.image.io import IMAGE_SUFFIXES, read_image, to_uint8
+from augsvc.plan import (
+    Part,
+    augment_index,
+    check_int,
+    epoch_batches,
+    epoch_order,
+    num_batches,
+    part_indices,
+    seeded_permutation,
+)
 from augsvc.seeding import MAX_SEED
 
 __all__ = [
@@ -49,7 +57,6 @@ __all__ = [
 ]
 
 Sample = np.ndarray | str
-Part = Literal["all", "train", "holdout"]
 
 DEFAULT_MAX_PIXELS = 64_000_000
 """Largest image (height x width) an image folder will decode; the service's default limit too."""
@@ -216,8 +223,8 @@ class ImageFolderDataset(Dataset):
     def __init__(self, root: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS,
                  max_file_bytes: int = DEFAULT_MAX_FILE_BYTES) -> None:
         root = Path(root)
-        self.max_pixels = _check_int("max_pixels", max_pixels, 1)
-        self.max_file_bytes = _check_int("max_file_bytes", max_file_bytes, 1)
+        self.max_pixels = check_int("max_pixels", max_pixels, 1)
+        self.max_file_bytes = check_int("max_file_bytes", max_file_bytes, 1)
         classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
         if not classes:
             raise InputError(f"image folder {root} has no class subfolders (expected {root}/<class>/<image>)")
@@ -386,7 +393,7 @@ def load_text_lines(path: str | Path) -> TextDataset:
 def _digits(size: int) -> ArrayDataset:
     from sklearn.datasets import load_digits
 
-    size = _check_int("size", size, 8, 1024)
+    size = check_int("size", size, 8, 1024)
     digits = load_digits()
     small = np.round(digits.images * (255.0 / 16.0)).astype(np.uint8)  # 0..16 -> 0..255
     images = np.stack([cv2.resize(im, (size, size), interpolation=cv2.INTER_LINEAR) for im in small])
@@ -410,7 +417,7 @@ _SKIMAGE_PHOTOS = ("astronaut", "chelsea", "coffee", "hubble_deep_field", "immun
 def _skimage_photos(size: int) -> ArrayDataset:
     import skimage.data
 
-    size = _check_int("size", size, 8, 4096)
+    size = check_int("size", size, 8, 4096)
     images = []
     for name in _SKIMAGE_PHOTOS:
         photo = getattr(skimage.data, name)()
@@ -433,8 +440,8 @@ def _wordnet_glosses(lexnames: str | Sequence[str], max_per_class: int | None,
     if not names or len(set(names)) != len(names):
         raise InputError(f"lexnames must be distinct lexicographer file names, got {names}")
     if max_per_class is not None:
-        _check_int("max_per_class", max_per_class, 1)
-    _check_int("selection_seed", selection_seed, 0, MAX_SEED)
+        check_int("max_per_class", max_per_class, 1)
+    check_int("selection_seed", selection_seed, 0, MAX_SEED)
     wn = load_wordnet()
     keys_by_name: dict[str, list[str]] = {n: [] for n in sorted(names)}
     for key, lexname in wn.lexnames.items():
@@ -450,7 +457,7 @@ def _wordnet_glosses(lexnames: str | Sequence[str], max_per_class: int | None,
     for label, keys in enumerate(keys_by_name.values()):
         keys.sort()
         if max_per_class is not None and len(keys) > max_per_class:
-            keep = np.sort(_raw_permutation("wordnet", len(keys), selection_seed, label)[:max_per_class])
+            keep = np.sort(seeded_permutation("wordnet", len(keys), selection_seed, label)[:max_per_class])
             keys = [keys[i] for i in keep]
         chosen += keys
         texts += [wn.glosses[k][0] for k in keys]
@@ -563,153 +570,3 @@ def _check_options(source: str, options: Mapping[str, Any], allowed: tuple[str, 
     if unknown:
         raise InputError(f"dataset {source!r}: unknown option(s) {unknown}; allowed: "
                          f"{', '.join(allowed) if allowed else 'none'}")
-
-
-# --------------------------------------------------------------------------- the epoch plan
-
-def _check_int(name: str, value: Any, low: int, high: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer):
-        raise InputError(f"{name} must be an integer, got {type(value).__name__}")
-    if value < low or (high is not None and value > high):
-        bound = f"in [{low}, {high}]" if high is not None else f">= {low}"
-        raise InputError(f"{name} must be {bound}, got {value}")
-    return int(value)
-
-
-def _plan_entropy(kind: str, seed: int, number: int) -> int:
-    """256 bits for a plan. Its own key space: ``sample_entropy(seed, epoch)`` already belongs to
-    the augmentation of sample ``epoch``, and the order must not share draws with it."""
-    digest = hashlib.blake2b(f"augsvc:{kind}:{seed}:{number}".encode(), digest_size=32).digest()
-    return int.from_bytes(digest, "little")
-
-
-def _raw_permutation(kind: str, size: int, seed: int, number: int) -> np.ndarray:
-    """A permutation of ``range(size)``: indices sorted by PCG64 raw 64-bit draws.
-
-    Sorting raw draws, rather than ``Generator.permutation``, keeps the order fixed across numpy
-    versions (PCG64's stream is stable; Generator methods' algorithms may change), so replicas on
-    different installs agree. Ties (chance ~ size**2 / 2**65) fall back to index order.
-    """
-    entropy = _plan_entropy(kind, seed, number)
-    bits = np.random.PCG64()
-    bits.state = {"bit_generator": "PCG64", "has_uint32": 0, "uinteger": 0,
-                  "state": {"state": entropy >> 128, "inc": (entropy & ((1 << 128) - 1)) | 1}}
-    return np.argsort(np.asarray(bits.random_raw(size), np.uint64), kind="stable").astype(np.int64)
-
-
-@lru_cache(maxsize=8)
-def _permutation(kind: str, size: int, seed: int, number: int) -> np.ndarray:
-    """:func:`_raw_permutation`, cached and read-only: a server streams many batches of one epoch."""
-    order = _raw_permutation(kind, size, seed, number)
-    order.flags.writeable = False
-    return order
-
-
-def _check_plan(size: int, seed: int, epoch: int, shard: int, num_shards: int) -> None:
-    _check_int("size", size, 0)
-    _check_int("seed", seed, 0, MAX_SEED)
-    _check_int("epoch", epoch, 0)
-    _check_int("num_shards", num_shards, 1)
-    _check_int("shard", shard, 0, num_shards - 1)
-
-
-def epoch_order(size: int, *, seed: int, epoch: int, shard: int = 0, num_shards: int = 1) -> np.ndarray:
-    """The order in which shard ``shard`` of ``num_shards`` visits ``range(size)`` in one epoch.
-
-    The epoch's permutation depends only on (size, seed, epoch); shard k takes every
-    ``num_shards``-th entry from position k, so shards are disjoint, cover everything, and differ
-    in length by at most one.
-
-    Returns:
-        A read-only int64 array of dataset indices.
-
-    Raises:
-        InputError (a ValueError): an argument is not a non-negative integer, or shard is not in
-            ``range(num_shards)``; the message names it.
-    """
-    _check_plan(size, seed, epoch, shard, num_shards)
-    return _permutation("epoch-order", int(size), int(seed), int(epoch))[int(shard)::int(num_shards)]
-
-
-def num_batches(size: int, *, batch_size: int, shard: int = 0, num_shards: int = 1) -> int:
-    """How many batches shard ``shard`` of ``num_shards`` has in an epoch (the last may be short).
-
-    Raises:
-        InputError (a ValueError): bad size, batch_size, shard or num_shards.
-    """
-    _check_int("size", size, 0)
-    _check_int("batch_size", batch_size, 1)
-    _check_int("num_shards", num_shards, 1)
-    _check_int("shard", shard, 0, num_shards - 1)
-    shard_size = len(range(shard, size, num_shards))
-    return -(-shard_size // batch_size)
-
-
-def epoch_batches(size: int, *, seed: int, epoch: int, batch_size: int, shard: int = 0,
-                  num_shards: int = 1, start_batch: int = 0) -> Iterator[np.ndarray]:
-    """The batches of :func:`epoch_order`, from batch ``start_batch`` on.
-
-    Batch j is ``epoch_order(...)[j * batch_size:(j + 1) * batch_size]``, so resuming at
-    ``start_batch=j`` yields exactly the tail of the full stream. Arguments are checked when
-    this is called, not when iteration starts.
-
-    Returns:
-        An iterator of read-only int64 arrays of dataset indices.
-
-    Raises:
-        InputError (a ValueError): bad arguments, or start_batch not in [0, num_batches].
-    """
-    total = num_batches(size, batch_size=batch_size, shard=shard, num_shards=num_shards)
-    _check_int("start_batch", start_batch, 0, total)
-    order = epoch_order(size, seed=seed, epoch=epoch, shard=shard, num_shards=num_shards)
-    return (order[j * batch_size:(j + 1) * batch_size] for j in range(int(start_batch), total))
-
-
-def augment_index(epoch: int, index: int, size: int) -> int:
-    """The pipeline index sample ``index`` of a ``size``-sample dataset is augmented as in ``epoch``.
-
-    ``epoch * size + index``, as in :class:`augsvc.image.dataset.AugmentedImageDataset`: no two
-    (epoch, index) pairs share draws, and the result does not depend on shard or batch.
-    ``size`` is the whole dataset's, also when an epoch covers only a part of it.
-
-    Raises:
-        InputError (a ValueError): negative epoch, or index not in ``range(size)``.
-    """
-    _check_int("epoch", epoch, 0)
-    _check_int("size", size, 1)
-    _check_int("index", index, 0, size - 1)
-    return int(epoch) * int(size) + int(index)
-
-
-def part_indices(size: int, *, part: Part = "all", holdout_fraction: float = 0.0, seed: int = 0,
-                 limit: int = 0) -> np.ndarray:
-    """The dataset indices a part covers (the ``Part`` / ``limit`` fields of ``StreamEpoch``).
-
-    A seeded permutation of ``range(size)`` (from ``seed`` alone, not the epoch) puts
-    ``round(holdout_fraction * size)`` indices in the holdout and the rest in train; "all" is
-    everything. ``limit`` > 0 keeps the first ``limit`` indices of the part in that permutation's
-    order, a seeded random subset rather than the start of a dataset that may be sorted by class.
-    Plan an epoch over the part with ``part[epoch_order(len(part), ...)]``.
-
-    Returns:
-        A sorted int64 array of dataset indices.
-
-    Raises:
-        InputError (a ValueError): unknown part, fraction not in [0, 1), negative limit or seed.
-    """
-    _check_int("size", size, 0)
-    _check_int("seed", seed, 0, MAX_SEED)
-    _check_int("limit", limit, 0)
-    if part not in ("all", "train", "holdout"):
-        raise InputError(f"part must be one of all, train, holdout; got {part!r}")
-    if isinstance(holdout_fraction, bool) or not isinstance(holdout_fraction, int | float) \
-            or not 0.0 <= holdout_fraction < 1.0:
-        raise InputError(f"holdout_fraction must be a number in [0, 1), got {holdout_fraction!r}")
-    if part == "all" and not limit:
-        return np.arange(size, dtype=np.int64)
-    order = _permutation("holdout", int(size), int(seed), 0)
-    n_holdout = round(holdout_fraction * size) if part != "all" else 0
-    chosen = order[:n_holdout] if part == "holdout" else order[n_holdout:]
-    if limit:
-        chosen = chosen[:limit]
-    return np.sort(chosen)

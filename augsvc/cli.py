@@ -160,7 +160,12 @@ def _cmd_health(args: argparse.Namespace) -> int:
     import grpc
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-    with grpc.insecure_channel(args.address) as channel:
+    if args.tls:
+        credentials = grpc.ssl_channel_credentials(Path(args.tls).read_bytes())
+        channel = grpc.secure_channel(args.address, credentials)
+    else:
+        channel = grpc.insecure_channel(args.address)
+    with channel:
         try:
             reply = health_pb2_grpc.HealthStub(channel).Check(
                 health_pb2.HealthCheckRequest(service=args.service), timeout=args.timeout)
@@ -248,6 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("address", nargs="?", default="127.0.0.1:50051")
     p.add_argument("--service", default="", help="service name ('' is the whole server)")
     p.add_argument("--timeout", type=float, default=3.0)
+    p.add_argument("--tls", metavar="CA_PEM", help="connect with TLS, trusting this CA certificate")
     p.set_defaults(func=_cmd_health)
 
     p = sub.add_parser("demo", help="start the service, train a CNN on digits it streams, report")

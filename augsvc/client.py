@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -67,6 +68,29 @@ def _channel_credentials(tls: str | os.PathLike[str] | bytes | bool) -> grpc.Cha
                                         else Path(tls).read_bytes())  # type: ignore[arg-type]
 
 
+def _ipv4_target(addresses: Sequence[str]) -> str:
+    """Several "host:port" as one gRPC target, ``ipv4:ip:port,...``: host names are resolved here,
+    once (gRPC takes a list only as addresses; one DNS name with several records needs no list).
+
+    Raises:
+        ValueError: an address without a port, or a host name that does not resolve.
+    """
+    resolved: list[str] = []
+    for address in addresses:
+        host, sep, port = address.rpartition(":")
+        if not sep or not host or not port.isdigit():
+            raise ValueError(f"address {address!r} is not host:port")
+        try:
+            infos = socket.getaddrinfo(host, int(port), socket.AF_INET, socket.SOCK_STREAM)
+        except socket.gaierror as exc:
+            raise ValueError(f"cannot resolve {host!r} in {address!r}: {exc.strerror}") from None
+        for info in infos:
+            ip = f"{info[4][0]}:{port}"
+            if ip not in resolved:
+                resolved.append(ip)
+    return "ipv4:" + ",".join(resolved)
+
+
 class Pending(Generic[T]):
     """A call in flight: :meth:`result` waits for the reply and converts it."""
 
@@ -110,7 +134,7 @@ class AugmentClient:
             raise ValueError("give at least one address")
         if not 0 <= retries <= 4:
             raise ValueError(f"retries must be from 0 to 4 (gRPC allows 5 attempts), got {retries}")
-        target = targets[0] if len(targets) == 1 else "ipv4:" + ",".join(targets)
+        target = targets[0] if len(targets) == 1 else _ipv4_target(targets)
         options = [("grpc.lb_policy_name", "round_robin"),
                    ("grpc.max_receive_message_length", _MAX_MESSAGE),
                    ("grpc.max_send_message_length", _MAX_MESSAGE),

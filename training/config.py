@@ -53,6 +53,8 @@ class DataConfig:
         source: ``local`` (library + DataLoader), ``remote`` (the service's StreamEpoch) or
             ``memory`` (augmented once, kept as tensors).
         addresses: service addresses for ``remote`` (several: round_robin over replicas).
+        token: the service's bearer token, when it requires one.
+        tls: a CA certificate (PEM path) to reach a TLS service; null for plaintext.
         augment: an image/text pipeline spec or a preset name; null for none.
         holdout_fraction: the share held out for validation.
         train_size: keep only this many training samples (null: all of them).
@@ -65,6 +67,7 @@ class DataConfig:
     source: Literal["local", "remote", "memory"] = "local"
     addresses: list[str] = field(default_factory=lambda: ["127.0.0.1:50051"])
     token: str | None = None
+    tls: str | None = None
     augment: Any = None
     batch_size: int = 64
     holdout_fraction: float = 0.2

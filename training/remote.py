@@ -33,7 +33,7 @@ class RemoteSource(BatchSource):
     def __init__(self, config: DataConfig, seed: int, *, wait: float = 30.0) -> None:
         self.config, self.seed = config, seed
         self.verified_samples = 0  # training samples checked against the epoch plan so far
-        self.client_options: dict[str, Any] = {"token": config.token}
+        self.client_options: dict[str, Any] = {"token": config.token, "tls": config.tls}
         self.client = AugmentClient(config.addresses, **self.client_options)
         try:
             self.client.wait_ready(timeout=wait)

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -74,6 +76,19 @@ def _warm() -> int:
     return os.getpid()
 
 
+def _die_with_parent(parent: int) -> None:
+    """Worker initializer: a daemon thread ends this worker once the server process ``parent`` is
+    gone (a pool's workers otherwise outlive a server killed with SIGKILL). The pid comes from the
+    server, since a worker may finish importing only after the server died."""
+
+    def watch() -> None:
+        while os.getppid() == parent:  # reparented when the server dies
+            time.sleep(0.5)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="augsvc-parent-watch", daemon=True).start()
+
+
 @dataclass(frozen=True)
 class _Plan:
     source: str
@@ -109,7 +124,8 @@ class EpochStreamer:
     def pool(self) -> ProcessPoolExecutor | None:
         """The worker pool, started on first use (spawned: forking a gRPC process is unsafe)."""
         if self.workers > 0 and self._pool is None:
-            self._pool = ProcessPoolExecutor(self.workers,
+            self._pool = ProcessPoolExecutor(self.workers, initializer=_die_with_parent,
+                                             initargs=(os.getpid(),),
                                              mp_context=multiprocessing.get_context("spawn"))
             for future in [self._pool.submit(_warm) for _ in range(self.workers)]:
                 future.result()

@@ -138,7 +138,11 @@ class AugmentServer:
         self.endpoint: MetricsEndpoint | None = None
         if config.metrics_port is not None:
             port = config.metrics_port + process_index if config.metrics_port else 0
-            self.endpoint = MetricsEndpoint(self.metrics, config.host, port)
+            try:
+                self.endpoint = MetricsEndpoint(self.metrics, config.host, port)
+            except OSError as exc:
+                self.server.stop(0)
+                raise BindError(f"{config.host}:{port} (metrics: {exc.strerror or exc})") from None
 
     def start(self) -> None:
         self.epochs.pool()  # spawn the batch workers now, so the first epoch does not wait

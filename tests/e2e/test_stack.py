@@ -172,3 +172,29 @@ def test_health_command_used_by_the_compose_healthcheck(capsys: pytest.CaptureFi
     assert main(["health", f"127.0.0.1:{port}", "--timeout", "0.5"]) == 1  # nobody there now
     err = capsys.readouterr().err
     assert "UNAVAILABLE" in err or "DEADLINE_EXCEEDED" in err
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            out.append(int(stat.parent.name))
+    return out
+
+
+def test_epoch_workers_end_with_a_killed_server() -> None:
+    server = ServerProcess(["--epoch-workers", "2"])
+    workers = _children(server.process.pid)
+    assert len(workers) >= 2  # the two batch workers (and the resource tracker)
+    server.process.send_signal(signal.SIGKILL)
+    server.process.wait()
+    deadline = time.monotonic() + 10
+    while any(Path(f"/proc/{pid}").exists() for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    alive = [pid for pid in workers if Path(f"/proc/{pid}").exists()
+             and "Z" not in Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]]
+    assert alive == []

@@ -65,3 +65,12 @@ def test_client_surfaces_server_errors(replicas: list[str]) -> None:
     assert "did you mean 'rotate'" in info.value.details()
     with pytest.raises(ValueError, match="at least one address"):
         AugmentClient([])
+
+
+def test_replicas_by_host_name_are_resolved(replicas: list[str]) -> None:
+    named = [address.replace("127.0.0.1", "localhost") for address in replicas]
+    with AugmentClient(named) as client:
+        client.wait_ready()
+        assert {t["name"] for t in client.list_transforms()} >= {"horizontal_flip", "synonym"}
+    with pytest.raises(ValueError, match="is not host:port"):
+        AugmentClient(["localhost", "localhost:1"])

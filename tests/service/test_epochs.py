@@ -128,7 +128,7 @@ def test_text_epochs_are_augmented_by_the_text_pipeline(servers: list[str]) -> N
     ({"shard": 3, "num_shards": 3}, grpc.StatusCode.INVALID_ARGUMENT, "shard must be in [0, 2]"),
     ({"start_batch": 9}, grpc.StatusCode.INVALID_ARGUMENT, "start_batch must be in [0, 7]"),
     ({"spec": {"transforms": [{"name": "flip_it"}]}}, grpc.StatusCode.INVALID_ARGUMENT, "flip_it"),
-    ({"spec": "nope"}, grpc.StatusCode.INVALID_ARGUMENT, "unknown preset 'nope'"),
+    ({"spec": "nope"}, grpc.StatusCode.INVALID_ARGUMENT, "unknown image preset 'nope'"),
     ({"holdout_fraction": 1.5, "part": "train"}, grpc.StatusCode.INVALID_ARGUMENT,
      "holdout_fraction must be"),
 ])

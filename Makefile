@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 export NO_ALBUMENTATIONS_UPDATE := 1
 
-.PHONY: run test lint typecheck unit bench install clean wordnet proto serve buf
+.PHONY: run test lint unit bench install clean wordnet proto serve buf
 
 $(STAMP): pyproject.toml requirements.lock requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -53,8 +53,16 @@ unit: $(STAMP) wordnet buf
 
 test: lint unit
 
+# Every benchmark script (about 6 minutes): the service one as a smoke run (--quick; its full run
+# takes about 5 minutes, see BENCHMARKS.md), the text one only where its nlpaug baseline is installed.
 bench: $(STAMP)
 	$(PY) benchmarks/image_throughput.py --markdown
+	$(PY) benchmarks/optimizer_step.py --markdown
+	$(PY) benchmarks/train_throughput.py --markdown
+	$(PY) benchmarks/service_throughput.py --quick --markdown
+	@if $(PY) -c "import nlpaug" 2>/dev/null; then $(PY) benchmarks/text_throughput.py --quick; \
+	else echo "text_throughput.py skipped: its baseline is not installed" \
+	  "(pip install nlpaug==1.1.11 gensim==4.4.0 into $(VENV))"; fi
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .mypy_cache .ruff_cache

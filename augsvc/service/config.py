@@ -51,8 +51,9 @@ class ServeConfig:
         "an integer from 0 to 65535", "gRPC port (0 picks a free one)", _count(0, 65535)))
     processes: int = field(default=1, metadata=_rule(
         "an integer >= 1", "server processes sharing the port (SO_REUSEPORT)", _count(1)))
-    threads: int = field(default=4, metadata=_rule(
-        "an integer >= 1", "request threads per process", _count(1)))
+    threads: int = field(default=16, metadata=_rule(
+        "an integer >= 1", "request threads per process (a stream holds one for its whole life, "
+        "so this bounds concurrent streams)", _count(1)))
     max_message_bytes: int = field(default=512 * _MIB, metadata=_rule(
         "an integer >= 1024", "largest gRPC message received or sent", _count(1024)))
     max_samples: int = field(default=Limits.max_samples, metadata=_rule(

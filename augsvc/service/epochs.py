@@ -16,6 +16,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -120,9 +121,14 @@ class EpochStreamer:
         self.workers = workers
         self.window = window or max(2, 2 * workers)
         self._pool: ProcessPoolExecutor | None = None
+        self._pool_lock = threading.Lock()  # request threads may ask for the pool at once
 
     def pool(self) -> ProcessPoolExecutor | None:
         """The worker pool, started on first use (spawned: forking a gRPC process is unsafe)."""
+        with self._pool_lock:
+            return self._start_pool()
+
+    def _start_pool(self) -> ProcessPoolExecutor | None:
         if self.workers > 0 and self._pool is None:
             self._pool = ProcessPoolExecutor(self.workers, initializer=_die_with_parent,
                                              initargs=(os.getpid(),),
@@ -130,6 +136,12 @@ class EpochStreamer:
             for future in [self._pool.submit(_warm) for _ in range(self.workers)]:
                 future.result()
         return self._pool
+
+    def _discard(self, pool: ProcessPoolExecutor | None) -> None:
+        with self._pool_lock:
+            if pool is not None and self._pool is pool:
+                self._pool = None
+                pool.shutdown(wait=False, cancel_futures=True)
 
     def close(self) -> None:
         if self._pool is not None:
@@ -207,6 +219,9 @@ class EpochStreamer:
                 submit()
                 yield self._message(request, plan, number, samples, labels)
                 number += 1
+        except BrokenProcessPool:
+            self._discard(pool)  # a worker died: the next call gets a fresh pool
+            raise
         finally:
             for future in pending:
                 future.cancel()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from concurrent.futures.process import BrokenProcessPool
+
 import grpc
 
 from augsvc.errors import InputError, SpecError
@@ -19,4 +21,6 @@ def status_for(exc: BaseException) -> tuple[grpc.StatusCode, str]:
         return grpc.StatusCode.INVALID_ARGUMENT, str(exc)
     if isinstance(exc, ResourceError):
         return grpc.StatusCode.FAILED_PRECONDITION, str(exc)
+    if isinstance(exc, BrokenProcessPool):  # the pool is rebuilt; a retry (or resume) succeeds
+        return grpc.StatusCode.UNAVAILABLE, f"a batch worker died ({exc}); retry"
     return grpc.StatusCode.INTERNAL, f"internal error: {type(exc).__name__}: {exc}"

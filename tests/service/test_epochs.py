@@ -255,3 +255,26 @@ def test_text_presets_by_name_over_unary_and_epoch_calls(servers: list[str]) -> 
     assert batch.samples == [w.text for w in want]
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "unknown preset 'seed7'" in \
         info.value.details()
+
+
+def test_a_dead_batch_worker_is_replaced_and_the_stream_resumes(npz: Path) -> None:
+    epochs = EpochStreamer({"tiny": str(npz)}, workers=2)
+    server, port = build_server("127.0.0.1:0", epochs=epochs)
+    server.start()
+    try:
+        with AugmentClient(f"127.0.0.1:{port}") as client:
+            stream = client.stream_epoch("tiny", SMALL, seed=0, epoch=0, batch_size=5, backoff=0.05)
+            got = [next(stream)]
+            pool = epochs.pool()
+            assert pool is not None
+            os.kill(next(iter(pool._processes)), signal.SIGKILL)  # one worker dies mid-epoch
+            got += list(stream)
+            again = list(client.stream_epoch("tiny", SMALL, seed=0, epoch=0, batch_size=5))
+        assert sorted(np.concatenate([b.indices for b in got]).tolist()) == list(range(50))
+        assert [b.batch_index for b in got] == list(range(10))
+        assert epochs.pool() is not pool  # a fresh pool took over
+        for a, b in zip(got, again, strict=True):
+            assert all(np.array_equal(x, y) for x, y in zip(a.samples, b.samples, strict=True))
+    finally:
+        server.stop(0)
+        epochs.close()

@@ -52,7 +52,7 @@ class DataInfo:
 
 
 class Vocabulary:
-    """Lower-cased word tokens -> ids (0 padding, 1 unknown), most frequent first."""
+    """Lower-cased word tokens -> ids (0 padding, 1 reserved), most frequent first."""
 
     PATTERN = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 
@@ -69,9 +69,14 @@ class Vocabulary:
         return cls.PATTERN.findall(text.lower())
 
     def encode(self, texts: Sequence[str], max_tokens: int) -> torch.Tensor:
-        """(B, L) int64 ids, padded with 0 to the longest text (at most ``max_tokens``)."""
-        rows = [[self.ids.get(t, 1) for t in self.tokens(text)][:max_tokens] or [1] for text in texts]
-        out = torch.zeros((len(rows), max(len(r) for r in rows)), dtype=torch.int64)
+        """(B, L) int64 ids, padded with 0 to the longest text (at most ``max_tokens``).
+
+        Words outside the vocabulary are dropped: an "unknown" id never seen in training would
+        keep a random embedding and shift every prediction it appears in. A text with no known
+        word is all padding (models treat such rows as empty).
+        """
+        rows = [[self.ids[t] for t in self.tokens(text) if t in self.ids][:max_tokens] for text in texts]
+        out = torch.zeros((len(rows), max(1, *(len(r) for r in rows))), dtype=torch.int64)
         for k, row in enumerate(rows):
             out[k, : len(row)] = torch.tensor(row)
         return out

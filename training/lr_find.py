@@ -2,8 +2,9 @@
 
 Each step uses ``lr_k = lo * (hi / lo) ** (k / (steps - 1))``; the loss is smoothed with a
 bias-corrected exponential average (``beta = 0.98``) and the sweep stops once it exceeds 4x its
-best. The suggestion is the rate where the smoothed loss falls fastest against ``log lr`` (the
-steepest negative slope), a common and conservative choice (the minimum itself is too late).
+best. The suggestion is the rate at the lowest smoothed loss divided by 10 (Smith's rule of
+thumb: the minimum itself is already at the edge of divergence). The steepest-slope rule was
+tried first; on short, noisy sweeps it kept picking the first rate of the sweep.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from tqdm.auto import tqdm
 
 from training.trainer import Trainer, to_inputs
 
-__all__ = ["LRFindResult", "lr_find"]
+__all__ = ["LRFindResult", "lr_find", "suggest_lr"]
 
 
 @dataclass(frozen=True)
@@ -75,16 +76,13 @@ def lr_find(trainer: Trainer, *, lo: float = 1e-5, hi: float = 1.0, steps: int =
         if not math.isfinite(smoothed) or smoothed > 4 * best:
             break
     bar.close()
-    return LRFindResult(lrs, losses, _steepest(lrs, losses))
+    return LRFindResult(lrs, losses, suggest_lr(lrs, losses))
 
 
-def _steepest(lrs: list[float], losses: list[float]) -> float:
-    """The lr where d(loss)/d(log lr) is most negative, ignoring the exploded tail."""
+def suggest_lr(lrs: list[float], losses: list[float]) -> float:
+    """The rate at the lowest finite smoothed loss, divided by 10 (never below the first rate)."""
     values = np.asarray(losses, dtype=float)
-    finite = np.isfinite(values)
-    if finite.sum() < 3:
+    if not np.isfinite(values).any():
         return lrs[0]
-    end = int(np.argmin(np.where(finite, values, np.inf))) + 1  # up to the minimum
-    end = max(end, 3)
-    slope = np.gradient(values[:end], np.log(np.asarray(lrs[:end])))
-    return float(lrs[int(np.argmin(slope))])
+    best = int(np.argmin(np.where(np.isfinite(values), values, np.inf)))
+    return max(lrs[0], lrs[best] / 10)

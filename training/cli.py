@@ -1,4 +1,4 @@
-"""``augsvc-train`` (and ``python -m training``): train, lr-find, eval."""
+"""``augsvc-train`` (and ``python -m training``): train, lr-find, eval, experiment."""
 
 from __future__ import annotations
 
@@ -101,6 +101,19 @@ def _eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _experiment(args: argparse.Namespace) -> int:
+    from training.experiments import EXPERIMENTS, list_experiments, run_experiment
+
+    names = list_experiments() if args.name == "all" else [args.name]
+    for name in names:
+        # a single experiment gets --mlm as given (and rejects it if it has no such option)
+        single = args.name != "all" or "mlm" in EXPERIMENTS[name].options
+        report = run_experiment(name, Path(args.out) / name, full=args.full, smoke=args.smoke,
+                                seeds=args.seeds, **({"mlm": args.mlm} if single else {}))
+        print(f"{name}: {report}", flush=True)
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="augsvc-train", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -125,6 +138,15 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("checkpoint")
     evaluate.add_argument("--set", action="append", metavar="KEY=VALUE")
     evaluate.set_defaults(run=_eval)
+    experiment = sub.add_parser("experiment", help="run a reproducible experiment and write its report")
+    experiment.add_argument("name", help="optimizers, regularization, normalization, initialization, "
+                            "text_augmentation, or all (training.experiments.EXPERIMENTS)")
+    experiment.add_argument("--full", action="store_true", help="more seeds (text: also all data)")
+    experiment.add_argument("--smoke", action="store_true", help="a tiny budget that checks the machinery")
+    experiment.add_argument("--seeds", type=int, help="number of seeds (overrides the mode's default)")
+    experiment.add_argument("--out", default="runs/experiments", help="parent folder of OUT/NAME/")
+    experiment.add_argument("--mlm", help="masked LM for the contextual text arm (default $AUGSVC_MLM)")
+    experiment.set_defaults(run=_experiment)
     return parser
 
 

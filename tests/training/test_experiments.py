@@ -185,3 +185,29 @@ def test_helpers() -> None:
     assert stable([2.0] + [0.5] * 30) and not stable([2.0, math.nan] + [0.5] * 30)
     assert not stable([2.0] * 31)
     assert [n_aug_for(n) for n in (500, 2000, 11200)] == [16, 8, 4]
+
+
+@pytest.mark.slow
+def test_text_smoke_runs_the_contextual_arm_with_a_masked_lm(tmp_path: Path) -> None:
+    import torch
+    from transformers import BertConfig, BertForMaskedLM, BertTokenizer
+
+    words = ["a", "an", "the", "of", "or", "and", "in", "to", "with", "that", "is", "used", "for",
+             "any", "small", "large", "plant", "animal", "body", "food", "person", "place"]
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *words, ",", ".", ";"]
+    folder = tmp_path / "tiny-bert"
+    folder.mkdir()
+    (folder / "vocab.txt").write_text("\n".join(vocab) + "\n")
+    torch.manual_seed(0)
+    model = BertForMaskedLM(BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=1,
+                                       num_attention_heads=2, intermediate_size=64,
+                                       max_position_embeddings=512))
+    model.save_pretrained(folder)
+    BertTokenizer(vocab=str(folder / "vocab.txt")).save_pretrained(folder)
+    run_experiment("text_augmentation", tmp_path / "out", smoke=True, mlm=str(folder))
+    rows = _rows(tmp_path / "out" / "results.csv")
+    contextual = [r for r in rows if r["arm"] == "contextual"]
+    assert contextual and all(r["status"] == "ok" for r in contextual)
+    for row in contextual:
+        assert 0.0 <= float(row["val_accuracy"]) <= 1.0
+        assert int(row["train_samples"]) == int(row["size"]) * (1 + int(row["n_aug"]))

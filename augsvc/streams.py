@@ -28,7 +28,7 @@ from torch.utils.data import IterableDataset, get_worker_info
 
 from augsvc.errors import AugsvcError
 from augsvc.image.dataset import stack_images
-from augsvc.service.codec import Limits, decode_image
+from augsvc.service.codec import Limits, decode_image, from_tensor
 from augsvc.v1 import augment_pb2 as pb
 
 if TYPE_CHECKING:
@@ -45,20 +45,27 @@ _log = logging.getLogger("augsvc.client")
 
 @dataclass(frozen=True)
 class EpochBatch:
-    """One received batch: samples (HxW(xC) arrays or strings), labels and dataset indices."""
+    """One received batch: samples (HxW(xC) arrays or strings), labels and dataset indices.
+
+    ``stacked`` is the whole image batch as one (N, H, W[, C]) array when the server sent it so
+    (images of one shape); ``samples`` are then views into it.
+    """
 
     batch_index: int
     num_batches: int
     samples: list[Any]
     labels: np.ndarray
     indices: np.ndarray
+    stacked: np.ndarray | None = None
 
 
 def _decode(reply: pb.EpochBatch) -> EpochBatch:
-    samples: list[Any] = [decode_image(image, f"images[{k}]", _LIMITS)
-                          for k, image in enumerate(reply.images)] or list(reply.texts)
-    return EpochBatch(reply.batch_index, reply.num_batches, samples,
-                      np.asarray(reply.labels, dtype=np.int64), np.asarray(reply.indices, np.int64))
+    stacked = from_tensor(reply.stacked, "stacked", _LIMITS) if reply.HasField("stacked") else None
+    samples: list[Any] = list(stacked) if stacked is not None else [
+        decode_image(image, f"images[{k}]", _LIMITS) for k, image in enumerate(reply.images)]
+    return EpochBatch(reply.batch_index, reply.num_batches, samples or list(reply.texts),
+                      np.asarray(reply.labels, dtype=np.int64), np.asarray(reply.indices, np.int64),
+                      stacked)
 
 
 def stream_epoch(client: AugmentClient, dataset: str, spec: Any = None, *, seed: int, epoch: int,
@@ -203,8 +210,13 @@ class RemoteEpochDataset(IterableDataset[Any]):
                 if isinstance(item, BaseException):
                     raise item
                 labels = torch.from_numpy(item.labels)
-                x = stack_images(item.samples) if item.samples and isinstance(item.samples[0], np.ndarray) \
-                    else item.samples
+                if item.stacked is not None:  # (N, H, W[, C]) -> (N, C, H, W), one copy
+                    batch = item.stacked if item.stacked.ndim == 4 else item.stacked[..., None]
+                    x: Any = torch.from_numpy(np.ascontiguousarray(batch.transpose(0, 3, 1, 2)))
+                elif item.samples and isinstance(item.samples[0], np.ndarray):
+                    x = stack_images(item.samples)
+                else:
+                    x = item.samples
                 yield (x, labels, torch.from_numpy(item.indices)) if self.with_indices else (x, labels)
         finally:
             stop.set()

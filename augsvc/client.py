@@ -136,6 +136,9 @@ class AugmentClient:
             raise ValueError(f"retries must be from 0 to 4 (gRPC allows 5 attempts), got {retries}")
         target = targets[0] if len(targets) == 1 else _ipv4_target(targets)
         options = [("grpc.lb_policy_name", "round_robin"),
+                   # each client its own connections: SO_REUSEPORT spreads connections, so clients
+                   # sharing one would all land on one server process
+                   ("grpc.use_local_subchannel_pool", 1),
                    ("grpc.max_receive_message_length", _MAX_MESSAGE),
                    ("grpc.max_send_message_length", _MAX_MESSAGE),
                    ("grpc.enable_retries", int(retries > 0))]

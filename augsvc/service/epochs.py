@@ -9,6 +9,7 @@ bytes they produce are the library's for (spec, seed, epoch * size + index), wha
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
 import threading
@@ -33,12 +34,9 @@ from augsvc.datasets import (
     part_indices,
 )
 from augsvc.errors import InputError
-from augsvc.image.pipeline import ImagePipeline
-from augsvc.image.presets import IMAGE_PRESETS, image_preset
 from augsvc.service.codec import LimitError, Limits, encode_image, to_tensor
+from augsvc.service.pipelines import build_pipeline, resolve_spec
 from augsvc.spec import dumps
-from augsvc.text.pipeline import TextPipeline
-from augsvc.text.presets import TEXT_PRESETS, text_preset
 from augsvc.v1 import augment_pb2 as pb
 
 __all__ = ["EpochStreamer"]
@@ -49,14 +47,6 @@ _PART_NAMES = {pb.PART_ALL: "all", pb.PART_TRAIN: "train", pb.PART_HOLDOUT: "hol
 @lru_cache(maxsize=16)
 def _dataset(source: str) -> Dataset:
     return open_dataset(source)
-
-
-@lru_cache(maxsize=32)
-def _pipeline(kind: str, spec_json: str) -> ImagePipeline | TextPipeline:
-    import json
-
-    spec = json.loads(spec_json)
-    return ImagePipeline(spec) if kind == "image" else TextPipeline(spec)
 
 
 def build_batch(source: str, spec_json: str | None, seed: int, epoch: int,
@@ -70,7 +60,7 @@ def build_batch(source: str, spec_json: str | None, seed: int, epoch: int,
     dataset = _dataset(source)
     samples, labels = dataset.samples(indices)
     if spec_json is not None:
-        pipeline: Any = _pipeline(dataset.info.kind, spec_json)
+        pipeline: Any = build_pipeline(dataset.info.kind, json.loads(spec_json))
         where = [augment_index(epoch, int(i), len(dataset)) for i in indices]
         results = pipeline.batch(samples, seed=seed, indices=where)
         samples = [r.image if dataset.info.kind == "image" else r.text for r in results]
@@ -191,7 +181,7 @@ class EpochStreamer:
         spec_json = None
         if request.HasField("pipeline"):
             spec = resolve_spec(request.pipeline, kind)
-            spec_json = dumps(_pipeline(kind, dumps(spec)).to_spec())  # validates the spec
+            spec_json = dumps(build_pipeline(kind, spec).to_spec())  # validates the spec
         total = num_batches(len(part), batch_size=request.batch_size, shard=request.shard,
                             num_shards=shards)
         batches = [part[positions] for positions in epoch_batches(
@@ -246,20 +236,3 @@ class EpochStreamer:
         else:
             reply.images.extend(encode_image(np.asarray(s), request.output_encoding) for s in samples)
         return reply
-
-
-def resolve_spec(pipeline: pb.Pipeline, kind: str) -> Any:
-    """A pipeline message as a spec: its JSON, or the preset it names (image presets only)."""
-    import json
-
-    if pipeline.WhichOneof("source") == "preset":
-        found = image_preset(pipeline.preset) if kind == "image" else text_preset(pipeline.preset)
-        if found is None:
-            known = IMAGE_PRESETS if kind == "image" else TEXT_PRESETS
-            raise InputError(f"pipeline.preset: unknown {kind} preset {pipeline.preset!r}; presets: "
-                             f"{sorted(known)}")
-        return found
-    try:
-        return json.loads(pipeline.spec_json)
-    except json.JSONDecodeError as exc:
-        raise InputError(f"pipeline.spec_json is not valid JSON: {exc}") from None

@@ -2,67 +2,27 @@
 
 from __future__ import annotations
 
-import json
-import threading
-from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 import grpc
 
 from augsvc.errors import InputError
-from augsvc.image.pipeline import ImagePipeline
-from augsvc.image.presets import IMAGE_PRESETS, image_preset
+from augsvc.image.presets import IMAGE_PRESETS
 from augsvc.image.registry import IMAGE_TRANSFORMS
 from augsvc.service.codec import LimitError, Limits, decode_image, encode_image, from_tensor, to_tensor
 from augsvc.service.epochs import EpochStreamer
 from augsvc.service.errors import status_for
+from augsvc.service.pipelines import build_pipeline, resolve_spec
 from augsvc.spec import dumps
-from augsvc.text.pipeline import TextPipeline
-from augsvc.text.presets import TEXT_PRESETS, text_preset
+from augsvc.text.presets import TEXT_PRESETS
 from augsvc.text.registry import TEXT_GROUPS, TEXT_TRANSFORMS
 from augsvc.v1 import augment_pb2 as pb
 from augsvc.v1 import augment_pb2_grpc as pb_grpc
 
 __all__ = ["AugmenterServicer"]
 
-P = TypeVar("P")
 R = TypeVar("R")
-
-
-class _PipelineCache:
-    """Built pipelines by spec text, one LRU per thread (pipelines hold random state)."""
-
-    def __init__(self, size: int = 32) -> None:
-        self.size = size
-        self.local = threading.local()
-
-    def get(self, key: str, build: Callable[[], P]) -> P:
-        cache: OrderedDict[str, Any] = getattr(self.local, "cache", None) or OrderedDict()
-        self.local.cache = cache
-        if key in cache:
-            cache.move_to_end(key)
-            return cache[key]  # type: ignore[no-any-return]
-        value = cache[key] = build()
-        if len(cache) > self.size:
-            cache.popitem(last=False)
-        return value
-
-
-def _spec_source(pipeline: pb.Pipeline, presets: dict[str, Any] | None) -> Any:
-    kind = pipeline.WhichOneof("source")
-    if kind == "spec_json":
-        try:
-            return json.loads(pipeline.spec_json)
-        except json.JSONDecodeError as exc:
-            raise InputError(f"pipeline.spec_json is not valid JSON: {exc}") from None
-    if kind == "preset":
-        found = presets.get(pipeline.preset) if presets is not None else None
-        if found is None:
-            known = sorted(presets) if presets else []
-            raise InputError(f"unknown preset {pipeline.preset!r}; presets: {known}")
-        return found
-    raise InputError("the request has no pipeline (give spec_json or preset)")
 
 
 def _indices(given: Any, count: int, start: int) -> list[int]:
@@ -80,8 +40,6 @@ class AugmenterServicer(pb_grpc.AugmenterServicer):
     def __init__(self, limits: Limits | None = None, *, epochs: EpochStreamer | None = None) -> None:
         self.limits = limits or Limits()
         self.epochs = epochs or EpochStreamer(limits=self.limits)
-        self._images = _PipelineCache()
-        self._texts = _PipelineCache()
 
     def _guard(self, context: grpc.ServicerContext, run: Callable[[], R]) -> R:
         try:
@@ -108,8 +66,7 @@ class AugmenterServicer(pb_grpc.AugmenterServicer):
         if len(request.samples) > self.limits.max_samples:
             raise LimitError(f"{len(request.samples)} samples is over the limit of "
                              f"{self.limits.max_samples}")
-        source = _spec_source(request.pipeline, {k: image_preset(k) for k in IMAGE_PRESETS})
-        pipeline = self._images.get(dumps(source), lambda: ImagePipeline(source))
+        pipeline: Any = build_pipeline("image", resolve_spec(request.pipeline, "image"))
         seed = request.seed if request.HasField("seed") else None
         indices = _indices(request.indices, len(request.samples), request.start_index)
         out = []
@@ -139,8 +96,7 @@ class AugmenterServicer(pb_grpc.AugmenterServicer):
         too_long = [k for k, t in enumerate(request.texts) if len(t) > self.limits.max_text_chars]
         if too_long:
             raise LimitError(f"texts[{too_long[0]}] is over {self.limits.max_text_chars} characters")
-        source = _spec_source(request.pipeline, {k: text_preset(k) for k in TEXT_PRESETS})
-        pipeline = self._texts.get(dumps(source), lambda: TextPipeline(source))
+        pipeline: Any = build_pipeline("text", resolve_spec(request.pipeline, "text"))
         results = pipeline.batch(list(request.texts),
                                  seed=request.seed if request.HasField("seed") else None,
                                  indices=_indices(request.indices, len(request.texts),

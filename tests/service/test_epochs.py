@@ -128,7 +128,7 @@ def test_text_epochs_are_augmented_by_the_text_pipeline(servers: list[str]) -> N
     ({"shard": 3, "num_shards": 3}, grpc.StatusCode.INVALID_ARGUMENT, "shard must be in [0, 2]"),
     ({"start_batch": 9}, grpc.StatusCode.INVALID_ARGUMENT, "start_batch must be in [0, 7]"),
     ({"spec": {"transforms": [{"name": "flip_it"}]}}, grpc.StatusCode.INVALID_ARGUMENT, "flip_it"),
-    ({"spec": "nope"}, grpc.StatusCode.INVALID_ARGUMENT, "unknown image preset 'nope'"),
+    ({"spec": "nope"}, grpc.StatusCode.INVALID_ARGUMENT, "unknown preset 'nope'; image presets:"),
     ({"holdout_fraction": 1.5, "part": "train"}, grpc.StatusCode.INVALID_ARGUMENT,
      "holdout_fraction must be"),
 ])
@@ -278,3 +278,21 @@ def test_a_dead_batch_worker_is_replaced_and_the_stream_resumes(npz: Path) -> No
     finally:
         server.stop(0)
         epochs.close()
+
+
+def test_concurrent_inline_streams_keep_the_library_bytes(servers: list[str]) -> None:
+    # Batches built on request threads: each thread must have its own pipeline (they hold
+    # random state), or concurrent streams would mix their draws.
+    from concurrent.futures import ThreadPoolExecutor
+
+    kw = {"seed": 6, "epoch": 1, "batch_size": 50, "limit": 200, "part": "train",
+          "holdout_fraction": 0.1}
+    with ThreadPoolExecutor(4) as pool:
+        runs = list(pool.map(lambda _: _collect(servers[0], "digits", **kw), range(4)))
+    dataset, pipeline = open_dataset("digits"), ImagePipeline(image_preset("digits"))
+    for batches in runs:
+        for batch in batches:
+            for index, image in zip(batch.indices, batch.samples, strict=True):
+                want = pipeline(dataset.sample(int(index))[0], seed=6,
+                                index=augment_index(1, int(index), 1797)).image
+                assert np.array_equal(image, want)

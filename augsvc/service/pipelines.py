@@ -1,0 +1,76 @@
+"""Pipelines from the wire: a Pipeline message as a spec, and built pipelines cached per thread."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from augsvc.errors import InputError
+from augsvc.image.pipeline import ImagePipeline
+from augsvc.image.presets import IMAGE_PRESETS, image_preset
+from augsvc.spec import dumps
+from augsvc.text.pipeline import TextPipeline
+from augsvc.text.presets import TEXT_PRESETS, text_preset
+from augsvc.v1 import augment_pb2 as pb
+
+__all__ = ["PipelineCache", "build_pipeline", "resolve_spec"]
+
+P = TypeVar("P")
+
+
+class PipelineCache:
+    """Built pipelines by key, one LRU per thread (pipelines hold random state, so two threads
+    must never share one)."""
+
+    def __init__(self, size: int = 32) -> None:
+        self.size = size
+        self.local = threading.local()
+
+    def get(self, key: str, build: Callable[[], P]) -> P:
+        cache: OrderedDict[str, Any] = getattr(self.local, "cache", None) or OrderedDict()
+        self.local.cache = cache
+        if key in cache:
+            cache.move_to_end(key)
+            return cache[key]  # type: ignore[no-any-return]
+        value = cache[key] = build()
+        if len(cache) > self.size:
+            cache.popitem(last=False)
+        return value
+
+
+def resolve_spec(pipeline: pb.Pipeline, kind: str) -> Any:
+    """A Pipeline message as a spec: its JSON, or the ``kind`` ("image"/"text") preset it names.
+
+    Raises:
+        InputError: invalid JSON, an unknown preset, or no pipeline at all.
+    """
+    source = pipeline.WhichOneof("source")
+    if source == "spec_json":
+        try:
+            return json.loads(pipeline.spec_json)
+        except json.JSONDecodeError as exc:
+            raise InputError(f"pipeline.spec_json is not valid JSON: {exc}") from None
+    if source == "preset":
+        found = image_preset(pipeline.preset) if kind == "image" else text_preset(pipeline.preset)
+        if found is None:
+            known = sorted(IMAGE_PRESETS if kind == "image" else TEXT_PRESETS)
+            raise InputError(f"pipeline.preset: unknown preset {pipeline.preset!r}; {kind} presets: "
+                             f"{known}")
+        return found
+    raise InputError("the request has no pipeline (give spec_json or preset)")
+
+
+_PIPELINES = PipelineCache()
+
+
+def build_pipeline(kind: str, spec: Any) -> ImagePipeline | TextPipeline:
+    """The ``kind`` pipeline for ``spec``, from this thread's cache.
+
+    Raises:
+        SpecError: the spec is invalid.
+    """
+    return _PIPELINES.get(f"{kind}:{dumps(spec)}", lambda: ImagePipeline(spec) if kind == "image"
+                          else TextPipeline(spec))

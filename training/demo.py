@@ -8,25 +8,16 @@ StreamEpoch, then SIGTERM and a check that the server exited cleanly. Everything
 
 from __future__ import annotations
 
-import json
 import os
-import re
-import signal
-import subprocess
-import sys
-import threading
 import time
-from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import grpc
-from grpc_health.v1 import health_pb2, health_pb2_grpc
-
+from augsvc.service.process import ServerProcess, wait_serving
 from training.config import TrainConfig, load_config
 
-__all__ = ["DEMO_RUN", "ServerProcess", "run_demo", "wait_serving"]
+__all__ = ["DEMO_RUN", "run_demo"]
 
 DEMO_RUN: dict[str, Any] = {
     "seed": 0,
@@ -37,83 +28,6 @@ DEMO_RUN: dict[str, Any] = {
     "optimizer": {"name": "adamw", "lr": 0.01, "weight_decay": 0.01},
     "schedule": {"name": "cosine", "warmup_steps": 20},
 }
-
-
-def wait_serving(address: str, timeout: float = 60.0) -> None:
-    """Poll the standard health service until it reports SERVING.
-
-    Raises:
-        TimeoutError: not SERVING within ``timeout`` seconds.
-    """
-    deadline = time.monotonic() + timeout
-    with grpc.insecure_channel(address) as channel:
-        stub = health_pb2_grpc.HealthStub(channel)
-        while True:
-            try:
-                reply = stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=2)
-                if reply.status == health_pb2.HealthCheckResponse.SERVING:
-                    return
-            except grpc.RpcError:
-                pass
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"augsvc at {address} was not SERVING after {timeout:.0f} s")
-            time.sleep(0.2)
-
-
-class ServerProcess:
-    """``augsvc serve`` as a child process: started, its address read from the ready line.
-
-    Args:
-        args: ``augsvc serve`` arguments (``--port 0`` comes first, so a later one wins).
-
-    Attributes:
-        logs: the JSON call-log lines the server has written so far (one per call at INFO).
-    """
-
-    def __init__(self, args: Sequence[str] = (), *, timeout: float = 120.0) -> None:
-        command = [sys.executable, "-m", "augsvc.cli", "serve", "--port", "0", *args]
-        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                        text=True)
-        self.logs: list[str] = []
-        self.metrics_port: int | None = None  # when started with --metrics-port
-        self.address = self._ready(timeout)
-        # keep draining stderr (JSON call logs) so the child never blocks on a full pipe
-        self._drain = threading.Thread(target=self._read_rest, daemon=True)
-        self._drain.start()
-
-    def _ready(self, timeout: float) -> str:
-        assert self.process.stderr is not None
-        lines: list[str] = []
-        timer = threading.Timer(timeout, self.process.kill)
-        timer.start()
-        try:
-            for line in self.process.stderr:
-                lines.append(line)
-                if '"metrics_port": ' in line and json.loads(line)["metrics_port"] is not None:
-                    self.metrics_port = int(json.loads(line)["metrics_port"])
-                match = re.search(r"serving \S+ on (\S+:\d+)", line)
-                if match:
-                    return match.group(1)
-        finally:
-            timer.cancel()
-        raise RuntimeError("augsvc serve stopped before it was ready:\n" + "".join(lines[-20:]))
-
-    def _read_rest(self) -> None:
-        assert self.process.stderr is not None
-        for line in self.process.stderr:
-            if line.startswith("{"):
-                self.logs.append(line)
-
-    def stop(self, timeout: float = 30.0) -> int:
-        """SIGTERM (graceful: health NOT_SERVING, in-flight calls finish); the exit code."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        return int(self.process.returncode)
 
 
 def _summary(config: TrainConfig, history: list[dict[str, float]], out: Path, server: str, device: str,

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import yaml
 
-from training.demo import ServerProcess
+from augsvc.service.process import ServerProcess
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())

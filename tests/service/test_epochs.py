@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import os
-import re
 import signal
 import socket
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,12 +18,12 @@ from augsvc.image.pipeline import ImagePipeline
 from augsvc.image.presets import image_preset
 from augsvc.service.codec import Limits
 from augsvc.service.epochs import EpochStreamer
+from augsvc.service.process import ServerProcess
 from augsvc.service.server import build_server
 from augsvc.streams import RemoteAugmentDataset, RemoteEpochDataset
 from augsvc.text.pipeline import TextPipeline
 from tests.conftest import structured_image
 
-ROOT = Path(__file__).resolve().parents[2]
 SMALL = {"transforms": [{"name": "shift_scale_rotate", "p": 0.9},
                         {"name": "brightness_contrast", "p": 0.5}, {"name": "horizontal_flip"}]}
 TEXT_SPEC = {"transforms": [{"name": "random_swap", "aug_p": 0.3}]}
@@ -155,19 +152,6 @@ def test_remote_dataset_prefetches_and_splits_over_dataloader_workers(servers: l
     assert sorted(labels.tolist()) == sorted(torch.cat([y for _, y in single]).tolist())
 
 
-def _serve(port: int = 0) -> tuple[subprocess.Popen[str], str]:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "augsvc.cli", "serve", "--port", str(port), "--log-level", "WARNING"],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-        env={**os.environ, "PYTHONPATH": str(ROOT)})
-    assert process.stderr is not None
-    for line in process.stderr:  # the ready line goes to stderr, after any start-up warnings
-        match = re.search(r"serving \S+ on (\S+:\d+)", line)
-        if match:
-            return process, match.group(1)
-    raise AssertionError(f"augsvc serve exited with {process.wait()} before it was ready")
-
-
 def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -177,28 +161,27 @@ def _free_port() -> int:
 @pytest.mark.slow
 def test_a_server_killed_mid_epoch_is_resumed_on_the_other_replica() -> None:
     # The second replica starts only after the stream began, so the stream is on the first one.
-    first, a = _serve()
+    first = ServerProcess(["--log-level", "WARNING"])
     b = f"127.0.0.1:{_free_port()}"
-    second: subprocess.Popen[str] | None = None
+    second: ServerProcess | None = None
     try:
-        with AugmentClient([a, b]) as client:
+        with AugmentClient([first.address, b]) as client:
             client.wait_ready()
             stream = client.stream_epoch("digits", "digits", seed=9, epoch=0, batch_size=60,
                                          part="train", holdout_fraction=0.2, retries=7, backoff=0.25)
             got = [next(stream) for _ in range(3)]
-            second, _ = _serve(int(b.rsplit(":", 1)[1]))
-            first.send_signal(signal.SIGKILL)
-            first.wait()
+            second = ServerProcess(["--log-level", "WARNING", "--port", b.rsplit(":", 1)[1]])
+            first.process.send_signal(signal.SIGKILL)
+            first.process.wait()
             got += list(stream)
         seen = np.concatenate([batch.indices for batch in got])
         train = part_indices(1797, part="train", holdout_fraction=0.2, seed=9)
         assert sorted(seen.tolist()) == train.tolist()  # nothing lost, nothing twice
         assert [batch.batch_index for batch in got] == list(range(len(got))) and len(got) == 24
     finally:
-        for process in (first, second):
-            if process is not None and process.poll() is None:
-                process.kill()
-                process.wait()
+        for server in (first, second):
+            if server is not None:
+                server.stop()
 
 
 def test_unary_calls_take_explicit_global_indices(servers: list[str]) -> None:

@@ -24,6 +24,7 @@ import albumentations as A
 import cv2
 import numpy as np
 import skimage.data
+from machine import cpu_name  # benchmarks/machine.py (scripts run from this folder)
 
 from augsvc.image import IMAGE_TRANSFORMS, ImagePipeline
 from augsvc.image.presets import image_preset
@@ -138,12 +139,7 @@ def bench_row(spec: dict[str, Any], images: list[np.ndarray], rounds: int, seede
 
 def header() -> str:
     """Versions and CPU in one line."""
-    cpu = platform.processor() or "unknown CPU"
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
+    cpu = cpu_name()
     return (f"albumentations {A.__version__}, opencv {cv2.__version__}, numpy {np.__version__}, "
             f"python {platform.python_version()}; CPU: {cpu} ({os.cpu_count()} cores, 1 thread)")
 

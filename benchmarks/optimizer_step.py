@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+from machine import cpu_name  # benchmarks/machine.py (scripts run from this folder)
 from torch import nn
 
 from training.optim import OPTIMIZERS, create_optimizer, list_optimizers, param_groups
@@ -193,13 +194,7 @@ def header(device: torch.device, threads: int, model: nn.Module) -> str:
     if device.type == "cuda":
         where = torch.cuda.get_device_name(device)
     else:
-        where = platform.processor() or "unknown CPU"
-        try:
-            with open("/proc/cpuinfo") as f:
-                where = next(ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name"))
-        except (OSError, StopIteration):
-            pass
-        where += f" ({os.cpu_count()} cores, {threads} torch thread(s))"
+        where = f"{cpu_name()} ({os.cpu_count()} cores, {threads} torch thread(s))"
     params = list(model.parameters())
     return (f"torch {torch.__version__}, python {platform.python_version()}; {device.type}: {where}; "
             f"model: {sum(p.numel() for p in params):,} parameters in {len(params)} tensors (float32)")

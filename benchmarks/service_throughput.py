@@ -57,6 +57,7 @@ import grpc
 import numpy as np
 import skimage.data
 import torch
+from machine import cpu_name  # benchmarks/machine.py (scripts run from this folder)
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from augsvc.client import AugmentClient
@@ -568,12 +569,7 @@ def bench_load(args: argparse.Namespace) -> tuple[LoadTotals, float, list[str]]:
 def header() -> str:
     import albumentations as A
 
-    cpu = platform.processor() or "unknown CPU"
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
+    cpu = cpu_name()
     load = " ".join(f"{v:.2f}" for v in os.getloadavg())
     return (f"grpcio {grpc.__version__}, torch {torch.__version__}, albumentations {A.__version__}, "
             f"opencv {cv2.__version__}, python {platform.python_version()}; CPU: {cpu} "

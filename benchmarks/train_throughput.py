@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+from machine import cpu_name  # benchmarks/machine.py (scripts run from this folder)
 from service_throughput import ServerProcess, render, tree_cpu  # benchmarks/ is on sys.path
 
 from training.config import load_config
@@ -86,12 +87,7 @@ def timed_pass(trainer: Trainer, epochs: range) -> tuple[float, float, int]:
 
 
 def header(device: torch.device, threads: int) -> str:
-    cpu = platform.processor() or "unknown CPU"
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
+    cpu = cpu_name()
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else \
         f"cpu, {threads} torch thread(s) in the trainer"
     load = " ".join(f"{v:.2f}" for v in os.getloadavg())

@@ -169,6 +169,24 @@ def trailing_mean(values: list[float], window: int) -> np.ndarray:
     return (total[ends] - total[starts]) / (ends - starts)
 
 
+def plot_loss_band(ax: Any, curves: list[list[float]], window: int, label: str, *,
+                   alpha: float = 0.2, floor: float | None = None, outline: bool = False,
+                   **style: Any) -> Any:
+    """Seeds' loss curves as the mean (a line) ± std (a band) of their trailing means.
+
+    ``floor`` keeps the band's lower edge above it (log axes); ``outline`` also draws the band's
+    edge in the line's colour. Returns the line.
+    """
+    smooth = np.stack([trailing_mean(c, window) for c in curves])
+    mean, std = smooth.mean(0), smooth.std(0)
+    x = np.arange(1, smooth.shape[1] + 1)
+    (line,) = ax.plot(x, mean, label=label, **style)
+    low = mean - std if floor is None else np.maximum(mean - std, floor)
+    colour = {"color" if outline else "facecolor": line.get_color()}
+    ax.fill_between(x, low, mean + std, alpha=alpha, **colour)
+    return line
+
+
 def steps_to_target(losses: list[float], target: float, window: int) -> int | None:
     """The first step (1-based) whose trailing mean loss is <= ``target``; None if never."""
     below = np.flatnonzero(trailing_mean(losses, window) <= target)

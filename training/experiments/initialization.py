@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from training.data import MemorySource
-from training.experiments.common import digits_config, one_thread, trailing_mean, train_steps
+from training.experiments.common import digits_config, one_thread, plot_loss_band, train_steps
 from training.experiments.report import Report, pm
 from training.init import activation_variance
 from training.trainer import Trainer, to_inputs
@@ -116,13 +116,10 @@ def _training(report: Report, logs: dict[str, list[Any]], steps: int) -> None:
                    pm([log.evals[-1]["val_accuracy"] for log in logs[name]], 2, scale=100)]
                   for name in INITS])
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
-    x = np.arange(1, steps + 1)
     for name in INITS:
-        smooth = np.stack([trailing_mean(log.losses, WINDOW) for log in logs[name]])
-        style = {"linestyle": "--", "linewidth": 2.5} if name == "zeros" else {}  # zeros and small
-        (line,) = left.plot(x, smooth.mean(0), label=name, **style)  # normal overlap: keep both visible
-        left.fill_between(x, smooth.mean(0) - smooth.std(0), smooth.mean(0) + smooth.std(0),
-                          alpha=0.2, color=line.get_color())
+        # zeros and small normal overlap: a dashed, wider line keeps both visible
+        style: dict[str, Any] = {"linestyle": "--", "linewidth": 2.5} if name == "zeros" else {}
+        plot_loss_band(left, [log.losses for log in logs[name]], WINDOW, name, outline=True, **style)
         at = [e["step"] for e in logs[name][0].evals]
         acc = np.array([[e["val_accuracy"] for e in log.evals] for log in logs[name]])
         right.errorbar(at, acc.mean(0), yerr=acc.std(0), marker="o", capsize=2, label=name, **style)

@@ -16,7 +16,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from training.data import MemorySource
-from training.experiments.common import digits_config, one_thread, trailing_mean, train_steps
+from training.experiments.common import digits_config, one_thread, plot_loss_band, train_steps
 from training.experiments.report import Report, pm
 from training.trainer import Trainer
 
@@ -98,12 +98,8 @@ def _fixed(report: Report, curves: dict[str, list[list[float]]], steps: int, cou
           pm([float(np.mean(c[max(0, at - WINDOW):at])) for c in curves[norm]], 4),
           pm([float(np.mean(c[-WINDOW:])) for c in curves[norm]], 4)] for norm in NORMS])
     fig, ax = plt.subplots(figsize=(8, 4.5))
-    x = np.arange(1, steps + 1)
     for norm in NORMS:
-        smooth = np.stack([trailing_mean(c, WINDOW) for c in curves[norm]])
-        mean, std = smooth.mean(0), smooth.std(0)
-        ax.plot(x, mean, label=norm)
-        ax.fill_between(x, np.maximum(mean - std, 1e-4), mean + std, alpha=0.2)
+        plot_loss_band(ax, curves[norm], WINDOW, norm, floor=1e-4)
     ax.set(yscale="log", xlabel="step", ylabel=f"training loss (trailing mean of {WINDOW})",
            title=f"Plain SGD at lr {FIXED_LR}, mean ± std over {count} seed(s)")
     ax.grid(alpha=0.3, which="both")

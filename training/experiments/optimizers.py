@@ -17,7 +17,13 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from training.data import MemorySource
-from training.experiments.common import digits_config, one_thread, steps_to_target, trailing_mean, train_steps
+from training.experiments.common import (
+    digits_config,
+    one_thread,
+    plot_loss_band,
+    steps_to_target,
+    train_steps,
+)
 from training.experiments.report import Report, mean_std, pm
 from training.lr_find import lr_find
 from training.trainer import Trainer
@@ -108,12 +114,8 @@ def _results(report: Report, rows: list[dict[str, Any]], curves: dict[str, list[
                 f"highest holdout accuracy: **{by_acc}**. Steps to target use the trailing mean of "
                 f"the last {WINDOW} step losses.")
     fig, ax = plt.subplots(figsize=(8, 4.8))
-    x = np.arange(1, steps + 1)
     for name in OPTIMIZERS:
-        smooth = np.stack([trailing_mean(c, WINDOW) for c in curves[name]])
-        mean, std = smooth.mean(0), smooth.std(0)
-        ax.plot(x, mean, label=name)
-        ax.fill_between(x, np.maximum(mean - std, 1e-4), mean + std, alpha=0.15)
+        plot_loss_band(ax, curves[name], WINDOW, name, alpha=0.15, floor=1e-4)
     ax.axhline(TARGET_LOSS, color="black", linewidth=0.8, linestyle=":", label=f"target {TARGET_LOSS}")
     ax.set(yscale="log", xlabel="step", ylabel=f"training loss (trailing mean of {WINDOW})",
            title="Training loss, mean ± std over seeds")

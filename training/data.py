@@ -25,7 +25,6 @@ from torch.utils.data import DataLoader, Dataset
 from augsvc.datasets import augment_index, epoch_batches, num_batches, open_dataset, part_indices
 from augsvc.image.dataset import stack_images
 from augsvc.image.pipeline import ImagePipeline
-from augsvc.image.presets import image_preset
 from augsvc.text.pipeline import TextPipeline
 from training.config import ConfigError, DataConfig
 
@@ -118,10 +117,7 @@ class BatchSource(ABC):
 def _pipeline(kind: str, spec: Any) -> ImagePipeline | TextPipeline | None:
     if spec is None:
         return None
-    if kind == "image":
-        preset = image_preset(spec) if isinstance(spec, str) else None
-        return ImagePipeline(preset if preset is not None else spec)
-    return TextPipeline(spec)
+    return ImagePipeline(spec) if kind == "image" else TextPipeline(spec)  # both take preset names
 
 
 class _Parts:

@@ -129,8 +129,9 @@ class ImagePipeline:
     """An image augmentation pipeline built from a spec.
 
     Args:
-        spec: a dict/list, JSON/YAML text, a path to a .json/.yaml file, or albumentations'
-            ``A.to_dict`` output (restricted to the classes augsvc wraps).
+        spec: a dict/list, JSON/YAML text, a path to a .json/.yaml file, albumentations'
+            ``A.to_dict`` output (restricted to the classes augsvc wraps), or a preset name
+            from ``augsvc.image.presets`` ("default", "seed7", "digits").
 
     Raises:
         SpecError: the spec names an unknown transform or field, or a value is out of range.
@@ -140,7 +141,10 @@ class ImagePipeline:
     """
 
     def __init__(self, spec: Any) -> None:
-        raw = load_spec(spec)
+        from augsvc.image.presets import image_preset
+
+        preset = image_preset(spec) if isinstance(spec, str) else None
+        raw = preset if preset is not None else load_spec(spec)
         self._albu_spec: dict[str, Any] | None = None
         self.spec: PipelineSpec | None = None
         self._random = SampleRandom()

@@ -144,3 +144,9 @@ def test_rgba_with_boxes_keeps_alpha_and_matches_rgba_alone() -> None:
     out = rgb_only(image, bboxes=[[10, 10, 30, 30]], seed=0)
     assert np.array_equal(out.image[..., 3], image[..., 3])
     assert not np.array_equal(out.image[..., :3], image[..., :3])
+
+
+def test_a_preset_name_builds_the_preset() -> None:
+    from augsvc.image.presets import image_preset
+
+    assert ImagePipeline("digits").to_spec() == ImagePipeline(image_preset("digits")).to_spec()

@@ -28,7 +28,7 @@ from augsvc.image.pipeline import ImagePipeline
 from augsvc.text.pipeline import TextPipeline
 from training.config import ConfigError, DataConfig
 
-__all__ = ["BatchSource", "DataInfo", "Vocabulary", "create_source"]
+__all__ = ["BatchSource", "DataInfo", "Vocabulary", "create_source", "split_parts"]
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 
@@ -120,21 +120,30 @@ def _pipeline(kind: str, spec: Any) -> ImagePipeline | TextPipeline | None:
     return ImagePipeline(spec) if kind == "image" else TextPipeline(spec)  # both take preset names
 
 
+def split_parts(size: int, config: DataConfig, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(training part after ``train_size``, holdout part) of a ``size``-sample dataset: the
+    same indices the service's StreamEpoch uses for PART_TRAIN (with ``limit``) and PART_HOLDOUT.
+
+    Raises:
+        ConfigError: ``train_size`` is more than the training part holds.
+    """
+    fraction = config.holdout_fraction
+    train = part_indices(size, part="train", holdout_fraction=fraction, seed=seed)
+    if config.train_size is not None:
+        if config.train_size > len(train):
+            raise ConfigError(f"data.train_size: {config.train_size} is more than the "
+                              f"{len(train)} training samples of {config.dataset}")
+        train = part_indices(size, part="train", holdout_fraction=fraction, seed=seed,
+                             limit=config.train_size)
+    return train, part_indices(size, part="holdout", holdout_fraction=fraction, seed=seed)
+
+
 class _Parts:
     """The dataset, its training part (after ``train_size``) and its holdout part."""
 
     def __init__(self, config: DataConfig, seed: int) -> None:
         self.dataset = open_dataset(config.dataset)
-        size, fraction = len(self.dataset), config.holdout_fraction
-        train = part_indices(size, part="train", holdout_fraction=fraction, seed=seed)
-        if config.train_size is not None:
-            if config.train_size > len(train):
-                raise ConfigError(f"data.train_size: {config.train_size} is more than the "
-                                  f"{len(train)} training samples of {config.dataset}")
-            train = part_indices(size, part="train", holdout_fraction=fraction, seed=seed,
-                                 limit=config.train_size)
-        self.train = train
-        self.holdout = part_indices(size, part="holdout", holdout_fraction=fraction, seed=seed)
+        self.train, self.holdout = split_parts(len(self.dataset), config, seed)
 
 
 class _EpochBatches(Dataset[Batch]):

@@ -13,12 +13,12 @@ import numpy as np
 import torch
 
 from augsvc.client import AugmentClient
-from augsvc.datasets import epoch_batches, num_batches, part_indices
+from augsvc.datasets import epoch_batches, num_batches
 from augsvc.errors import AugsvcError
 from augsvc.image.dataset import stack_images
 from augsvc.streams import RemoteEpochDataset
 from training.config import ConfigError, DataConfig
-from training.data import Batch, BatchSource, DataInfo, Vocabulary
+from training.data import Batch, BatchSource, DataInfo, Vocabulary, split_parts
 
 __all__ = ["RemoteSource"]
 
@@ -46,13 +46,8 @@ class RemoteSource(BatchSource):
             raise ConfigError(f"data.dataset: the server has no dataset {config.dataset!r}; it has "
                               f"{', '.join(sorted(found))}")
         self.size = int(meta["size"])
-        fraction = config.holdout_fraction
-        train = part_indices(self.size, part="train", holdout_fraction=fraction, seed=seed)
-        if config.train_size is not None and config.train_size > len(train):
-            raise ConfigError(f"data.train_size: {config.train_size} is more than the {len(train)} "
-                              f"training samples of {config.dataset}")
-        self.train_count = config.train_size or len(train)
-        holdout = part_indices(self.size, part="holdout", holdout_fraction=fraction, seed=seed)
+        self.train, holdout = split_parts(self.size, config, seed)  # what the server will stream
+        self.train_count = len(self.train)
         classes = tuple(meta["class_names"])
         self.vocab: Vocabulary | None = None
         if meta["kind"] == "text":
@@ -105,10 +100,8 @@ class RemoteSource(BatchSource):
         Raises:
             AugsvcError: a sample was lost or repeated (a server or network fault got through).
         """
-        part = part_indices(self.size, part="train", holdout_fraction=self.config.holdout_fraction,
-                            seed=self.seed, limit=self.config.train_size or 0)
-        planned = np.concatenate([np.zeros(0, np.int64), *(part[p] for p in epoch_batches(
-            len(part), seed=self.seed, epoch=epoch, batch_size=self.config.batch_size, shard=shard,
+        planned = np.concatenate([np.zeros(0, np.int64), *(self.train[p] for p in epoch_batches(
+            len(self.train), seed=self.seed, epoch=epoch, batch_size=self.config.batch_size, shard=shard,
             num_shards=num_shards, start_batch=start_batch))])
         got = torch.cat(received).numpy() if received else np.zeros(0, np.int64)
         if not np.array_equal(np.sort(got), np.sort(planned)):

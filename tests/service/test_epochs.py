@@ -6,7 +6,9 @@ import os
 import signal
 import socket
 from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import grpc
 import numpy as np
@@ -240,22 +242,37 @@ def test_text_presets_by_name_over_unary_and_epoch_calls(servers: list[str]) -> 
         info.value.details()
 
 
+class _KillsItsWorkers(EpochStreamer):
+    """Kills every batch worker once, on the server, right after the first batch is built.
+
+    Killing from the test after the client's first batch would race: tiny batches are
+    built and buffered by gRPC flow control before the client reads one. Here the kill
+    lands while most of the epoch is still to be submitted, so the pool must break.
+    """
+
+    killed: ProcessPoolExecutor | None = None
+
+    def _message(self, *args: Any, **kwargs: Any) -> Any:
+        pool = self.pool()
+        if self.killed is None and pool is not None:
+            self.killed = pool
+            for pid in list(pool._processes):
+                os.kill(pid, signal.SIGKILL)
+        return super()._message(*args, **kwargs)
+
+
 def test_a_dead_batch_worker_is_replaced_and_the_stream_resumes(npz: Path) -> None:
-    epochs = EpochStreamer({"tiny": str(npz)}, workers=2)
+    epochs = _KillsItsWorkers({"tiny": str(npz)}, workers=2)
     server, port = build_server("127.0.0.1:0", epochs=epochs)
     server.start()
     try:
         with AugmentClient(f"127.0.0.1:{port}") as client:
-            stream = client.stream_epoch("tiny", SMALL, seed=0, epoch=0, batch_size=5, backoff=0.05)
-            got = [next(stream)]
-            pool = epochs.pool()
-            assert pool is not None
-            os.kill(next(iter(pool._processes)), signal.SIGKILL)  # one worker dies mid-epoch
-            got += list(stream)
+            got = list(client.stream_epoch("tiny", SMALL, seed=0, epoch=0, batch_size=5,
+                                           backoff=0.05))
             again = list(client.stream_epoch("tiny", SMALL, seed=0, epoch=0, batch_size=5))
+        assert epochs.killed is not None and epochs.pool() is not epochs.killed  # a fresh pool
         assert sorted(np.concatenate([b.indices for b in got]).tolist()) == list(range(50))
         assert [b.batch_index for b in got] == list(range(10))
-        assert epochs.pool() is not pool  # a fresh pool took over
         for a, b in zip(got, again, strict=True):
             assert all(np.array_equal(x, y) for x, y in zip(a.samples, b.samples, strict=True))
     finally:

@@ -39,18 +39,19 @@ def from_tensor(tensor: pb.Tensor, what: str, limits: Limits) -> np.ndarray:
     """The array a Tensor message holds; InputError if malformed, LimitError if too large."""
     if tensor.dtype not in _DTYPES:
         raise InputError(f"{what}: dtype {tensor.dtype!r} is not one of {sorted(_DTYPES)}")
-    if len(tensor.data) > limits.max_tensor_bytes:
-        raise LimitError(f"{what}: {len(tensor.data)} bytes is over the limit of "
+    data = tensor.data  # each read of a bytes field makes a fresh copy
+    if len(data) > limits.max_tensor_bytes:
+        raise LimitError(f"{what}: {len(data)} bytes is over the limit of "
                          f"{limits.max_tensor_bytes}")
     shape = tuple(int(s) for s in tensor.shape)
     if any(s < 0 for s in shape):
         raise InputError(f"{what}: negative dimension in shape {shape}")
     dtype = np.dtype(tensor.dtype)
     expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-    if expected != len(tensor.data):
+    if expected != len(data):
         raise InputError(f"{what}: shape {shape} of {tensor.dtype} needs {expected} bytes, "
-                         f"got {len(tensor.data)}")
-    return np.frombuffer(tensor.data, dtype=dtype).reshape(shape).copy()
+                         f"got {len(data)}")
+    return np.frombuffer(data, dtype=dtype).reshape(shape).copy()
 
 
 def decode_image(image: pb.Image, what: str, limits: Limits) -> np.ndarray:

@@ -34,6 +34,7 @@ from augsvc.datasets import (
     part_indices,
 )
 from augsvc.errors import InputError
+from augsvc.memory import reuse_large_buffers
 from augsvc.service.codec import LimitError, Limits, encode_image, to_tensor
 from augsvc.service.pipelines import build_pipeline, resolve_spec
 from augsvc.spec import dumps
@@ -75,10 +76,12 @@ def _warm() -> int:
     return os.getpid()
 
 
-def _die_with_parent(parent: int) -> None:
-    """Worker initializer: a daemon thread ends this worker once the server process ``parent`` is
-    gone (a pool's workers otherwise outlive a server killed with SIGKILL). The pid comes from the
-    server, since a worker may finish importing only after the server died."""
+def _start_worker(parent: int) -> None:
+    """Worker initializer: batch buffers are reused (``augsvc.memory``), and a daemon thread ends
+    this worker once the server process ``parent`` is gone (a pool's workers otherwise outlive a
+    server killed with SIGKILL). The pid comes from the server, since a worker may finish
+    importing only after the server died."""
+    reuse_large_buffers()
 
     def watch() -> None:
         while os.getppid() == parent:  # reparented when the server dies
@@ -128,7 +131,7 @@ class EpochStreamer:
 
     def _start_pool(self) -> ProcessPoolExecutor | None:
         if self.workers > 0 and self._pool is None:
-            self._pool = ProcessPoolExecutor(self.workers, initializer=_die_with_parent,
+            self._pool = ProcessPoolExecutor(self.workers, initializer=_start_worker,
                                              initargs=(os.getpid(),),
                                              mp_context=multiprocessing.get_context("spawn"))
             for future in [self._pool.submit(_warm) for _ in range(self.workers)]:

@@ -23,6 +23,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from augsvc.errors import AugsvcError
+from augsvc.memory import reuse_large_buffers
 from augsvc.service.auth import BearerTokenInterceptor
 from augsvc.service.codec import Limits
 from augsvc.service.config import ServeConfig
@@ -178,6 +179,7 @@ def serve(config: ServeConfig, *, process_index: int = 0, reuse_port: bool = Fal
     Returns:
         0 after a clean stop.
     """
+    reuse_large_buffers()
     server = AugmentServer(config, process_index=process_index, reuse_port=reuse_port)
     stop = threading.Event()
 

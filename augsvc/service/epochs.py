@@ -9,17 +9,21 @@ bytes they produce are the library's for (spec, seed, epoch * size + index), wha
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import multiprocessing
 import os
+import shutil
 import threading
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from functools import lru_cache
+from multiprocessing.shared_memory import SharedMemory
 from typing import Any
 
 import numpy as np
@@ -35,7 +39,7 @@ from augsvc.datasets import (
 )
 from augsvc.errors import InputError
 from augsvc.memory import reuse_large_buffers
-from augsvc.service.codec import LimitError, Limits, encode_image, to_tensor
+from augsvc.service.codec import Encoded, LimitError, Limits, encode_image, encode_with_tensor
 from augsvc.service.pipelines import build_pipeline, resolve_spec
 from augsvc.spec import dumps
 from augsvc.v1 import augment_pb2 as pb
@@ -50,13 +54,44 @@ def _dataset(source: str) -> Dataset:
     return open_dataset(source)
 
 
-def build_batch(source: str, spec_json: str | None, seed: int, epoch: int,
-                indices: np.ndarray) -> tuple[list[Any] | np.ndarray, np.ndarray]:
+@dataclass(frozen=True)
+class _InSlot:
+    """A batch a worker wrote into the shared-memory slot it was given: the array's layout."""
+
+    shape: tuple[int, ...]
+    dtype: str
+
+
+_attached: OrderedDict[str, SharedMemory] = OrderedDict()  # in a worker: slots it has opened
+
+
+def _slot_buffer(name: str) -> memoryview:
+    """The memory of slot ``name`` (opened once per worker; the 64 most recent stay open)."""
+    slot = _attached.get(name)
+    if slot is None:
+        # Workers share the server's resource tracker (spawned children do), so opening a slot
+        # registers nothing new and the server's unlink is the one that counts.
+        slot = _attached[name] = SharedMemory(name)
+        while len(_attached) > 64:
+            _attached.popitem(last=False)[1].close()
+    _attached.move_to_end(name)
+    buffer = slot.buf
+    assert buffer is not None  # None only after close()
+    return buffer
+
+
+def build_batch(source: str, spec_json: str | None, seed: int, epoch: int, indices: np.ndarray,
+                slot: tuple[str, int] | None = None
+                ) -> tuple[list[Any] | np.ndarray | _InSlot, np.ndarray]:
     """Read and augment one batch (runs in a worker process, or inline without a pool).
 
+    Args:
+        slot: (name, size) of a shared-memory slot to write the batch into, when it is one
+            array that fits; it then reaches the server without being pickled.
+
     Returns:
-        (samples, labels): samples as one (N, H, W[, C]) array when the images share a shape,
-        else a list of arrays or strings.
+        (samples, labels): samples as one (N, H, W[, C]) array when the images share a shape
+        (an ``_InSlot`` when it was written into ``slot``), else a list of arrays or strings.
     """
     dataset = _dataset(source)
     samples, labels = dataset.samples(indices)
@@ -65,10 +100,71 @@ def build_batch(source: str, spec_json: str | None, seed: int, epoch: int,
         where = [augment_index(epoch, int(i), len(dataset)) for i in indices]
         results = pipeline.batch(samples, seed=seed, indices=where)
         samples = [r.image if dataset.info.kind == "image" else r.text for r in results]
-    if dataset.info.kind == "image" and samples and \
-            len({(np.shape(x), np.asarray(x).dtype) for x in samples}) == 1:
-        return np.stack(samples), labels  # one array crosses the process boundary
-    return samples, labels
+    if dataset.info.kind != "image" or not samples or \
+            len({(np.shape(x), np.asarray(x).dtype) for x in samples}) != 1:
+        return samples, labels
+    first = np.asarray(samples[0])
+    shape = (len(samples), *first.shape)
+    if slot is not None and int(np.prod(shape)) * first.dtype.itemsize <= slot[1]:
+        np.stack(samples, out=np.ndarray(shape, first.dtype, buffer=_slot_buffer(slot[0])))
+        return _InSlot(shape, first.dtype.str), labels
+    return np.stack(samples), labels  # one array crosses the process boundary
+
+
+class _Slots:
+    """Shared-memory buffers that workers write finished image batches into.
+
+    A batch in a slot reaches the server process without being pickled through the pool's pipe,
+    and the server copies it once, straight into the reply's wire bytes. Slots are reused across
+    batches and streams. At most ``budget`` bytes are held, and never more than half of what is
+    free in the shared-memory file system (Docker gives /dev/shm 64 MB unless told otherwise);
+    a batch that finds no slot travels pickled, as it would without slots.
+    """
+
+    def __init__(self, budget: int = 512 * 1024 * 1024) -> None:
+        self.budget = budget
+        self._free: list[SharedMemory] = []
+        self._held = 0
+        self._lock = threading.Lock()  # request threads take and give slots concurrently
+
+    def take(self, size: int) -> SharedMemory | None:
+        """A free slot of at least ``size`` bytes, a new one if the budget allows, else None."""
+        with self._lock:
+            fits = [slot for slot in self._free if slot.size >= size]
+            if fits:
+                slot = min(fits, key=lambda s: s.size)
+                self._free.remove(slot)
+                return slot
+            while self._free and self._held + size > self.budget:  # too small: make room
+                self._drop(self._free.pop(0))
+            if self._held + size > self.budget or not _shm_room(size):
+                return None
+            slot = SharedMemory(create=True, size=size)
+            self._held += slot.size
+            return slot
+
+    def give(self, slot: SharedMemory) -> None:
+        """Return a slot once nothing writes into it any more."""
+        with self._lock:
+            self._free.append(slot)
+
+    def close(self) -> None:
+        with self._lock:
+            while self._free:
+                self._drop(self._free.pop())
+
+    def _drop(self, slot: SharedMemory) -> None:
+        self._held -= slot.size
+        slot.unlink()
+        with contextlib.suppress(BufferError):  # a reply still views it: unmapped when it goes
+            slot.close()
+
+
+def _shm_room(size: int) -> bool:
+    try:
+        return shutil.disk_usage("/dev/shm").free >= 2 * size
+    except OSError:
+        return True  # no /dev/shm (macOS): SharedMemory uses the system's own store
 
 
 def _warm() -> int:
@@ -123,6 +219,8 @@ class EpochStreamer:
         self.window = window or max(2, 2 * workers)
         self._pool: ProcessPoolExecutor | None = None
         self._pool_lock = threading.Lock()  # request threads may ask for the pool at once
+        self._slots = _Slots()
+        self._sizes: dict[tuple[str, str | None, int], int] = {}  # batch bytes by (source, spec, size)
 
     def pool(self) -> ProcessPoolExecutor | None:
         """The worker pool, started on first use (spawned: forking a gRPC process is unsafe)."""
@@ -148,6 +246,7 @@ class EpochStreamer:
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = None
+        self._slots.close()
 
     def infos(self) -> list[pb.DatasetInfo]:
         """Every dataset this server streams (each is loaded once to learn its size)."""
@@ -193,12 +292,16 @@ class EpochStreamer:
         return _Plan(source, kind, spec_json, batches, int(request.start_batch), total)
 
     def stream(self, request: pb.StreamEpochRequest, plan: _Plan,
-               is_active: Callable[[], bool]) -> Iterator[pb.EpochBatch]:
+               is_active: Callable[[], bool]) -> Iterator[pb.EpochBatch | Encoded]:
         """The batches of ``plan`` in order, at most ``window`` in flight, until the client leaves."""
         pool = self.pool()
         args = (plan.source, plan.spec_json, request.seed, request.epoch)
-        pending: deque[Future[Any]] = deque()
+        pending: deque[tuple[Future[Any], SharedMemory | None]] = deque()
         todo = iter(plan.batches)
+        # Raw image batches go through shared-memory slots, sized by the first batch of the kind.
+        key = (plan.source, plan.spec_json, request.batch_size)
+        slotted = pool is not None and plan.kind == "image" and \
+            request.output_encoding == pb.ENCODING_RAW
 
         def submit() -> None:
             indices = next(todo, None)
@@ -207,35 +310,57 @@ class EpochStreamer:
             if pool is None:
                 future: Future[Any] = Future()
                 future.set_result(build_batch(*args, indices))
-                pending.append(future)
-            else:
-                pending.append(pool.submit(build_batch, *args, indices))
+                pending.append((future, None))
+                return
+            slot = self._slots.take(self._sizes[key]) if slotted and key in self._sizes else None
+            where = (slot.name, slot.size) if slot is not None else None
+            pending.append((pool.submit(build_batch, *args, indices, where), slot))
 
         try:
             for _ in range(self.window if pool is not None else 1):
                 submit()
             number = plan.first
             while pending and is_active():
-                samples, labels = pending.popleft().result()
-                submit()
-                yield self._message(request, plan, number, samples, labels)
+                future, slot = pending.popleft()
+                try:
+                    samples, labels = future.result()
+                    if isinstance(samples, _InSlot):
+                        assert slot is not None
+                        samples = np.ndarray(samples.shape, samples.dtype, buffer=slot.buf)
+                    elif isinstance(samples, np.ndarray):
+                        self._sizes[key] = max(samples.nbytes, self._sizes.get(key, 0))
+                    submit()
+                    reply = self._message(request, plan, number, samples, labels)
+                finally:
+                    if slot is not None:
+                        self._slots.give(slot)  # the reply holds its own copy of the batch
+                yield reply
                 number += 1
         except BrokenProcessPool:
             self._discard(pool)  # a worker died: the next call gets a fresh pool
             raise
         finally:
-            for future in pending:
-                future.cancel()
+            for future, slot in pending:
+                if slot is None:
+                    future.cancel()
+                elif future.cancel() or future.done():
+                    self._slots.give(slot)
+                else:  # a worker is writing into it: the slot is free once it has finished
+                    future.add_done_callback(functools.partial(self._give_back, slot))
+
+    def _give_back(self, slot: SharedMemory, _done: Future[Any]) -> None:
+        self._slots.give(slot)
 
     def _message(self, request: pb.StreamEpochRequest, plan: _Plan, number: int,
-                 samples: list[Any] | np.ndarray, labels: np.ndarray) -> pb.EpochBatch:
+                 samples: list[Any] | np.ndarray, labels: np.ndarray) -> pb.EpochBatch | Encoded:
         reply = pb.EpochBatch(request_id=request.request_id, batch_index=number,
                               num_batches=plan.total, labels=labels.tolist(),
                               indices=plan.batches[number - plan.first].tolist())
         if plan.kind == "text":
             reply.texts.extend(samples)
         elif isinstance(samples, np.ndarray) and request.output_encoding == pb.ENCODING_RAW:
-            reply.stacked.CopyFrom(to_tensor(samples))  # one array: far fewer copies than N images
+            # one array, copied once into the wire bytes: far fewer copies than N images
+            return encode_with_tensor(reply, "stacked", samples)
         else:
             reply.images.extend(encode_image(np.asarray(s), request.output_encoding) for s in samples)
         return reply

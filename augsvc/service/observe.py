@@ -10,6 +10,8 @@ from typing import Any, Protocol
 
 import grpc
 
+from augsvc.service.codec import Encoded
+
 __all__ = ["PROBE_SERVICES", "Call", "CallObserver", "Continuation", "ObservingInterceptor", "wrap_handler"]
 
 Continuation = Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None]
@@ -61,6 +63,8 @@ _SAMPLE_FIELDS = ("samples", "indices")
 
 def _samples(message: Any) -> int:
     """How many samples a response carries (0 for responses that carry none)."""
+    if isinstance(message, Encoded):
+        message = message.message
     fields = getattr(getattr(message, "DESCRIPTOR", None), "fields_by_name", {})
     name = next((n for n in _SAMPLE_FIELDS if n in fields), None)
     return len(getattr(message, name)) if name is not None else 0

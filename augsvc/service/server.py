@@ -31,9 +31,8 @@ from augsvc.service.epochs import EpochStreamer
 from augsvc.service.logs import CallLog
 from augsvc.service.metrics import Metrics, MetricsEndpoint
 from augsvc.service.observe import CallObserver, ObservingInterceptor
-from augsvc.service.servicer import AugmenterServicer
+from augsvc.service.servicer import AugmenterServicer, add_augmenter
 from augsvc.v1 import augment_pb2 as pb
-from augsvc.v1 import augment_pb2_grpc as pb_grpc
 
 __all__ = ["SERVICE_NAME", "AugmentServer", "BindError", "build_server", "serve"]
 
@@ -91,7 +90,7 @@ def build_server(address: str = "127.0.0.1:0", *, workers: int = 4, limits: Limi
         options=[("grpc.max_receive_message_length", max_message_bytes),
                  ("grpc.max_send_message_length", max_message_bytes),
                  ("grpc.so_reuseport", int(reuse_port))])
-    pb_grpc.add_AugmenterServicer_to_server(AugmenterServicer(limits, epochs=epochs), server)
+    add_augmenter(AugmenterServicer(limits, epochs=epochs), server)
     health_servicer = health_servicer or health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     for name in ("", SERVICE_NAME):

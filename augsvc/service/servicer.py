@@ -10,7 +10,16 @@ import grpc
 from augsvc.errors import InputError
 from augsvc.image.presets import IMAGE_PRESETS
 from augsvc.image.registry import IMAGE_TRANSFORMS
-from augsvc.service.codec import LimitError, Limits, decode_image, encode_image, from_tensor, to_tensor
+from augsvc.service.codec import (
+    Encoded,
+    LimitError,
+    Limits,
+    decode_image,
+    encode_image,
+    from_tensor,
+    serialize,
+    to_tensor,
+)
 from augsvc.service.epochs import EpochStreamer
 from augsvc.service.errors import status_for
 from augsvc.service.pipelines import build_pipeline, resolve_spec
@@ -20,7 +29,7 @@ from augsvc.text.registry import TEXT_GROUPS, TEXT_TRANSFORMS
 from augsvc.v1 import augment_pb2 as pb
 from augsvc.v1 import augment_pb2_grpc as pb_grpc
 
-__all__ = ["AugmenterServicer"]
+__all__ = ["AugmenterServicer", "add_augmenter"]
 
 R = TypeVar("R")
 
@@ -134,7 +143,7 @@ class AugmenterServicer(pb_grpc.AugmenterServicer):
         return self._guard(context, lambda: pb.ListDatasetsResponse(datasets=self.epochs.infos()))
 
     def StreamEpoch(self, request: pb.StreamEpochRequest,
-                    context: grpc.ServicerContext) -> Iterator[pb.EpochBatch]:
+                    context: grpc.ServicerContext) -> Iterator[pb.EpochBatch | Encoded]:
         plan = self._guard(context, lambda: self.epochs.plan(request))
         batches = self.epochs.stream(request, plan, context.is_active)
         while True:  # one batch at a time: the next is built only when gRPC asks for it
@@ -142,3 +151,32 @@ class AugmenterServicer(pb_grpc.AugmenterServicer):
             if batch is None:
                 return
             yield batch
+
+
+class _Handlers:
+    """Stands in for a server to collect the method handlers the generated code registers."""
+
+    handlers: dict[str, grpc.RpcMethodHandler]
+
+    def add_generic_rpc_handlers(self, _handlers: Any) -> None:
+        pass
+
+    def add_registered_method_handlers(self, _service: str,
+                                       handlers: dict[str, grpc.RpcMethodHandler]) -> None:
+        self.handlers = dict(handlers)
+
+
+def add_augmenter(servicer: AugmenterServicer, server: grpc.Server) -> None:
+    """Register the Augmenter service, as the generated ``add_AugmenterServicer_to_server`` does,
+    except that StreamEpoch replies may come already serialized (``codec.Encoded``): a large image
+    batch is then copied once into its wire bytes instead of three times."""
+    collected = _Handlers()
+    pb_grpc.add_AugmenterServicer_to_server(servicer, collected)
+    handlers = collected.handlers
+    stream_epoch = handlers["StreamEpoch"]
+    handlers["StreamEpoch"] = grpc.unary_stream_rpc_method_handler(
+        servicer.StreamEpoch, request_deserializer=stream_epoch.request_deserializer,
+        response_serializer=serialize)
+    service = pb.DESCRIPTOR.services_by_name["Augmenter"].full_name
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service, handlers),))
+    server.add_registered_method_handlers(service, handlers)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import time
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -19,7 +20,7 @@ from augsvc.datasets import augment_index, open_dataset, part_indices
 from augsvc.image.pipeline import ImagePipeline
 from augsvc.image.presets import image_preset
 from augsvc.service.codec import Limits
-from augsvc.service.epochs import EpochStreamer
+from augsvc.service.epochs import EpochStreamer, _Slots
 from augsvc.service.process import ServerProcess
 from augsvc.service.server import build_server
 from augsvc.streams import RemoteAugmentDataset, RemoteEpochDataset
@@ -296,3 +297,58 @@ def test_concurrent_inline_streams_keep_the_library_bytes(servers: list[str]) ->
                 want = pipeline(dataset.sample(int(index))[0], seed=6,
                                 index=augment_index(1, int(index), 1797)).image
                 assert np.array_equal(image, want)
+
+
+def test_pooled_image_batches_travel_through_reused_shared_memory_slots() -> None:
+    kw = {"seed": 2, "batch_size": 100, "limit": 600}
+    epochs = EpochStreamer(workers=2)
+    server, port = build_server("127.0.0.1:0", epochs=epochs)
+    server.start()
+    try:
+        runs = [_collect(f"127.0.0.1:{port}", "digits", epoch=e, **kw) for e in range(3)]
+        held = epochs._slots._held
+        with AugmentClient(f"127.0.0.1:{port}") as client:  # leaves after one batch
+            stream = client.stream_epoch("digits", "digits", epoch=3, **kw)
+            next(stream)
+            stream.close()  # cancels the call
+        deadline = time.monotonic() + 30
+        while sum(s.size for s in epochs._slots._free) < epochs._slots._held and \
+                time.monotonic() < deadline:
+            time.sleep(0.05)  # the abandoned batches' workers finish, then give their slots back
+        free, after = sum(s.size for s in epochs._slots._free), epochs._slots._held
+    finally:
+        server.stop(0)
+        epochs.close()
+    slot = runs[0][0].stacked.nbytes
+    # the first window of the first epoch learns the size; then window + 1 slots are reused
+    assert slot <= held <= (epochs.window + 1) * slot
+    assert free == after == held
+    dataset, pipeline = open_dataset("digits"), ImagePipeline(image_preset("digits"))
+    chosen = sorted(np.concatenate([b.indices for b in runs[0]]).tolist())
+    assert len(set(chosen)) == 600
+    for epoch, batches in enumerate(runs):
+        assert sorted(np.concatenate([b.indices for b in batches]).tolist()) == chosen
+        for batch in batches[-2:]:  # sent from slots
+            index = int(batch.indices[-1])
+            want = pipeline(dataset.sample(index)[0], seed=2,
+                            index=augment_index(epoch, index, 1797)).image
+            assert np.array_equal(batch.samples[-1], want)
+
+
+def test_without_shared_memory_room_batches_travel_pickled_and_stay_the_same() -> None:
+    kw = {"seed": 5, "epoch": 1, "batch_size": 64, "limit": 300}
+    inline = EpochStreamer()
+    starved = EpochStreamer(workers=2)
+    starved._slots = _Slots(budget=0)
+    got = []
+    for epochs in (inline, starved):
+        server, port = build_server("127.0.0.1:0", epochs=epochs)
+        server.start()
+        try:
+            got.append(_collect(f"127.0.0.1:{port}", "digits", **kw))
+        finally:
+            server.stop(0)
+            epochs.close()
+    assert starved._slots._held == 0
+    for a, b in zip(*got, strict=True):
+        assert np.array_equal(a.stacked, b.stacked) and a.indices.tolist() == b.indices.tolist()

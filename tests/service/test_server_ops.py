@@ -80,6 +80,9 @@ def test_metrics_endpoint_counts_calls_samples_and_errors_by_code() -> None:
         with AugmentClient(address, token="t0k", timeout=10) as client:
             client.augment_texts(["a b c", "d e f"], [{"name": "random_swap"}], seed=0, n=2)
             client.augment_texts(["a b c"], [{"name": "random_swap"}], seed=0)
+            # raw image batches leave pre-serialized (codec.Encoded): still counted
+            streamed = list(client.stream_epoch("digits", "digits", seed=0, epoch=0,
+                                                batch_size=500, limit=700))
             with pytest.raises(grpc.RpcError):
                 client.augment_texts(["x"] * 4, [{"name": "random_swap"}])  # over max_texts
         with AugmentClient(address, timeout=10) as anonymous, pytest.raises(grpc.RpcError):
@@ -98,6 +101,8 @@ def test_metrics_endpoint_counts_calls_samples_and_errors_by_code() -> None:
     assert value("grpc_server_handled_total", grpc_code="UNAUTHENTICATED") == 1
     assert value("grpc_server_handling_seconds_count") == 4
     assert got[("augsvc_samples_total", frozenset({("grpc_method", "AugmentTexts")}))] == 5
+    assert [len(b.samples) for b in streamed] == [500, 200]
+    assert got[("augsvc_samples_total", frozenset({("grpc_method", "StreamEpoch")}))] == 700
 
 
 def test_a_slow_reader_holds_the_server_only_a_few_messages_ahead(

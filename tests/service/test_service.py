@@ -16,7 +16,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from augsvc.image import ImagePipeline, list_image_transforms
-from augsvc.service.codec import Limits, from_tensor, to_tensor
+from augsvc.service.codec import Encoded, Limits, encode_with_tensor, from_tensor, serialize, to_tensor
 from augsvc.service.server import SERVICE_NAME, build_server
 from augsvc.text import TextPipeline
 from augsvc.v1 import augment_pb2 as pb
@@ -177,3 +177,23 @@ def test_augsvc_serve_starts_serves_and_stops_cleanly() -> None:
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+@pytest.mark.parametrize(("shape", "dtype"), [((0, 4, 4, 3), "uint8"), ((1, 127), "uint8"),
+                                              ((2, 64), "uint8"), ((3, 50, 40, 3), "float32"),
+                                              ((5, 128, 128), "uint16")])
+def test_a_batch_serialized_ahead_parses_as_the_message_built_field_by_field(
+        shape: tuple[int, ...], dtype: str) -> None:
+    # Sizes cross the one-, two- and three-byte varint lengths (127, 128, 16384 bytes).
+    array = np.random.default_rng(0).integers(0, 200, shape).astype(dtype)
+    reply = pb.EpochBatch(request_id="r1", batch_index=3, num_batches=9, labels=[1, 2],
+                          indices=[10, 11])
+    encoded = encode_with_tensor(reply, "stacked", array)
+    want = pb.EpochBatch()
+    want.CopyFrom(reply)
+    want.stacked.CopyFrom(to_tensor(array))
+    assert pb.EpochBatch.FromString(encoded.wire) == want
+    assert np.array_equal(from_tensor(pb.EpochBatch.FromString(encoded.wire).stacked, "x", Limits()),
+                          array)
+    assert serialize(encoded) == encoded.wire and serialize(want) == want.SerializeToString()
+    assert isinstance(encoded, Encoded) and encoded.message is reply and not reply.HasField("stacked")

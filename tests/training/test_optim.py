@@ -162,3 +162,13 @@ def test_bad_names_and_hyper_parameters() -> None:
         create_optimizer("sgd", [x], betas=(0.9, 0.99))
     with pytest.raises(ValueError, match="Invalid learning rate"):
         create_optimizer("adam", [x], lr=-1.0)
+
+
+def test_cpu_path_is_foreach_for_the_sgd_family_and_the_loop_for_the_rest() -> None:
+    # The faster torch path on CPU per optimizer (benchmarks/optimizer_step.py); an explicit
+    # choice by the caller wins.
+    model = nn.Linear(3, 2)
+    paths = {name: create_optimizer(name, model).defaults["foreach"] for name in list_optimizers()}
+    assert paths == {"sgd": True, "momentum": True, "nesterov": True, "adagrad": None,
+                     "rmsprop": None, "adam": None, "adamw": None}
+    assert create_optimizer("momentum", model, foreach=False).defaults["foreach"] is False

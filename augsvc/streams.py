@@ -17,7 +17,7 @@ import queue
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -34,7 +34,8 @@ from augsvc.v1 import augment_pb2 as pb
 if TYPE_CHECKING:
     from augsvc.client import AugmentClient
 
-__all__ = ["EpochBatch", "RemoteAugmentDataset", "RemoteEpochDataset", "stream_epoch", "worker_shard"]
+__all__ = ["EpochBatch", "Prefetch", "RemoteAugmentDataset", "RemoteEpochDataset", "stream_epoch",
+           "worker_shard"]
 
 _PARTS = {"all": pb.PART_ALL, "train": pb.PART_TRAIN, "holdout": pb.PART_HOLDOUT}
 _RETRY = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.ABORTED, grpc.StatusCode.UNKNOWN,
@@ -173,59 +174,111 @@ class RemoteEpochDataset(IterableDataset[Any]):
         """(shard, num_shards) of this process and DataLoader worker."""
         return worker_shard(self.rank, self.world_size)
 
+    def open(self, client: AugmentClient) -> Prefetch:
+        """Start streaming the current epoch through ``client`` now; iterate the result.
+
+        Opening the next epoch while the current one finishes hides the stream's start-up (the
+        server builds its first batches meanwhile), and a client kept across epochs saves a
+        connection per epoch. Close the result if it is not consumed to the end.
+        """
+        shard, num_shards = self.shard()
+        epoch, start_batch = self.epoch, self.start_batch
+
+        def batches() -> Iterator[EpochBatch]:  # runs on the thread: reads no mutable state
+            return stream_epoch(
+                client, self.dataset, self.spec, seed=self.seed, epoch=epoch,
+                batch_size=self.batch_size, shard=shard, num_shards=num_shards,
+                start_batch=start_batch, part=self.part,
+                holdout_fraction=self.holdout_fraction, limit=self.limit)
+
+        return Prefetch(batches, self._item, self.prefetch)
+
     def __iter__(self) -> Iterator[Any]:
         from augsvc.client import AugmentClient
 
-        shard, num_shards = self.shard()
-        ready: queue.Queue[Any] = queue.Queue(maxsize=self.prefetch)
-        stop = threading.Event()
+        # A connection per iteration, made where it is used: a gRPC channel must not cross the
+        # fork into DataLoader workers.
         client = AugmentClient(self.addresses, **self.client_options)
-
-        def produce() -> None:
-            try:
-                for batch in stream_epoch(
-                        client, self.dataset, self.spec, seed=self.seed, epoch=self.epoch,
-                        batch_size=self.batch_size, shard=shard, num_shards=num_shards,
-                        start_batch=self.start_batch, part=self.part,
-                        holdout_fraction=self.holdout_fraction, limit=self.limit):
-                    while not stop.is_set():
-                        try:
-                            ready.put(batch, timeout=0.1)  # bounded: never runs far ahead
-                            break
-                        except queue.Full:
-                            continue
-                    if stop.is_set():
-                        return
-                ready.put(None)
-            except BaseException as exc:  # handed to the consumer, raised there
-                ready.put(exc)
-
-        thread = threading.Thread(target=produce, name="augsvc-prefetch", daemon=True)
-        thread.start()
+        batches = self.open(client)
         try:
-            while True:
-                item = ready.get()
-                if item is None:
-                    return
-                if isinstance(item, BaseException):
-                    raise item
-                labels = torch.from_numpy(item.labels)
-                if item.stacked is not None:  # (N, H, W[, C]) -> (N, C, H, W), one copy
-                    batch = item.stacked if item.stacked.ndim == 4 else item.stacked[..., None]
-                    x: Any = torch.from_numpy(np.ascontiguousarray(batch.transpose(0, 3, 1, 2)))
-                elif item.samples and isinstance(item.samples[0], np.ndarray):
-                    x = stack_images(item.samples)
-                else:
-                    x = item.samples
-                yield (x, labels, torch.from_numpy(item.indices)) if self.with_indices else (x, labels)
+            yield from batches
         finally:
-            stop.set()
-            while thread.is_alive():
-                try:
-                    ready.get_nowait()
-                except queue.Empty:
-                    thread.join(timeout=0.05)
+            batches.close()
             client.close()
+
+    def _item(self, batch: EpochBatch) -> Any:
+        """A received batch as the dataset's item (runs on the prefetch thread)."""
+        labels = torch.from_numpy(batch.labels)
+        if batch.stacked is not None:  # (N, H, W[, C]) -> (N, C, H, W), one copy
+            stacked = batch.stacked if batch.stacked.ndim == 4 else batch.stacked[..., None]
+            x: Any = torch.from_numpy(np.ascontiguousarray(stacked.transpose(0, 3, 1, 2)))
+        elif batch.samples and isinstance(batch.samples[0], np.ndarray):
+            x = stack_images(batch.samples)
+        else:
+            x = batch.samples
+        return (x, labels, torch.from_numpy(batch.indices)) if self.with_indices else (x, labels)
+
+class Prefetch:
+    """Items made by a background thread, at most ``size`` ahead of the consumer.
+
+    ``produce()`` is called on the thread and its items are passed through ``convert`` there;
+    an exception on the thread is raised to the consumer. ``close()`` stops the thread (also
+    when nothing was consumed).
+    """
+
+    def __init__(self, produce: Callable[[], Iterator[Any]], convert: Callable[[Any], Any],
+                 size: int) -> None:
+        self._ready: queue.Queue[Any] = queue.Queue(maxsize=size)
+        self._stop = threading.Event()
+        self._done = False
+        self._thread = threading.Thread(target=self._run, args=(produce, convert),
+                                        name="augsvc-prefetch", daemon=True)
+        self._thread.start()
+
+    def _run(self, produce: Callable[[], Iterator[Any]], convert: Callable[[Any], Any]) -> None:
+        try:
+            for item in produce():
+                if not self._put(convert(item)):
+                    return
+            self._put(_END)
+        except BaseException as exc:  # handed to the consumer, raised there
+            self._put(exc)
+
+    def _put(self, item: Any) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._ready.put(item, timeout=0.1)  # bounded: never runs far ahead
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def __iter__(self) -> Prefetch:
+        return self
+
+    def __next__(self) -> Any:
+        if self._done:
+            raise StopIteration
+        item = self._ready.get()
+        if item is _END:
+            self._done = True
+            raise StopIteration
+        if isinstance(item, BaseException):
+            self._done = True
+            raise item
+        return item
+
+    def close(self) -> None:
+        self._done = True
+        self._stop.set()
+        while self._thread.is_alive():
+            try:
+                self._ready.get_nowait()
+            except queue.Empty:
+                self._thread.join(timeout=0.05)
+
+
+_END = object()  # the producer's last item
 
 
 class RemoteAugmentDataset(IterableDataset[Any]):

@@ -16,7 +16,7 @@ from augsvc.client import AugmentClient
 from augsvc.datasets import epoch_batches, num_batches
 from augsvc.errors import AugsvcError
 from augsvc.image.dataset import stack_images
-from augsvc.streams import RemoteEpochDataset
+from augsvc.streams import Prefetch, RemoteEpochDataset
 from training.config import ConfigError, DataConfig
 from training.data import Batch, BatchSource, DataInfo, Vocabulary, split_parts
 
@@ -35,6 +35,8 @@ class RemoteSource(BatchSource):
         self.verified_samples = 0  # training samples checked against the epoch plan so far
         self.client_options: dict[str, Any] = {"token": config.token, "tls": config.tls}
         self.client = AugmentClient(config.addresses, **self.client_options)
+        self._dataset: RemoteEpochDataset | None = None  # streams through self.client
+        self._ahead: tuple[tuple[int, int, int, int], Prefetch] | None = None  # the next epoch
         try:
             self.client.wait_ready(timeout=wait)
         except Exception:
@@ -80,18 +82,38 @@ class RemoteSource(BatchSource):
 
     def train_batches(self, epoch: int, start_batch: int = 0, *, shard: int = 0,
                       num_shards: int = 1) -> Iterator[Batch]:
-        dataset = RemoteEpochDataset(
-            self.config.addresses, self.config.dataset, self.config.augment, seed=self.seed,
-            batch_size=self.config.batch_size, epoch=epoch, part="train",
-            holdout_fraction=self.config.holdout_fraction, limit=self.config.train_size or 0,
-            prefetch=self.config.prefetch, rank=shard, world_size=num_shards, with_indices=True,
-            client_options=self.client_options)
-        dataset.set_epoch(epoch, start_batch)
+        stream = self._open(epoch, start_batch, shard, num_shards)
+        remaining = self.num_train_batches(shard=shard, num_shards=num_shards) - start_batch
         received: list[torch.Tensor] = []
-        for x, y, indices in dataset:
-            received.append(indices)
-            yield (self.encode(x) if self.vocab is not None else x), y
+        try:
+            for x, y, indices in stream:
+                received.append(indices)
+                if len(received) == remaining:  # the last batch: start the next epoch's stream
+                    self._ahead = ((epoch + 1, 0, shard, num_shards),
+                                   self._open(epoch + 1, 0, shard, num_shards))
+                yield (self.encode(x) if self.vocab is not None else x), y
+        finally:
+            stream.close()
         self._check_exactly_once(epoch, start_batch, shard, num_shards, received)
+
+    def _open(self, epoch: int, start_batch: int, shard: int, num_shards: int) -> Prefetch:
+        """The epoch's stream: the one opened ahead if it is that one, else a new one."""
+        key = (epoch, start_batch, shard, num_shards)
+        if self._ahead is not None:
+            ahead_key, ahead = self._ahead
+            self._ahead = None
+            if ahead_key == key:
+                return ahead
+            ahead.close()  # not what the trainer asked for (a resume, another shard)
+        if self._dataset is None or self._dataset.shard() != (shard, num_shards):
+            self._dataset = RemoteEpochDataset(
+                self.config.addresses, self.config.dataset, self.config.augment, seed=self.seed,
+                batch_size=self.config.batch_size, part="train",
+                holdout_fraction=self.config.holdout_fraction, limit=self.config.train_size or 0,
+                prefetch=self.config.prefetch, rank=shard, world_size=num_shards,
+                with_indices=True, client_options=self.client_options)
+        self._dataset.set_epoch(epoch, start_batch)
+        return self._dataset.open(self.client)
 
     def _check_exactly_once(self, epoch: int, start_batch: int, shard: int, num_shards: int,
                             received: list[torch.Tensor]) -> None:
@@ -116,4 +138,7 @@ class RemoteSource(BatchSource):
             yield self.encode(batch.samples), torch.from_numpy(batch.labels)
 
     def close(self) -> None:
+        if self._ahead is not None:
+            self._ahead[1].close()
+            self._ahead = None
         self.client.close()

@@ -51,6 +51,32 @@ def test_remote_batches_equal_local_batches(tmp_path: Path, address: str) -> Non
     remote.close()
 
 
+def test_the_next_epoch_is_opened_ahead_and_dropped_when_not_asked_for(tmp_path: Path,
+                                                                       address: str) -> None:
+    config = _config(tmp_path, source="remote", addresses=[address])
+    remote, local = RemoteSource(config.data, seed=0), LocalSource(config.data, seed=0)
+    try:
+        assert remote._ahead is None
+        first = list(remote.train_batches(0))
+        assert remote._ahead is not None and remote._ahead[0] == (1, 0, 0, 1)  # epoch 1, opened
+        opened = remote._ahead[1]
+        second = list(remote.train_batches(1))  # served by the stream opened ahead
+        assert opened._done and remote._ahead is not None and remote._ahead[0][0] == 2
+        ahead = remote._ahead[1]
+        resumed = list(remote.train_batches(4, start_batch=3))  # not epoch 2: a fresh stream
+        assert ahead._done and not ahead._thread.is_alive()
+        want = [list(local.train_batches(0)), list(local.train_batches(1)),
+                list(local.train_batches(4, start_batch=3))]
+        for got, expected in zip([first, second, resumed], want, strict=True):
+            assert len(got) == len(expected)
+            for (xa, ya), (xb, yb) in zip(got, expected, strict=True):
+                assert torch.equal(xa, xb) and torch.equal(ya, yb)
+        assert remote.verified_samples == 600 + 600 + (600 - 3 * 128)
+    finally:
+        remote.close()
+    assert remote._ahead is None
+
+
 def test_training_over_the_service_matches_local_training(tmp_path: Path, address: str) -> None:
     remote = Trainer(_config(tmp_path / "r", source="remote", addresses=[address]),
                      progress=False).fit().history

@@ -113,6 +113,10 @@ ENTRIES: tuple[TextTransformInfo, ...] = (
                       "in BERT's training); false: one pass per word"),
                 Param("device", "choice", "auto", "where the model runs",
                       choices=("auto", "cpu", "cuda")),
+                Param("precision", "choice", "auto", "the model's number format. auto: bfloat16 "
+                      "on GPUs that have it (else float16) and on CPUs with native bfloat16 "
+                      "(AVX512-BF16, AMX), else float32. Pin float32 for the same words on "
+                      "every machine", choices=("auto", "float32", "bfloat16", "float16")),
                 Param("stopwords", "strings", None, "words never replaced (null: shipped list)",
                       nullable=True)),
         doc="Replace words by a masked language model's predictions in context (BERT by "

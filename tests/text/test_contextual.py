@@ -125,14 +125,15 @@ def test_synonym_embedding_contextual_chain(tiny_bert: str) -> None:
         assert out.text.endswith(".") and out.text[0].isupper()
 
 
-def test_substitutes_come_from_the_models_top_k(tiny_bert: str) -> None:
-    """Oracle: one direct forward pass of the model on the masked sentence."""
+@pytest.mark.parametrize("precision", ["float32", "bfloat16"])
+def test_substitutes_come_from_the_models_top_k(tiny_bert: str, precision: str) -> None:
+    """Oracle: one direct forward pass of the model, in the same precision, on the masked sentence."""
     from transformers import AutoModelForMaskedLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_bert)
-    model = AutoModelForMaskedLM.from_pretrained(tiny_bert).eval()
+    model = AutoModelForMaskedLM.from_pretrained(tiny_bert).to(getattr(torch, precision)).eval()
     text, k = "the big dog was happy", 3
-    pipe = pipeline(tiny_bert, aug_p=1.0, aug_max=1, top_k=k)
+    pipe = pipeline(tiny_bert, aug_p=1.0, aug_max=1, top_k=k, precision=precision)
     for index in range(10):
         out = pipe(text, seed=0, index=index, return_ops=True)
         assert out.ops is not None and len(out.ops) == 1
@@ -140,21 +141,24 @@ def test_substitutes_come_from_the_models_top_k(tiny_bert: str) -> None:
         masked = text[: op["position"]] + "[MASK]" + text[op["position"] + len(op["original"]):]
         enc = tokenizer(masked, return_tensors="pt")
         with torch.no_grad():
-            logits = model(**enc).logits[0, enc["input_ids"][0].tolist().index(tokenizer.mask_token_id)]
+            logits = model(**enc).logits[0, enc["input_ids"][0].tolist().index(
+                tokenizer.mask_token_id)].float()
         allowed = [t for t in tokenizer.convert_ids_to_tokens(logits.argsort(descending=True).tolist())
                    if t.isalpha() and t not in STOPWORDS and t != op["original"]
                    and not t.startswith("[")]
         assert op["substitute"] in allowed[:k], (op, allowed[:k])
 
 
-def test_joint_masks_match_a_forward_pass_with_all_of_them_masked(tiny_bert: str) -> None:
+@pytest.mark.parametrize("precision", ["float32", "bfloat16"])
+def test_joint_masks_match_a_forward_pass_with_all_of_them_masked(tiny_bert: str,
+                                                                  precision: str) -> None:
     from transformers import AutoModelForMaskedLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_bert)
-    model = AutoModelForMaskedLM.from_pretrained(tiny_bert).eval()
+    model = AutoModelForMaskedLM.from_pretrained(tiny_bert).to(getattr(torch, precision)).eval()
     text, k = "the big dog was happy under the old tree", 2
-    joint = pipeline(tiny_bert, aug_p=1.0, aug_max=3, top_k=k)
-    single = pipeline(tiny_bert, aug_p=1.0, aug_max=3, top_k=k, joint=False)
+    joint = pipeline(tiny_bert, aug_p=1.0, aug_max=3, top_k=k, precision=precision)
+    single = pipeline(tiny_bert, aug_p=1.0, aug_max=3, top_k=k, joint=False, precision=precision)
     for index in range(6):
         out = joint(text, seed=1, index=index, return_ops=True)
         assert out.ops is not None and len(out.ops) == 3
@@ -165,7 +169,7 @@ def test_joint_masks_match_a_forward_pass_with_all_of_them_masked(tiny_bert: str
             shift += len("[MASK]") - len(op["original"])
         enc = tokenizer(masked, return_tensors="pt")
         with torch.no_grad():
-            logits = model(**enc).logits[0]
+            logits = model(**enc).logits[0].float()
         spots = [i for i, t in enumerate(enc["input_ids"][0].tolist()) if t == tokenizer.mask_token_id]
         for op, spot in zip(out.ops, spots, strict=True):
             ranked = tokenizer.convert_ids_to_tokens(logits[spot].argsort(descending=True).tolist())
@@ -173,3 +177,25 @@ def test_joint_masks_match_a_forward_pass_with_all_of_them_masked(tiny_bert: str
                        and t != op["original"] and not t.startswith("[")]
             assert op["substitute"] in allowed[:k], (op, allowed[:k])
         assert len(single(text, seed=1, index=index, return_ops=True).ops or []) == 3
+
+
+def test_precision_auto_follows_the_hardware(monkeypatch: pytest.MonkeyPatch) -> None:
+    from augsvc.text.contextual import choose_dtype
+
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert choose_dtype("float32", cpu) is torch.float32
+    assert choose_dtype("bfloat16", cpu) is torch.bfloat16
+    for bf16, amx, want in [(True, False, torch.bfloat16), (False, True, torch.bfloat16),
+                            (False, False, torch.float32)]:
+        monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda v=bf16: v)
+        monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda v=amx: v)
+        assert choose_dtype("auto", cpu) is want
+    for bf16, want in [(True, torch.bfloat16), (False, torch.float16)]:
+        monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda v=bf16: v)
+        assert choose_dtype("auto", cuda) is want
+
+
+def test_the_pipeline_loads_the_model_in_the_precision_asked_for(tiny_bert: str) -> None:
+    for precision in ("float32", "bfloat16"):
+        pipeline(tiny_bert, precision=precision)("the big dog", seed=0)
+        assert load_mlm(tiny_bert, "auto", precision).model.dtype is getattr(torch, precision)

@@ -10,6 +10,7 @@ os.environ["MKL_NUM_THREADS"] = "1"
 import argparse
 import re
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -84,7 +85,12 @@ def contextual_rows(texts: list[str]) -> tuple[list[Row], list[str]]:
     from augsvc.text.stopwords import STOPWORDS
     from augsvc.text.tokens import words
 
-    folder = str(minilm_folder())
+    # MiniLM has no MLM head: transformers initialises one at random on every load. Saved once
+    # with a fixed seed, every pipeline and the naive loop score with the same head.
+    folder = str(Path(tempfile.mkdtemp(prefix="minilm-mlm-")))
+    torch.manual_seed(0)
+    AutoModelForMaskedLM.from_pretrained(str(minilm_folder())).save_pretrained(folder)
+    AutoTokenizer.from_pretrained(str(minilm_folder())).save_pretrained(folder)
     start = time.perf_counter()
     tokenizer: Any = AutoTokenizer.from_pretrained(folder)
     model: Any = AutoModelForMaskedLM.from_pretrained(folder).eval()

@@ -46,6 +46,7 @@ class MaskedLM:
     device: Any
     dtype: Any
     candidates: Any  # bool tensor: token ids that may be a substitute (whole alphabetic words)
+    last_layer: Any = None  # the encoder's final layer, taken out to run at masked positions only
 
 
 def choose_dtype(precision: str, device: Any) -> Any:
@@ -101,7 +102,58 @@ def load_mlm(name: str, device: str = "auto", precision: str = "auto") -> Masked
           for i, t in enumerate(vocab)]
     size = model.get_output_embeddings().weight.shape[0]
     candidates = torch.tensor((ok + [False] * size)[:size], device=target)
-    return MaskedLM(tokenizer, model, target, dtype, candidates)
+    return MaskedLM(tokenizer, model, target, dtype, candidates, _take_last_layer(model))
+
+
+def _take_last_layer(model: Any) -> Any:
+    """Remove a BERT-style encoder's last layer from ``model`` and return it (None: left as is).
+
+    Only the masked positions' outputs are scored, and in the last layer nothing else depends
+    on the other positions' outputs: it needs their keys and values, but their queries, the
+    attention output and the feed-forward block only at the masks. Run that way it costs about
+    a sixth of its full price, and the encoder as a whole (6 layers for MiniLM, 12 for BERT
+    base) about 14 % or 7 % less. Models of another structure keep their layers and the full
+    path.
+    """
+    from torch import nn
+
+    encoder = getattr(getattr(model, "base_model", None), "encoder", None)
+    layers = getattr(encoder, "layer", None)
+    if not isinstance(layers, nn.ModuleList):
+        return None
+    config = model.config
+    if len(layers) < 2 or config.is_decoder or \
+            getattr(config, "position_embedding_type", "absolute") not in (None, "absolute"):
+        return None
+    last = layers[-1]
+    attention = getattr(getattr(last, "attention", None), "self", None)
+    needed = [(attention, ("query", "key", "value", "num_attention_heads", "attention_head_size")),
+              (getattr(last, "attention", None), ("output",)), (last, ("intermediate", "output"))]
+    if any(part is None or not all(hasattr(part, n) for n in names) for part, names in needed):
+        return None
+    del layers[-1]
+    return last
+
+
+def _last_layer_at(layer: Any, hidden: Any, attention_mask: Any, rows: Any, cols: Any) -> Any:
+    """The output of BERT layer ``layer`` at positions (rows, cols) only, given its full input."""
+    import torch.nn.functional as F
+
+    att = layer.attention.self
+    heads, size = att.num_attention_heads, att.attention_head_size
+    batch, length, _ = hidden.shape
+
+    def split(x: Any) -> Any:  # (batch, length, heads * size) -> (batch, heads, length, size)
+        return x.view(batch, length, heads, size).transpose(1, 2)
+
+    keys, values = split(att.key(hidden))[rows], split(att.value(hidden))[rows]
+    at = hidden[rows, cols]  # (masks, hidden)
+    query = att.query(at).view(-1, heads, 1, size)
+    allowed = attention_mask[rows].bool()[:, None, None, :]
+    context = F.scaled_dot_product_attention(query, keys, values, attn_mask=allowed,
+                                             scale=size ** -0.5)
+    attended = layer.attention.output(context.reshape(-1, heads * size), at)
+    return layer.output(layer.intermediate(attended), attended)
 
 
 def _missing(name: str, exc: Exception) -> str:
@@ -156,6 +208,8 @@ def _mask_scores(mlm: MaskedLM, ids: Any, attention: Any, rows: Any, cols: Any) 
     head = getattr(mlm.model, "cls", None) or getattr(mlm.model, "lm_head", None)
     if head is not None:
         hidden = mlm.model.base_model(input_ids=ids, attention_mask=attention).last_hidden_state
+        if mlm.last_layer is not None:
+            return head(_last_layer_at(mlm.last_layer, hidden, attention, rows, cols)).float()
         return head(hidden[rows, cols]).float()
     return mlm.model(input_ids=ids, attention_mask=attention).logits[rows, cols].float()
 
@@ -223,6 +277,9 @@ def contextual(samples: list[TextSample], params: Mapping[str, Any]) -> None:
             if not options:
                 continue
             best = options[0][0]
+            # Drawn in token order, not score order: a little float noise (another precision,
+            # another CPU) then changes the weights a little but not which token a draw lands on.
+            options.sort(key=lambda o: o[1])
             weights = [math.exp((v - best) / params["temperature"]) for v, _ in options]
             choice = sample.rng.choices([t for _, t in options], weights=weights)[0]
             picks.setdefault(id(sample), []).append((word, match_case(word.text, choice)))

@@ -199,3 +199,26 @@ def test_the_pipeline_loads_the_model_in_the_precision_asked_for(tiny_bert: str)
     for precision in ("float32", "bfloat16"):
         pipeline(tiny_bert, precision=precision)("the big dog", seed=0)
         assert load_mlm(tiny_bert, "auto", precision).model.dtype is getattr(torch, precision)
+
+
+def test_the_last_layer_at_the_masks_gives_the_full_models_scores(tiny_bert: str) -> None:
+    # load_mlm takes the encoder's last layer out and runs it at the masked positions only;
+    # the scores must be those of the whole model there, padding included.
+    from transformers import AutoModelForMaskedLM
+
+    from augsvc.text.contextual import _mask_scores
+
+    mlm = load_mlm(tiny_bert, "auto", "float32")
+    full = AutoModelForMaskedLM.from_pretrained(tiny_bert).eval()
+    assert mlm.last_layer is not None
+    assert len(mlm.model.base_model.encoder.layer) == len(full.base_model.encoder.layer) - 1
+    generator = torch.Generator().manual_seed(0)
+    ids = torch.randint(5, 30, (3, 12), generator=generator)
+    attention = torch.ones_like(ids)
+    attention[1, 7:] = 0  # a padded row
+    ids[1, 7:] = 0
+    rows, cols = torch.tensor([0, 0, 1, 2]), torch.tensor([1, 5, 6, 11])
+    with torch.inference_mode():
+        got = _mask_scores(mlm, ids, attention, rows, cols)
+        want = full(input_ids=ids, attention_mask=attention).logits[rows, cols]
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)

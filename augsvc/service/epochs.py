@@ -140,6 +140,10 @@ class _Slots:
             if self._held + size > self.budget or not _shm_room(size):
                 return None
             slot = SharedMemory(create=True, size=size)
+            if not _reserve(slot):
+                slot.close()
+                slot.unlink()
+                return None
             self._held += slot.size
             return slot
 
@@ -158,6 +162,20 @@ class _Slots:
         slot.unlink()
         with contextlib.suppress(BufferError):  # a reply still views it: unmapped when it goes
             slot.close()
+
+
+def _reserve(slot: SharedMemory) -> bool:
+    """Allocate the slot's memory now. The shared-memory file system hands pages out on first
+    write, and a worker whose write finds it full dies of SIGBUS; reserving up front turns that
+    into a slot refused here (False), and the batch travels pickled."""
+    fd = getattr(slot, "_fd", -1)  # POSIX SharedMemory keeps its descriptor open
+    if fd < 0 or not hasattr(os, "posix_fallocate"):
+        return True  # nothing to reserve with (macOS, Windows): as before
+    try:
+        os.posix_fallocate(fd, 0, slot.size)
+    except OSError:
+        return False
+    return True
 
 
 def _shm_room(size: int) -> bool:

@@ -352,3 +352,23 @@ def test_without_shared_memory_room_batches_travel_pickled_and_stay_the_same() -
     assert starved._slots._held == 0
     for a, b in zip(*got, strict=True):
         assert np.array_equal(a.stacked, b.stacked) and a.indices.tolist() == b.indices.tolist()
+
+
+def test_slots_are_reserved_up_front_and_refused_when_the_memory_is_not_there(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    slots = _Slots(budget=64 * 1024 * 1024)
+    try:
+        slot = slots.take(4 * 1024 * 1024)
+        assert slot is not None
+        assert os.fstat(slot._fd).st_blocks * 512 >= slot.size  # pages allocated, not promised
+        slots.give(slot)
+
+        def full(fd: int, offset: int, length: int) -> None:
+            raise OSError(28, "No space left on device")
+
+        monkeypatch.setattr(os, "posix_fallocate", full)
+        assert slots.take(8 * 1024 * 1024) is None  # the worker would have died of SIGBUS
+        assert slots._held == 4 * 1024 * 1024
+        assert slots.take(4 * 1024 * 1024) is slot  # a reserved free slot is still handed out
+    finally:
+        slots.close()

@@ -214,6 +214,26 @@ def _mask_scores(mlm: MaskedLM, ids: Any, attention: Any, rows: Any, cols: Any) 
     return mlm.model(input_ids=ids, attention_mask=attention).logits[rows, cols].float()
 
 
+def _options(tokens: list[str], values: list[float], original: str, stop: frozenset[str] | set[str],
+             top_k: int) -> list[tuple[float, str]]:
+    """The ``top_k`` best (score, token) substitutes for ``original``, best first (ties by token).
+
+    ``values`` come sorted from best to worst. The word-family check is the costly filter, so
+    candidates are taken in score order only until the k-th is settled: once k are kept, a
+    lower score can no longer enter, while an equal one still can (ties go by token).
+    """
+    kept: list[tuple[float, str]] = []
+    lower = original.lower()
+    for value, token in zip(values, tokens, strict=True):
+        score = round(value, _ROUND)
+        if len(kept) >= top_k and score < kept[top_k - 1][0]:
+            break
+        if value > -math.inf and token.lower() != lower and token.lower() not in stop \
+                and not same_word_family(token, original):
+            kept.append((score, token))
+    return sorted(kept, key=lambda o: (-o[0], o[1]))[:top_k]
+
+
 def contextual(samples: list[TextSample], params: Mapping[str, Any]) -> None:
     """Replace randomly chosen words by what the masked LM predicts in their place."""
     import torch
@@ -224,13 +244,18 @@ def contextual(samples: list[TextSample], params: Mapping[str, Any]) -> None:
     size = min(params["window"], getattr(tok, "model_max_length", 512) or 512, 512)
     # A job: one model input holding one or more masked words of one sample.
     jobs: list[tuple[TextSample, list[Word], list[int], list[int]]] = []
+    todo: list[tuple[TextSample, list[Word]]] = []
     for sample in samples:
         found = [w for w in words(sample.text) if w.is_alpha and w.text.lower() not in stop]
         chosen = [found[i] for i in
                   sorted(sample.rng.sample(range(len(found)), count_to_change(len(found), params)))]
-        if not chosen:
-            continue
-        enc = tok(sample.text, add_special_tokens=False, return_offsets_mapping=True)
+        if chosen:
+            todo.append((sample, chosen))
+    encoded = tok([sample.text for sample, _ in todo], add_special_tokens=False,
+                  return_offsets_mapping=True) if todo else {"input_ids": [], "offset_mapping": []}
+    for (sample, chosen), ids, offsets in zip(todo, encoded["input_ids"],
+                                              encoded["offset_mapping"], strict=True):
+        enc = {"input_ids": ids, "offset_mapping": offsets}
         joint = _joint_window(enc["input_ids"], enc["offset_mapping"], chosen, size,
                               tok.mask_token_id) if params["joint"] else None
         if joint is not None:
@@ -269,11 +294,8 @@ def contextual(samples: list[TextSample], params: Mapping[str, Any]) -> None:
         masked = [(sample, word) for sample, chosen, _, _ in part for word in chosen]
         for (sample, word), values, indices in zip(masked, top.values.tolist(),
                                                    top.indices.tolist(), strict=True):
-            tokens = tok.convert_ids_to_tokens(indices)
-            options = [(round(v, _ROUND), t) for v, t in zip(values, tokens, strict=True)
-                       if v > -math.inf and t.lower() != word.text.lower()
-                       and t.lower() not in stop and not same_word_family(t, word.text)]
-            options = sorted(options, key=lambda o: (-o[0], o[1]))[: params["top_k"]]
+            options = _options(tok.convert_ids_to_tokens(indices), values, word.text, stop,
+                               params["top_k"])
             if not options:
                 continue
             best = options[0][0]

@@ -222,3 +222,26 @@ def test_the_last_layer_at_the_masks_gives_the_full_models_scores(tiny_bert: str
         got = _mask_scores(mlm, ids, attention, rows, cols)
         want = full(input_ids=ids, attention_mask=attention).logits[rows, cols]
     torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_options_stop_early_but_equal_the_full_filter_and_sort() -> None:
+    # _options stops looking once the k-th substitute is settled; on random scores with many
+    # ties it must keep exactly what filtering and sorting every candidate keeps.
+    import random
+
+    from augsvc.text.contextual import _ROUND, _options
+    from augsvc.text.embedding import same_word_family
+
+    rng = random.Random(0)
+    pool = [*VOCAB_WORDS, "jumped", "jumping", "houses", "trees", "Dog", "the"]
+    for _ in range(300):
+        tokens = rng.sample(pool, 18)
+        values = sorted((rng.choice([2.0, 1.5, 1.0, 0.25]) + rng.choice([0.0, 1e-5, 2e-3])
+                         for _ in tokens), reverse=True)
+        values[-1] = -float("inf") if rng.random() < 0.3 else values[-1]
+        original, k = rng.choice(["jump", "house", "dog", "tree"]), rng.randint(1, 6)
+        full = sorted(((round(v, _ROUND), t) for v, t in zip(values, tokens, strict=True)
+                       if v > -float("inf") and t.lower() != original
+                       and t.lower() not in STOPWORDS and not same_word_family(t, original)),
+                      key=lambda o: (-o[0], o[1]))[:k]
+        assert _options(tokens, values, original, STOPWORDS, k) == full

@@ -5,6 +5,8 @@ any worker process, and batches are sent in order. At most ``window`` batches ar
 stream, and a new one is only started when the client has taken one, so a slow client never
 makes the server buffer without bound. Workers hold their own dataset and pipeline caches; the
 bytes they produce are the library's for (spec, seed, epoch * size + index), whatever the worker.
+A worker writes a finished image batch into a shared-memory slot the server lends it, and the
+server copies it once, into the reply's wire bytes (``codec.encode_with_tensor``).
 """
 
 from __future__ import annotations

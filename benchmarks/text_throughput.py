@@ -137,22 +137,12 @@ def contextual_rows(texts: list[str]) -> tuple[list[Row], list[str]]:
     return rows, notes
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--baseline-sentences", type=int, default=300)
-    parser.add_argument("--sentences", type=int, default=3000)
-    parser.add_argument("--quick", action="store_true")
-    args = parser.parse_args()
-    if args.quick:
-        args.baseline_sentences, args.sentences = 20, 100
-    try:
-        import nlpaug.augmenter.word as naw
-    except ImportError:
-        print("nlpaug is the baseline: pip install nlpaug==1.1.11 gensim==4.4.0", file=sys.stderr)
-        return 2
-    small, large = sentences(args.baseline_sentences), sentences(args.sentences)
-    rows: list[Row] = []
+def nlpaug_rows(small: list[str], large: list[str]
+                ) -> tuple[list[Row], list[tuple[str, list[str], list[str]]]]:
+    """The rows with an nlpaug baseline (embedding, random_swap) and synonym, and examples."""
+    import nlpaug.augmenter.word as naw
 
+    rows: list[Row] = []
     # Word-embedding substitution, both on GloVe 6B 50d over the full 400k vocabulary.
     load_nlpaug, baseline = timed(lambda: [naw.WordEmbsAug(
         model_type="glove", model_path=str(glove_text_file()), action="substitute", aug_p=0.3,
@@ -201,11 +191,40 @@ def main() -> int:
                                        for o in pipe.batch(large[lo:lo + 256], seed=0, start=lo)])
     rows.append(("synonym (WordNet; nlpaug cannot run here)", 0.0, 0.0, load_syn + first,
                  len(small) / t_one, len(large) / t_batch, 0.0, changed(large, out_ours)))
+    return rows, examples
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--baseline-sentences", type=int, default=300)
+    parser.add_argument("--sentences", type=int, default=3000)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--contextual-threads", type=int, default=1,
+                        help="torch threads of both sides of the contextual rows (default 1)")
+    parser.add_argument("--only-contextual", action="store_true",
+                        help="only the contextual rows (no nlpaug needed)")
+    args = parser.parse_args()
+    if args.quick:
+        args.baseline_sentences, args.sentences = 20, 100
+    small, large = sentences(args.baseline_sentences), sentences(args.sentences)
+    rows: list[Row] = []
+    examples: list[tuple[str, list[str], list[str]]] = []
+    if not args.only_contextual:
+        try:
+            import nlpaug  # noqa: F401
+        except ImportError:
+            print("nlpaug is the baseline: pip install nlpaug==1.1.11 gensim==4.4.0 "
+                  "(or run --only-contextual)", file=sys.stderr)
+            return 2
+        baseline_rows, examples = nlpaug_rows(small, large)
+        rows += baseline_rows
+    torch.set_num_threads(args.contextual_threads)
     context_rows, notes = contextual_rows(small)
     rows += context_rows
+    print(f"python {sys.version.split()[0]}, torch {torch.__version__}, one thread "
+          f"({args.contextual_threads} for contextual); {len(small)} sentences for nlpaug and "
+          f"single calls, {len(large)} batched")
 
-    print(f"python {sys.version.split()[0]}, torch {torch.__version__}, one thread; "
-          f"{len(small)} sentences for nlpaug and single calls, {len(large)} batched")
     print("| transform | nlpaug load s | nlpaug sent/s | augsvc load s | augsvc sent/s (one by one) "
           "| augsvc sent/s (batches of 256) | batched / nlpaug | changed nlpaug / augsvc |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|")

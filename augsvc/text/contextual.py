@@ -117,6 +117,8 @@ def _take_last_layer(model: Any) -> Any:
     """
     from torch import nn
 
+    if _head(model) is None:  # the full path runs the whole model: keep every layer
+        return None
     encoder = getattr(getattr(model, "base_model", None), "encoder", None)
     layers = getattr(encoder, "layer", None)
     if not isinstance(layers, nn.ModuleList):
@@ -198,6 +200,11 @@ def _joint_window(ids: list[int], spans: list[tuple[int, int]], chosen: list[Wor
     return (context, positions) if len(context) <= size - 2 else None
 
 
+def _head(model: Any) -> Any:
+    """The model's prediction head (BERT's ``cls``, RoBERTa's ``lm_head``), or None."""
+    return getattr(model, "cls", None) or getattr(model, "lm_head", None)
+
+
 def _mask_scores(mlm: MaskedLM, ids: Any, attention: Any, rows: Any, cols: Any) -> Any:
     """Vocabulary scores at the masked positions only.
 
@@ -205,7 +212,7 @@ def _mask_scores(mlm: MaskedLM, ids: Any, attention: Any, rows: Any, cols: Any) 
     (BERT's ``cls``, RoBERTa's ``lm_head``): scoring every position against a 30k vocabulary
     would cost about as much as the encoder itself.
     """
-    head = getattr(mlm.model, "cls", None) or getattr(mlm.model, "lm_head", None)
+    head = _head(mlm.model)
     if head is not None:
         hidden = mlm.model.base_model(input_ids=ids, attention_mask=attention).last_hidden_state
         if mlm.last_layer is not None:

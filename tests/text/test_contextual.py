@@ -245,3 +245,16 @@ def test_options_stop_early_but_equal_the_full_filter_and_sort() -> None:
                        and t.lower() not in STOPWORDS and not same_word_family(t, original)),
                       key=lambda o: (-o[0], o[1]))[:k]
         assert _options(tokens, values, original, STOPWORDS, k) == full
+
+
+def test_a_model_without_a_known_head_keeps_every_layer(tiny_bert: str) -> None:
+    # Without cls / lm_head the whole model runs (logits at every position), so the last layer
+    # must stay in the encoder.
+    from transformers import AutoModelForMaskedLM
+
+    from augsvc.text.contextual import _take_last_layer
+
+    model = AutoModelForMaskedLM.from_pretrained(tiny_bert)
+    layers = len(model.base_model.encoder.layer)
+    del model.cls
+    assert _take_last_layer(model) is None and len(model.base_model.encoder.layer) == layers

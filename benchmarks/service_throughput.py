@@ -35,12 +35,7 @@ import contextlib
 import gc
 import multiprocessing
 import platform
-import queue
-import re
-import signal
 import statistics
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -49,7 +44,6 @@ from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
-from types import TracebackType
 from typing import Any, cast
 
 import cv2
@@ -64,87 +58,29 @@ from augsvc.client import AugmentClient
 from augsvc.datasets import augment_index, epoch_batches, num_batches, open_dataset
 from augsvc.image.pipeline import ImagePipeline
 from augsvc.image.presets import image_preset
+from augsvc.service.process import ServerProcess
 
 cv2.setNumThreads(1)
 torch.set_num_threads(1)
 
-THREAD_ENV = {k: os.environ[k] for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
-                                         "NUMEXPR_NUM_THREADS", "OPENCV_FOR_THREADS_NUM")}
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry", "hubble_deep_field")
 SIZE = 256
 DATASET = "bench"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-READY = re.compile(r"augsvc serving \S+ on (\S+):(\d+)\s*$")
 
 
 # --------------------------------------------------------------------------- the server process
 
-class ServerProcess:
-    """``augsvc serve`` on a free loopback port in a subprocess (its own process group).
-
-    Waits for the ready line on stderr. Leaving the ``with`` block sends SIGTERM (the server stops
-    gracefully, children included), then SIGKILLs whatever is left of its process group.
+def serve(flags: Sequence[str] = (), *, datasets: dict[str, str] | None = None) -> ServerProcess:
+    """``augsvc serve`` on a free loopback port in a subprocess (one thread per process: the
+    thread variables set above are inherited); leaving the ``with`` block stops it with SIGTERM.
 
     Args:
         flags: extra ``augsvc serve`` flags, e.g. ``["--epoch-workers", "2"]``.
         datasets: name -> path, served besides the built-ins.
-        timeout: seconds to wait for the ready line.
-
-    Raises:
-        RuntimeError: the server exited or did not get ready in time (its last log lines included).
     """
-
-    def __init__(self, flags: Sequence[str] = (), *, datasets: dict[str, str] | None = None,
-                 timeout: float = 180.0) -> None:
-        cmd = [sys.executable, "-c", "import sys; from augsvc.cli import main; sys.exit(main())",
-               "serve", "--host", "127.0.0.1", "--port", "0", "--log-level", "WARNING", *flags]
-        if datasets:
-            cmd += ["--datasets", ",".join(f"{k}={v}" for k, v in datasets.items())]
-        self.flags = list(flags)
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.PIPE, text=True, start_new_session=True,
-                                     env={**os.environ, **THREAD_ENV})
-        self.log: list[str] = []
-        lines: queue.Queue[str | None] = queue.Queue()
-
-        def drain() -> None:  # keeps reading, so a chatty server never blocks on a full pipe
-            assert self.proc.stderr is not None
-            for line in self.proc.stderr:
-                lines.put(line)
-            lines.put(None)
-
-        threading.Thread(target=drain, name="server-stderr", daemon=True).start()
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
-            except queue.Empty:
-                line = None
-            if line is None:
-                self.stop()
-                tail = "".join(self.log[-20:])
-                raise RuntimeError(f"augsvc serve {' '.join(self.flags)} did not get ready:\n{tail}")
-            self.log.append(line)
-            found = READY.search(line)
-            if found:
-                self.address = f"{found.group(1)}:{found.group(2)}"
-                break
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.proc.wait(timeout=30)
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.proc.pid, signal.SIGKILL)  # leftovers: pool workers of a killed server
-        self.proc.wait()
-
-    def __enter__(self) -> ServerProcess:
-        return self
-
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.stop()
+    served = ["--datasets", ",".join(f"{k}={v}" for k, v in datasets.items())] if datasets else []
+    return ServerProcess(["--log-level", "WARNING", *flags, *served], timeout=180.0)
 
 
 # --------------------------------------------------------------------------- data and baseline
@@ -359,7 +295,7 @@ def _bench_cores(path: str, cores: int, where: str, args: argparse.Namespace) ->
     sampler = RangeSampler()
     loader: DataLoader[Any] = DataLoader(items, batch_size=None, sampler=sampler, num_workers=cores,
                                          persistent_workers=True, multiprocessing_context="spawn")
-    with ServerProcess(["--epoch-workers", str(cores)], datasets={DATASET: path}) as server, \
+    with serve(["--epoch-workers", str(cores)], datasets={DATASET: path}) as server, \
             AugmentClient(server.address, timeout=600) as client:
         client.wait_ready()
         warm = 10**6  # epochs never timed below
@@ -444,7 +380,7 @@ def bench_processes(path: str, args: argparse.Namespace
     threads = str(max(4, args.streams))  # every stream gets a request thread on any one process
     try:
         with contextlib.ExitStack() as stack:
-            servers = [stack.enter_context(ServerProcess(
+            servers = [stack.enter_context(serve(
                 ["--processes", str(p), "--threads", threads, "--epoch-workers", "0"],
                 datasets={DATASET: path})) for p in counts]
             order = list(range(len(counts)))
@@ -545,7 +481,7 @@ def bench_load(args: argparse.Namespace) -> tuple[LoadTotals, float, list[str]]:
     workers = str(max(args.cores))
     flags = ["--threads", str(args.load_streams), "--epoch-workers", workers]
     totals, lock = LoadTotals(), threading.Lock()
-    with ServerProcess(flags) as server:
+    with serve(flags) as server:
         with AugmentClient(server.address) as probe:  # warm the workers up, untimed
             probe.wait_ready()
             for _ in probe.stream_epoch(args.load_dataset, args.load_preset, seed=0, epoch=10**6,

@@ -35,7 +35,7 @@ from typing import Any
 
 import torch
 from machine import cpu_name  # benchmarks/machine.py (scripts run from this folder)
-from service_throughput import ServerProcess, render, tree_cpu  # benchmarks/ is on sys.path
+from service_throughput import render, serve, tree_cpu  # benchmarks/ is on sys.path
 
 from training.config import load_config
 from training.trainer import Trainer, resolve_device
@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> None:
         tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="augsvc-train-bench-"))
         address = None
         if "remote" in sources:
-            server = stack.enter_context(ServerProcess(["--epoch-workers", str(args.server_workers)]))
+            server = stack.enter_context(serve(["--epoch-workers", str(args.server_workers)]))
             address = server.address
         trainers = {s: make_trainer(s, args, address, tmp) for s in sources}
         first = trainers["memory"]

@@ -85,6 +85,12 @@ class ServerProcess:
             if line.startswith("{"):
                 self.logs.append(line)
 
+    def __enter__(self) -> ServerProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
     def stop(self, timeout: float = 30.0) -> int:
         """SIGTERM (graceful: health NOT_SERVING, in-flight calls finish); the exit code."""
         if self.process.poll() is None:

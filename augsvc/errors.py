@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["AugsvcError", "InputError", "SpecError", "TransformError"]
+__all__ = ["AugsvcError", "BusyError", "InputError", "LimitError", "SpecError", "TransformError"]
 
 
 class AugsvcError(Exception):
@@ -54,3 +54,25 @@ class InputError(AugsvcError, ValueError):
 
 class TransformError(AugsvcError, RuntimeError):
     """A transform failed on a valid-looking input; the message names the transform and sample."""
+
+
+class LimitError(AugsvcError, ValueError):
+    """A request, or what a pipeline would make of it, is larger than allowed.
+
+    The service answers it with RESOURCE_EXHAUSTED: sending it again will fail again.
+    """
+
+
+class BusyError(AugsvcError, RuntimeError):
+    """Cannot be served now (every stream slot taken, the memory budget spent, a drain begun).
+
+    The service answers it with UNAVAILABLE and the ``grpc-retry-pushback-ms`` trailer, which
+    gRPC's own retries honour: the same request may well succeed a moment later, or elsewhere.
+
+    Attributes:
+        retry_after: seconds after which a retry is worth trying.
+    """
+
+    def __init__(self, message: str, retry_after: float = 0.5) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

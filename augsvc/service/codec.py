@@ -8,17 +8,13 @@ from typing import Any
 import cv2
 import numpy as np
 
-from augsvc.errors import AugsvcError, InputError
+from augsvc.errors import InputError, LimitError
 from augsvc.v1 import augment_pb2 as pb
 
 __all__ = ["Encoded", "LimitError", "Limits", "decode_image", "encode_image", "encode_with_tensor",
            "from_tensor", "serialize", "to_tensor"]
 
 _DTYPES = frozenset({"uint8", "float32", "float64", "int32", "int64", "uint16", "bool"})
-
-
-class LimitError(AugsvcError, ValueError):
-    """A request is larger than the server allows (maps to RESOURCE_EXHAUSTED)."""
 
 
 @dataclass(frozen=True)

@@ -6,15 +6,19 @@ from concurrent.futures.process import BrokenProcessPool
 
 import grpc
 
-from augsvc.errors import InputError, SpecError
+from augsvc.errors import BusyError, InputError, LimitError, SpecError
 from augsvc.resources import ResourceError
-from augsvc.service.codec import LimitError
 
-__all__ = ["status_for"]
+__all__ = ["RETRY_PUSHBACK_KEY", "retry_pushback", "status_for"]
+
+RETRY_PUSHBACK_KEY = "grpc-retry-pushback-ms"
+"""The trailer gRPC's retry policy reads: how long to wait before the next attempt."""
 
 
 def status_for(exc: BaseException) -> tuple[grpc.StatusCode, str]:
     """(code, message) for an exception raised while serving a request."""
+    if isinstance(exc, BusyError):
+        return grpc.StatusCode.UNAVAILABLE, f"{exc}; retry in {exc.retry_after:g} s"
     if isinstance(exc, LimitError):
         return grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc)
     if isinstance(exc, SpecError | InputError):
@@ -24,3 +28,10 @@ def status_for(exc: BaseException) -> tuple[grpc.StatusCode, str]:
     if isinstance(exc, BrokenProcessPool):  # the pool is rebuilt; a retry (or resume) succeeds
         return grpc.StatusCode.UNAVAILABLE, f"a batch worker died ({exc}); retry"
     return grpc.StatusCode.INTERNAL, f"internal error: {type(exc).__name__}: {exc}"
+
+
+def retry_pushback(exc: BaseException) -> tuple[tuple[str, str], ...]:
+    """The trailing metadata that goes with ``exc``'s status: a retry hint for a BusyError."""
+    if isinstance(exc, BusyError):
+        return ((RETRY_PUSHBACK_KEY, str(max(1, round(exc.retry_after * 1000)))),)
+    return ()

@@ -21,7 +21,7 @@ from augsvc.service.codec import (
     to_tensor,
 )
 from augsvc.service.epochs import EpochStreamer
-from augsvc.service.errors import status_for
+from augsvc.service.errors import retry_pushback, status_for
 from augsvc.service.pipelines import build_pipeline, resolve_spec
 from augsvc.spec import dumps
 from augsvc.text.presets import TEXT_PRESETS
@@ -55,6 +55,9 @@ class AugmenterServicer(pb_grpc.AugmenterServicer):
             return run()
         except Exception as exc:  # one bad request never takes the server down
             code, message = status_for(exc)
+            trailer = retry_pushback(exc)
+            if trailer:
+                context.set_trailing_metadata(trailer)
             context.abort(code, message)
             raise  # unreachable: abort raises
 

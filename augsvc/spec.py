@@ -15,6 +15,7 @@ from __future__ import annotations
 import difflib
 import json
 import math
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +27,8 @@ from augsvc.errors import SpecError
 
 __all__ = [
     "GROUP_KINDS",
+    "MAX_SPEC_DEPTH",
+    "MAX_SPEC_NODES",
     "REQUIRED",
     "GroupNode",
     "Node",
@@ -33,10 +36,19 @@ __all__ = [
     "PipelineSpec",
     "TransformInfo",
     "TransformNode",
+    "check_nesting",
     "did_you_mean",
     "load_spec",
     "parse_spec",
 ]
+
+MAX_SPEC_DEPTH = 16
+"""Groups nested in groups, at most (real pipelines use two or three levels)."""
+MAX_SPEC_NODES = 1000
+"""Transforms and groups in one spec, at most."""
+_MAX_DATA_DEPTH = 4 * MAX_SPEC_DEPTH + 8
+"""Nesting of JSON/YAML containers a spec may have: two per group level (the group's mapping and
+its list), plus a transform's own fields (ranges, per-channel lists) and some room."""
 
 
 class _Required:
@@ -317,8 +329,39 @@ def _probability(raw: Mapping[str, Any], default: float, path: str, name: str | 
     return float(p)
 
 
+def check_nesting(text: str, max_depth: int = _MAX_DATA_DEPTH) -> None:
+    """Refuse JSON or YAML flow text nested deeper than ``max_depth`` before a parser recurses.
+
+    Python's JSON and YAML parsers recurse per level and fail with RecursionError (or worse) on
+    a document nested thousands of levels deep; counting brackets outside strings is cheap.
+
+    Raises:
+        SpecError: the text is nested too deeply.
+    """
+    depth = deepest = 0
+    for match in _BRACKETS.finditer(text):
+        token = match.group()
+        if token in "[{":
+            depth += 1
+            if depth > deepest:
+                deepest = depth
+                if deepest > max_depth:
+                    raise SpecError(f"the spec is nested more than {max_depth} levels deep",
+                                    allowed=f"at most {MAX_SPEC_DEPTH} levels of groups")
+        elif token in "]}":
+            depth = max(0, depth - 1)
+
+
+_BRACKETS = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')
+"""Strings (skipped whole, so brackets inside them do not count) and brackets."""
+
+
 def _parse_node(raw: Any, registry: Mapping[str, TransformInfo], path: str,
-                groups: Mapping[str, TransformInfo]) -> Node:
+                groups: Mapping[str, TransformInfo], budget: list[int], depth: int = 0) -> Node:
+    budget[0] -= 1
+    if budget[0] < 0:
+        raise SpecError(f"the spec has more than {MAX_SPEC_NODES} transforms and groups",
+                        path=path, allowed=f"at most {MAX_SPEC_NODES}")
     if not isinstance(raw, Mapping):
         raise SpecError(f"each entry must be a mapping, got {type(raw).__name__}", path=path)
     if "name" in raw:
@@ -349,7 +392,10 @@ def _parse_node(raw: Any, registry: Mapping[str, TransformInfo], path: str,
     children_raw = raw[kind]
     if not isinstance(children_raw, list) or not children_raw:
         raise SpecError(f"'{kind}' must be a non-empty list of transforms", path=path, field=kind)
-    children = tuple(_parse_node(c, registry, f"{path}.{kind}[{i}]", groups)
+    if depth >= MAX_SPEC_DEPTH:
+        raise SpecError(f"groups are nested more than {MAX_SPEC_DEPTH} levels deep", path=path,
+                        field=kind, allowed=f"at most {MAX_SPEC_DEPTH} levels of groups")
+    children = tuple(_parse_node(c, registry, f"{path}.{kind}[{i}]", groups, budget, depth + 1)
                      for i, c in enumerate(children_raw))
     p = _probability(raw, own.default_p if own else GROUP_KINDS[kind], path, None)
     params = {} if own is None else own.validate(
@@ -394,7 +440,8 @@ def parse_spec(raw: Any, registry: Mapping[str, TransformInfo],
     transforms = raw.get("transforms")
     if not isinstance(transforms, list):
         raise SpecError("'transforms' must be a list", field="transforms", value=transforms)
-    nodes = tuple(_parse_node(t, registry, f"transforms[{i}]", groups or {})
+    budget = [MAX_SPEC_NODES]  # nodes left to parse, shared by the whole tree
+    nodes = tuple(_parse_node(t, registry, f"transforms[{i}]", groups or {}, budget)
                   for i, t in enumerate(transforms))
     values = TransformInfo("pipeline", tuple(options), "").validate(
         {k: v for k, v in raw.items() if k != "transforms"}, "")
@@ -415,10 +462,13 @@ def load_spec(source: Any) -> Any:
         text = source
     else:
         raise SpecError(f"cannot load a spec from {type(source).__name__}")
+    check_nesting(text)
     try:
         return yaml.safe_load(text) if text.strip() else {}
     except yaml.YAMLError as exc:
         raise SpecError(f"spec is neither valid JSON nor YAML: {exc}") from exc
+    except RecursionError:  # block-style YAML nests by indentation, which check_nesting cannot see
+        raise SpecError("the spec is nested too deeply to read") from None
 
 
 def dumps(value: Any) -> str:

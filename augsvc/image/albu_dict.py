@@ -11,7 +11,7 @@ import albumentations as A
 
 from augsvc.errors import SpecError
 from augsvc.image.transforms import ENTRIES
-from augsvc.spec import did_you_mean
+from augsvc.spec import MAX_SPEC_DEPTH, MAX_SPEC_NODES, did_you_mean
 
 __all__ = ["ALLOWED_CLASSES", "build_from_albu_dict", "is_albu_dict"]
 
@@ -28,7 +28,14 @@ def is_albu_dict(raw: Any) -> bool:
         "__class_fullname__" in raw["transform"])
 
 
-def _check_classes(node: Any, path: str) -> None:
+def _check_classes(node: Any, path: str, budget: list[int], depth: int = 0) -> None:
+    budget[0] -= 1
+    if budget[0] < 0:
+        raise SpecError(f"the pipeline has more than {MAX_SPEC_NODES} transforms and compositions",
+                        path=path, allowed=f"at most {MAX_SPEC_NODES}")
+    if depth > MAX_SPEC_DEPTH:
+        raise SpecError(f"compositions are nested more than {MAX_SPEC_DEPTH} levels deep",
+                        path=path, allowed=f"at most {MAX_SPEC_DEPTH} levels")
     if not isinstance(node, Mapping):
         raise SpecError(f"expected a transform mapping, got {type(node).__name__}", path=path)
     name = str(node.get("__class_fullname__", "")).rsplit(".", 1)[-1]
@@ -37,8 +44,11 @@ def _check_classes(node: Any, path: str) -> None:
             f"albumentations class {name!r} is not allowed{did_you_mean(name, sorted(ALLOWED_CLASSES))}",
             path=path, field="__class_fullname__", value=name,
             allowed=", ".join(sorted(ALLOWED_CLASSES)))
-    for i, child in enumerate(node.get("transforms", []) if name in _COMPOSITIONS else []):
-        _check_classes(child, f"{path}.transforms[{i}]")
+    children = node.get("transforms", []) if name in _COMPOSITIONS else []
+    if not isinstance(children, list):
+        raise SpecError(f"'transforms' of a {name} must be a list", path=path, field="transforms")
+    for i, child in enumerate(children):
+        _check_classes(child, f"{path}.transforms[{i}]", budget, depth + 1)
 
 
 def build_from_albu_dict(raw: Mapping[str, Any]) -> tuple[A.Compose, dict[str, Any]]:
@@ -50,7 +60,7 @@ def build_from_albu_dict(raw: Mapping[str, Any]) -> tuple[A.Compose, dict[str, A
     Raises:
         SpecError: a class outside the allow-list, or arguments albumentations rejects.
     """
-    _check_classes(raw["transform"], "transform")
+    _check_classes(raw["transform"], "transform", [MAX_SPEC_NODES])
     if str(raw["transform"]["__class_fullname__"]).rsplit(".", 1)[-1] != "Compose":
         raise SpecError("the top-level albumentations transform must be a Compose", path="transform")
     kept = copy.deepcopy(dict(raw))

@@ -18,9 +18,10 @@ import albumentations as A
 import numpy as np
 from albumentations.augmentations.crops.transforms import CropSizeError
 
-from augsvc.errors import AugsvcError, InputError, TransformError
+from augsvc.errors import AugsvcError, InputError, LimitError, TransformError
 from augsvc.image.albu_dict import build_from_albu_dict, is_albu_dict
 from augsvc.image.registry import IMAGE_TRANSFORMS
+from augsvc.image.sizes import SizeBound, output_bound
 from augsvc.seeding import SampleRandom, check_seed
 from augsvc.spec import GroupNode, Node, Param, PipelineSpec, load_spec, parse_spec, to_jsonable
 
@@ -40,6 +41,7 @@ IMAGE_OPTIONS: tuple[Param, ...] = (
 _CONFIG_KEYS = frozenset({"shape", "interpolation", "mask_interpolation", "fill", "fill_mask",
                           "border_mode"})
 _MAX_PARAM_ARRAY = 64  # larger arrays (noise maps) are summarised by their shape
+_BOUND_CACHE = 256  # output-size bounds kept per pipeline, by input size
 
 
 @dataclass
@@ -132,6 +134,9 @@ class ImagePipeline:
         spec: a dict/list, JSON/YAML text, a path to a .json/.yaml file, albumentations'
             ``A.to_dict`` output (restricted to the classes augsvc wraps), or a preset name
             from ``augsvc.image.presets`` ("default", "seed7", "digits").
+        max_pixels: when given, a sample is refused (``LimitError``) before any work if an image
+            the pipeline could make from it, on the way or at the end, has more pixels than this
+            (see :meth:`output_bound`). None: no limit.
 
     Raises:
         SpecError: the spec names an unknown transform or field, or a value is out of range.
@@ -140,8 +145,14 @@ class ImagePipeline:
     (``copy.deepcopy`` or ``ImagePipeline(p.to_spec())``). It pickles as its spec.
     """
 
-    def __init__(self, spec: Any) -> None:
+    def __init__(self, spec: Any, *, max_pixels: int | None = None) -> None:
         from augsvc.image.presets import image_preset
+
+        if max_pixels is not None and (isinstance(max_pixels, bool) or not isinstance(max_pixels, int)
+                                       or max_pixels < 1):
+            raise ValueError(f"max_pixels must be an integer >= 1 or None, got {max_pixels!r}")
+        self.max_pixels = max_pixels
+        self._bounds: dict[tuple[int, int], SizeBound] = {}
 
         preset = image_preset(spec) if isinstance(spec, str) else None
         raw = preset if preset is not None else load_spec(spec)
@@ -206,10 +217,10 @@ class ImagePipeline:
         return self.spec.to_dict()
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.to_spec(),))
+        return (_rebuild, (type(self), self.to_spec(), self.max_pixels))
 
     def __deepcopy__(self, memo: dict[int, Any]) -> ImagePipeline:
-        return type(self)(self.to_spec())
+        return type(self)(self.to_spec(), max_pixels=self.max_pixels)
 
     def __repr__(self) -> str:
         return f"ImagePipeline({self.transform_names})"
@@ -218,6 +229,51 @@ class ImagePipeline:
     def transform_names(self) -> list[str]:
         """Names of the transforms in tree order."""
         return [name for name, _ in self._variants[False, False].leaves]
+
+    def output_bound(self, height: int, width: int) -> SizeBound:
+        """Upper bounds on what this pipeline makes of a ``height`` x ``width`` image.
+
+        Computed from the transforms' parameters before any work: the output's height and
+        width, and the most pixels any image along the way holds (a padding crop first pads).
+        Transforms that may not fire count as if they might.
+        """
+        key = (int(height), int(width))
+        bound = self._bounds.get(key)
+        if bound is None:
+            if len(self._bounds) >= _BOUND_CACHE:
+                self._bounds.clear()
+            bound = self._bounds[key] = output_bound(self._variants[False, False].compose, *key)
+        return bound
+
+    def output_itemsize(self, dtype: np.dtype[Any] | type) -> int:
+        """Bytes per value of the output for an input of ``dtype``: float32 once a transform
+        (normalize) turns images into floats."""
+        itemsize = np.dtype(dtype).itemsize
+        leaves = self._variants[False, False].leaves
+        return max(itemsize, 4) if any(isinstance(t, A.Normalize | A.ToFloat) for _, t in leaves) \
+            else itemsize
+
+    def check_size(self, shape: Sequence[int], max_pixels: int, what: str = "image") -> SizeBound:
+        """Refuse an input of ``shape`` whose bound (:meth:`output_bound`) is over ``max_pixels``.
+
+        Returns:
+            the bound, when it is within the limit.
+
+        Raises:
+            LimitError: naming the transform that would make the image, its size and the limit.
+        """
+        if len(shape) not in (2, 3):
+            raise InputError(f"{what} must be HxW or HxWxC, got shape {tuple(shape)}")
+        height, width = int(shape[0]), int(shape[1])
+        bound = self.output_bound(height, width)
+        if bound.peak_pixels > max_pixels:
+            names = {id(t): name for name, t in self._variants[False, False].leaves}
+            by = names.get(id(bound.peak_by), type(bound.peak_by).__name__)
+            raise LimitError(f"{what}: {by} would make a {bound.peak[0]}x{bound.peak[1]} image "
+                             f"from {height}x{width} "
+                             f"({bound.peak_pixels} pixels), over the limit of {max_pixels} "
+                             "pixels per image")
+        return bound
 
     def __call__(
         self,
@@ -247,10 +303,13 @@ class ImagePipeline:
         Raises:
             InputError: the image, mask, boxes or keypoints are malformed, or do not fit a
                 transform (e.g. a crop larger than the image).
+            LimitError: with ``max_pixels`` set, the pipeline could make a larger image.
             TransformError: a transform failed for another reason; the message names it.
         """
         check_seed(seed, index)
         data: dict[str, Any] = {"image": _check_image(image)}
+        if self.max_pixels is not None:
+            self.check_size(image.shape, self.max_pixels)
         if mask is not None:
             data["mask"] = _check_mask(mask, image)
         if masks is not None:
@@ -272,9 +331,11 @@ class ImagePipeline:
         self._random.reseed(seed, index)
         try:
             out = built.compose(**data)
-        except AugsvcError:
+        except (AugsvcError, MemoryError):
             raise
         except Exception as exc:
+            if "Insufficient memory" in str(exc):  # OpenCV's MemoryError
+                raise MemoryError(f"augmenting sample {index}: {str(exc).strip()[-200:]}") from exc
             raise self._explain(exc, built, image, index) from exc
         params = None
         if return_params:
@@ -339,6 +400,10 @@ class ImagePipeline:
         if isinstance(exc, TypeError | ValueError):
             return InputError(f"{where}: {exc}")
         return TransformError(f"{where} failed: {type(exc).__name__}: {exc}")
+
+
+def _rebuild(cls: type[ImagePipeline], spec: dict[str, Any], max_pixels: int | None) -> ImagePipeline:
+    return cls(spec, max_pixels=max_pixels)
 
 
 def _albu_leaves(compose: A.BaseCompose) -> list[A.BasicTransform]:

@@ -2,30 +2,47 @@
 
 from __future__ import annotations
 
+import io
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
 import cv2
 import numpy as np
+from PIL import Image
 
 from augsvc.errors import InputError, LimitError
 from augsvc.v1 import augment_pb2 as pb
 
 __all__ = ["Encoded", "LimitError", "Limits", "decode_image", "encode_image", "encode_with_tensor",
-           "from_tensor", "serialize", "to_tensor"]
+           "encoded_size", "from_tensor", "serialize", "to_tensor"]
 
 _DTYPES = frozenset({"uint8", "float32", "float64", "int32", "int64", "uint16", "bool"})
 
 
 @dataclass(frozen=True)
 class Limits:
-    """Per-request limits: samples, pixels per image, bytes per tensor, texts and characters."""
+    """Per-request limits.
+
+    Attributes:
+        max_samples: images per request (batch size).
+        max_pixels: pixels per image: given, decoded, or made by the pipeline on the way.
+        max_tensor_bytes: bytes per array or encoded image.
+        max_texts: texts per request.
+        max_text_chars: characters per text.
+        max_text_variants: texts x n per request (augmented texts in one reply).
+        max_reply_bytes: bytes of one reply, bounded before any work (the largest message sent).
+        max_spec_bytes: characters of a spec_json.
+    """
 
     max_samples: int = 4096
     max_pixels: int = 64_000_000
     max_tensor_bytes: int = 256 * 1024 * 1024
     max_texts: int = 100_000
     max_text_chars: int = 2_000_000
+    max_text_variants: int = 100_000
+    max_reply_bytes: int = 512 * 1024 * 1024
+    max_spec_bytes: int = 1024 * 1024
 
 
 def to_tensor(array: np.ndarray) -> pb.Tensor:
@@ -108,9 +125,23 @@ def decode_image(image: pb.Image, what: str, limits: Limits) -> np.ndarray:
     if kind == "array":
         array = from_tensor(image.array, what, limits)
     elif kind == "encoded":
-        if len(image.encoded) > limits.max_tensor_bytes:
+        data = image.encoded
+        if len(data) > limits.max_tensor_bytes:
             raise LimitError(f"{what}: encoded image is over {limits.max_tensor_bytes} bytes")
-        decoded = cv2.imdecode(np.frombuffer(image.encoded, np.uint8), cv2.IMREAD_UNCHANGED)
+        if not data:
+            raise InputError(f"{what}: the encoded image is empty (0 bytes)")
+        try:
+            dims = encoded_size(data)
+        except LimitError as exc:
+            raise LimitError(f"{what}: {exc}") from None
+        if dims is not None and dims[0] * dims[1] > limits.max_pixels:
+            raise LimitError(f"{what}: the image header says {dims[0]}x{dims[1]} (width x height) "
+                             f"pixels, over the limit of {limits.max_pixels}")
+        try:
+            decoded = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+        except cv2.error as exc:  # OpenCV's own caps and malformed headers raise, not return None
+            raise InputError(f"{what}: cannot decode the image bytes: "
+                             f"{_cv2_reason(exc)}") from None
         if decoded is None:
             raise InputError(f"{what}: cannot decode the image bytes (PNG or JPEG expected)")
         if decoded.ndim == 3 and decoded.shape[2] in (3, 4):
@@ -123,6 +154,33 @@ def decode_image(image: pb.Image, what: str, limits: Limits) -> np.ndarray:
         raise LimitError(f"{what}: {array.shape[0]}x{array.shape[1]} pixels is over the limit of "
                          f"{limits.max_pixels}")
     return array
+
+
+def encoded_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) an encoded image's header declares, read without decoding any pixels;
+    None when Pillow does not know the format (OpenCV then decodes, and the size is checked
+    after).
+
+    Raises:
+        LimitError: the header declares more pixels than Pillow's decompression-bomb guard allows.
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as im:
+                width, height = im.size
+                return int(width), int(height)
+    except Image.DecompressionBombError:
+        raise LimitError(f"the image header declares over {2 * (Image.MAX_IMAGE_PIXELS or 0)} "
+                         "pixels (a decompression bomb)") from None
+    except Exception:
+        return None
+
+
+def _cv2_reason(exc: cv2.error) -> str:
+    """The readable part of an OpenCV error (its message without the source location)."""
+    text = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+    return text.split(") ", 1)[-1][:300]
 
 
 def encode_image(array: np.ndarray, encoding: int) -> pb.Image:

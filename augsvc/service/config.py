@@ -15,6 +15,7 @@ import yaml
 
 from augsvc.errors import AugsvcError
 from augsvc.service.codec import Limits
+from augsvc.service.memory_budget import memory_ceiling, parse_memory
 
 __all__ = ["ENV_PREFIX", "ConfigError", "ServeConfig", "add_serve_arguments", "env_name", "load_config"]
 
@@ -66,6 +67,15 @@ class ServeConfig:
         "an integer >= 1", "texts per request", _count(1)))
     max_text_chars: int = field(default=Limits.max_text_chars, metadata=_rule(
         "an integer >= 1", "characters per text", _count(1)))
+    max_text_variants: int = field(default=Limits.max_text_variants, metadata=_rule(
+        "an integer >= 1", "augmented texts per request (texts x n)", _count(1)))
+    max_spec_bytes: int = field(default=Limits.max_spec_bytes, metadata=_rule(
+        "an integer >= 2", "characters of a request's spec_json", _count(2)))
+    max_memory: str = field(default="auto", metadata=_rule(
+        "auto, off, or a size such as 8GiB, 512MB, 2000000000", "memory ceiling of each "
+        "process (server and batch workers): requests that would not fit are refused; auto: "
+        "80% of the machine's (or container's) memory shared by --processes",
+        lambda v: parse_memory(v) is not None))
     token: str | None = field(default=None, metadata=_rule(
         "a non-empty string", "require 'authorization: Bearer TOKEN' (prefer AUGSVC_TOKEN: "
         "flags show in ps)", bool))
@@ -104,7 +114,13 @@ class ServeConfig:
         """The per-request limits the servicer enforces."""
         return Limits(max_samples=self.max_samples, max_pixels=self.max_pixels,
                       max_tensor_bytes=self.max_tensor_bytes, max_texts=self.max_texts,
-                      max_text_chars=self.max_text_chars)
+                      max_text_chars=self.max_text_chars, max_text_variants=self.max_text_variants,
+                      max_reply_bytes=self.max_message_bytes, max_spec_bytes=self.max_spec_bytes)
+
+    @property
+    def memory_ceiling(self) -> int | None:
+        """Bytes each process may use (``max_memory`` resolved), or None for no ceiling."""
+        return memory_ceiling(self.max_memory, self.processes)
 
     @property
     def dataset_map(self) -> dict[str, str]:

@@ -82,14 +82,19 @@ def _slot_buffer(name: str) -> memoryview:
     return buffer
 
 
-def build_batch(source: str, spec_json: str | None, seed: int, epoch: int, indices: np.ndarray,
-                slot: tuple[str, int] | None = None
+def build_batch(source: str, spec_json: str | None, seed: int, epoch: int, limits: Limits,
+                indices: np.ndarray, slot: tuple[str, int] | None = None
                 ) -> tuple[list[Any] | np.ndarray | _InSlot, np.ndarray]:
     """Read and augment one batch (runs in a worker process, or inline without a pool).
 
     Args:
+        limits: every sample's output is bounded (``max_pixels``), and the batch's
+            (``max_reply_bytes``), before any augmentation runs.
         slot: (name, size) of a shared-memory slot to write the batch into, when it is one
             array that fits; it then reaches the server without being pickled.
+
+    Raises:
+        LimitError: a sample, or the batch, would be over the limits.
 
     Returns:
         (samples, labels): samples as one (N, H, W[, C]) array when the images share a shape
@@ -99,6 +104,8 @@ def build_batch(source: str, spec_json: str | None, seed: int, epoch: int, indic
     samples, labels = dataset.samples(indices)
     if spec_json is not None:
         pipeline: Any = build_pipeline(dataset.info.kind, json.loads(spec_json))
+        if dataset.info.kind == "image":
+            _check_batch(pipeline, samples, indices, limits)
         where = [augment_index(epoch, int(i), len(dataset)) for i in indices]
         results = pipeline.batch(samples, seed=seed, indices=where)
         samples = [r.image if dataset.info.kind == "image" else r.text for r in results]
@@ -111,6 +118,23 @@ def build_batch(source: str, spec_json: str | None, seed: int, epoch: int, indic
         np.stack(samples, out=np.ndarray(shape, first.dtype, buffer=_slot_buffer(slot[0])))
         return _InSlot(shape, first.dtype.str), labels
     return np.stack(samples), labels  # one array crosses the process boundary
+
+
+def _image_bytes(pipeline: Any, image: np.ndarray, limits: Limits, what: str) -> int:
+    """Bytes of the largest output ``pipeline`` can make of ``image``; LimitError if over the
+    pixel limit."""
+    bound = pipeline.check_size(image.shape, limits.max_pixels, what)
+    channels = image.shape[2] if image.ndim == 3 else 1
+    return int(bound.pixels * channels * pipeline.output_itemsize(image.dtype))
+
+
+def _check_batch(pipeline: Any, samples: list[Any], indices: np.ndarray, limits: Limits) -> None:
+    total = sum(_image_bytes(pipeline, np.asarray(x), limits, f"dataset sample {int(i)}")
+                for x, i in zip(samples, indices, strict=True))
+    if total > limits.max_reply_bytes:
+        raise LimitError(f"a batch of {len(samples)} augmented images could take {total} bytes, "
+                         f"over the reply limit of {limits.max_reply_bytes}; ask for a smaller "
+                         "batch_size")
 
 
 class _Slots:
@@ -215,6 +239,7 @@ class _Plan:
     batches: list[np.ndarray]  # dataset indices of each batch still to send
     first: int
     total: int
+    batch_bytes: int = 0  # a batch's reply, estimated from the first sample's output bound
 
 
 class EpochStreamer:
@@ -301,21 +326,33 @@ class EpochStreamer:
         shards = request.num_shards or 1
         kind = dataset.info.kind
         spec_json = None
+        batch_bytes = 0
         if request.HasField("pipeline"):
-            spec = resolve_spec(request.pipeline, kind)
-            spec_json = dumps(build_pipeline(kind, spec).to_spec())  # validates the spec
+            spec = resolve_spec(request.pipeline, kind, self.limits.max_spec_bytes)
+            pipeline: Any = build_pipeline(kind, spec)  # validates the spec
+            spec_json = dumps(pipeline.to_spec())
+            if kind == "image" and len(part):
+                # Refused now, not from a worker mid-stream, when the first sample shows it;
+                # the workers check every sample of every batch again.
+                first = np.asarray(dataset.samples(part[:1])[0][0])
+                one = _image_bytes(pipeline, first, self.limits, f"dataset sample {int(part[0])}")
+                batch_bytes = one * int(min(request.batch_size, len(part)))
+                if batch_bytes > self.limits.max_reply_bytes:
+                    raise LimitError(f"batch_size {request.batch_size} of augmented images of "
+                                     f"about {one} bytes each could take {batch_bytes} bytes, over "
+                                     f"the reply limit of {self.limits.max_reply_bytes}")
         total = num_batches(len(part), batch_size=request.batch_size, shard=request.shard,
                             num_shards=shards)
         batches = [part[positions] for positions in epoch_batches(
             len(part), seed=request.seed, epoch=request.epoch, batch_size=request.batch_size,
             shard=request.shard, num_shards=shards, start_batch=request.start_batch)]
-        return _Plan(source, kind, spec_json, batches, int(request.start_batch), total)
+        return _Plan(source, kind, spec_json, batches, int(request.start_batch), total, batch_bytes)
 
     def stream(self, request: pb.StreamEpochRequest, plan: _Plan,
                is_active: Callable[[], bool]) -> Iterator[pb.EpochBatch | Encoded]:
         """The batches of ``plan`` in order, at most ``window`` in flight, until the client leaves."""
         pool = self.pool()
-        args = (plan.source, plan.spec_json, request.seed, request.epoch)
+        args = (plan.source, plan.spec_json, request.seed, request.epoch, self.limits)
         pending: deque[tuple[Future[Any], SharedMemory | None]] = deque()
         todo = iter(plan.batches)
         # Raw image batches go through shared-memory slots, sized by the first batch of the kind.

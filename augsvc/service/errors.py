@@ -25,6 +25,10 @@ def status_for(exc: BaseException) -> tuple[grpc.StatusCode, str]:
         return grpc.StatusCode.INVALID_ARGUMENT, str(exc)
     if isinstance(exc, ResourceError):
         return grpc.StatusCode.FAILED_PRECONDITION, str(exc)
+    if isinstance(exc, MemoryError):  # the process's ceiling (--max-memory) stopped an allocation
+        return grpc.StatusCode.RESOURCE_EXHAUSTED, (
+            f"the server ran out of memory for this request ({exc or 'MemoryError'}); its ceiling "
+            "is --max-memory: send fewer or smaller samples")
     if isinstance(exc, BrokenProcessPool):  # the pool is rebuilt; a retry (or resume) succeeds
         return grpc.StatusCode.UNAVAILABLE, f"a batch worker died ({exc}); retry"
     return grpc.StatusCode.INTERNAL, f"internal error: {type(exc).__name__}: {exc}"

@@ -8,10 +8,10 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from augsvc.errors import InputError
+from augsvc.errors import InputError, LimitError
 from augsvc.image.pipeline import ImagePipeline
 from augsvc.image.presets import IMAGE_PRESETS, image_preset
-from augsvc.spec import dumps
+from augsvc.spec import check_nesting, dumps
 from augsvc.text.pipeline import TextPipeline
 from augsvc.text.presets import TEXT_PRESETS, text_preset
 from augsvc.v1 import augment_pb2 as pb
@@ -41,18 +41,27 @@ class PipelineCache:
         return value
 
 
-def resolve_spec(pipeline: pb.Pipeline, kind: str) -> Any:
+def resolve_spec(pipeline: pb.Pipeline, kind: str, max_spec_bytes: int = 1024 * 1024) -> Any:
     """A Pipeline message as a spec: its JSON, or the ``kind`` ("image"/"text") preset it names.
 
     Raises:
         InputError: invalid JSON, an unknown preset, or no pipeline at all.
+        SpecError: JSON nested too deeply to be a spec.
+        LimitError: spec_json longer than ``max_spec_bytes`` characters.
     """
     source = pipeline.WhichOneof("source")
     if source == "spec_json":
+        text = pipeline.spec_json
+        if len(text) > max_spec_bytes:
+            raise LimitError(f"pipeline.spec_json: {len(text)} characters is over the limit of "
+                             f"{max_spec_bytes}")
+        check_nesting(text)
         try:
-            return json.loads(pipeline.spec_json)
+            return json.loads(text)
         except json.JSONDecodeError as exc:
             raise InputError(f"pipeline.spec_json is not valid JSON: {exc}") from None
+        except RecursionError:  # check_nesting bounds the depth; kept for a smaller stack
+            raise InputError("pipeline.spec_json is nested too deeply") from None
     if source == "preset":
         found = image_preset(pipeline.preset) if kind == "image" else text_preset(pipeline.preset)
         if found is None:

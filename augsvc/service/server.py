@@ -29,6 +29,7 @@ from augsvc.service.codec import Limits
 from augsvc.service.config import ServeConfig
 from augsvc.service.epochs import EpochStreamer
 from augsvc.service.logs import CallLog
+from augsvc.service.memory_budget import MemoryBudget, apply_ceiling
 from augsvc.service.metrics import Metrics, MetricsEndpoint
 from augsvc.service.observe import CallObserver, ObservingInterceptor
 from augsvc.service.servicer import AugmenterServicer, add_augmenter
@@ -54,7 +55,8 @@ def build_server(address: str = "127.0.0.1:0", *, workers: int = 4, limits: Limi
                  max_message_bytes: int = _MAX_MESSAGE, token: str | None = None,
                  tls: tuple[bytes, bytes] | None = None, observers: Sequence[CallObserver] = (),
                  health_servicer: health.HealthServicer | None = None,
-                 reuse_port: bool = False, epochs: EpochStreamer | None = None
+                 reuse_port: bool = False, epochs: EpochStreamer | None = None,
+                 budget: MemoryBudget | None = None
                  ) -> tuple[grpc.Server, int]:
     """A ready (not yet started) server bound to ``address``, and the bound port.
 
@@ -73,6 +75,7 @@ def build_server(address: str = "127.0.0.1:0", *, workers: int = 4, limits: Limi
             use fails instead of silently splitting its traffic.
         epochs: the datasets and worker pool of ListDatasets/StreamEpoch (default: the
             built-in datasets, batches built on the request thread).
+        budget: memory that requests in flight reserve before they run (default: none).
 
     Returns:
         (server, port).
@@ -90,7 +93,7 @@ def build_server(address: str = "127.0.0.1:0", *, workers: int = 4, limits: Limi
         options=[("grpc.max_receive_message_length", max_message_bytes),
                  ("grpc.max_send_message_length", max_message_bytes),
                  ("grpc.so_reuseport", int(reuse_port))])
-    add_augmenter(AugmenterServicer(limits, epochs=epochs), server)
+    add_augmenter(AugmenterServicer(limits, epochs=epochs, budget=budget), server)
     health_servicer = health_servicer or health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     for name in ("", SERVICE_NAME):
@@ -134,7 +137,7 @@ class AugmentServer:
             config.address, workers=config.threads, limits=config.limits,
             max_message_bytes=config.max_message_bytes, token=config.token, tls=tls,
             observers=(self.metrics, CallLog()), health_servicer=self.health, reuse_port=reuse_port,
-            epochs=self.epochs)
+            epochs=self.epochs, budget=MemoryBudget.for_ceiling(config.memory_ceiling))
         self.endpoint: MetricsEndpoint | None = None
         if config.metrics_port is not None:
             port = config.metrics_port + process_index if config.metrics_port else 0
@@ -179,6 +182,7 @@ def serve(config: ServeConfig, *, process_index: int = 0, reuse_port: bool = Fal
         0 after a clean stop.
     """
     reuse_large_buffers()
+    apply_ceiling(config.memory_ceiling)  # before the batch workers start: they inherit it
     server = AugmentServer(config, process_index=process_index, reuse_port=reuse_port)
     stop = threading.Event()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
@@ -22,6 +23,7 @@ from augsvc.service.codec import (
 )
 from augsvc.service.epochs import EpochStreamer
 from augsvc.service.errors import retry_pushback, status_for
+from augsvc.service.memory_budget import MemoryBudget
 from augsvc.service.pipelines import build_pipeline, resolve_spec
 from augsvc.spec import dumps
 from augsvc.text.presets import TEXT_PRESETS
@@ -46,9 +48,11 @@ def _indices(given: Any, count: int, start: int) -> list[int]:
 class AugmenterServicer(pb_grpc.AugmenterServicer):
     """Serves augsvc.v1.Augmenter; every error reaches the client as a status with a message."""
 
-    def __init__(self, limits: Limits | None = None, *, epochs: EpochStreamer | None = None) -> None:
+    def __init__(self, limits: Limits | None = None, *, epochs: EpochStreamer | None = None,
+                 budget: MemoryBudget | None = None) -> None:
         self.limits = limits or Limits()
         self.epochs = epochs or EpochStreamer(limits=self.limits)
+        self.budget = budget or MemoryBudget(None)
 
     def _guard(self, context: grpc.ServicerContext, run: Callable[[], R]) -> R:
         try:
@@ -75,22 +79,48 @@ class AugmenterServicer(pb_grpc.AugmenterServicer):
                                          text_presets=sorted(TEXT_PRESETS))
 
     def _augment_images(self, request: pb.AugmentImagesRequest) -> pb.AugmentImagesResponse:
-        if len(request.samples) > self.limits.max_samples:
+        limits = self.limits
+        if len(request.samples) > limits.max_samples:
             raise LimitError(f"{len(request.samples)} samples is over the limit of "
-                             f"{self.limits.max_samples}")
-        pipeline: Any = build_pipeline("image", resolve_spec(request.pipeline, "image"))
+                             f"{limits.max_samples}")
+        pipeline: Any = build_pipeline("image", resolve_spec(request.pipeline, "image",
+                                                             limits.max_spec_bytes))
         seed = request.seed if request.HasField("seed") else None
         indices = _indices(request.indices, len(request.samples), request.start_index)
+        # Every input is decoded and every output bounded before any augmentation runs: a
+        # request the server cannot afford is refused whole, before it allocates.
+        images = [decode_image(sample.image, f"samples[{k}].image", limits)
+                  for k, sample in enumerate(request.samples)]
+        reply_bytes = largest = 0
+        for k, image in enumerate(images):
+            bound = pipeline.check_size(image.shape, limits.max_pixels, f"samples[{k}]")
+            channels = image.shape[2] if image.ndim == 3 else 1
+            itemsize = pipeline.output_itemsize(image.dtype)
+            reply_bytes += bound.pixels * channels * itemsize
+            largest = max(largest, bound.peak_pixels * channels * itemsize)
+        if reply_bytes > limits.max_reply_bytes:
+            raise LimitError(f"the augmented images could take {reply_bytes} bytes, over the "
+                             f"reply limit of {limits.max_reply_bytes}; send fewer or smaller "
+                             "images per request")
+        # Held at once: one sample's images on the way (input, a few temporaries, output) and
+        # the reply twice (its message and its serialized bytes).
+        need = 3 * largest + 2 * reply_bytes
+        with self.budget.reserve(need, f"this request ({len(images)} images)"):
+            return self._run_images(request, pipeline, images, seed, indices)
+
+    def _run_images(self, request: pb.AugmentImagesRequest, pipeline: Any, images: list[Any],
+                    seed: int | None, indices: list[int]) -> pb.AugmentImagesResponse:
+        limits = self.limits
         out = []
         for k, sample in enumerate(request.samples):
             what = f"samples[{k}]"
             result = pipeline(
-                decode_image(sample.image, f"{what}.image", self.limits),
-                mask=from_tensor(sample.mask, f"{what}.mask", self.limits)
+                images[k],
+                mask=from_tensor(sample.mask, f"{what}.mask", limits)
                 if sample.HasField("mask") else None,
-                bboxes=from_tensor(sample.bboxes, f"{what}.bboxes", self.limits)
+                bboxes=from_tensor(sample.bboxes, f"{what}.bboxes", limits)
                 if sample.HasField("bboxes") else None,
-                keypoints=from_tensor(sample.keypoints, f"{what}.keypoints", self.limits)
+                keypoints=from_tensor(sample.keypoints, f"{what}.keypoints", limits)
                 if sample.HasField("keypoints") else None,
                 seed=seed, index=indices[k], return_params=request.return_params)
             out.append(pb.AugmentedImage(
@@ -102,18 +132,28 @@ class AugmenterServicer(pb_grpc.AugmenterServicer):
         return pb.AugmentImagesResponse(request_id=request.request_id, samples=out)
 
     def _augment_texts(self, request: pb.AugmentTextsRequest) -> pb.AugmentTextsResponse:
-        if len(request.texts) > self.limits.max_texts:
-            raise LimitError(f"{len(request.texts)} texts is over the limit of "
-                             f"{self.limits.max_texts}")
-        too_long = [k for k, t in enumerate(request.texts) if len(t) > self.limits.max_text_chars]
+        limits = self.limits
+        if len(request.texts) > limits.max_texts:
+            raise LimitError(f"{len(request.texts)} texts is over the limit of {limits.max_texts}")
+        too_long = [k for k, t in enumerate(request.texts) if len(t) > limits.max_text_chars]
         if too_long:
-            raise LimitError(f"texts[{too_long[0]}] is over {self.limits.max_text_chars} characters")
-        pipeline: Any = build_pipeline("text", resolve_spec(request.pipeline, "text"))
+            raise LimitError(f"texts[{too_long[0]}] is over {limits.max_text_chars} characters")
+        n = max(1, request.n)
+        if len(request.texts) * n > limits.max_text_variants:
+            raise LimitError(f"{len(request.texts)} texts x n={n} is {len(request.texts) * n} "
+                             f"augmented texts, over the limit of {limits.max_text_variants} "
+                             "per request")
+        chars = sum(len(t) for t in request.texts) * n
+        if chars > limits.max_reply_bytes // 4:  # UTF-8: up to 4 bytes a character
+            raise LimitError(f"{chars} characters out (input characters x n={n}) could be over "
+                             f"the reply limit of {limits.max_reply_bytes} bytes")
+        pipeline: Any = build_pipeline("text", resolve_spec(request.pipeline, "text",
+                                                            limits.max_spec_bytes))
         results = pipeline.batch(list(request.texts),
                                  seed=request.seed if request.HasField("seed") else None,
                                  indices=_indices(request.indices, len(request.texts),
                                                   request.start_index),
-                                 n=max(1, request.n), return_ops=request.return_ops)
+                                 n=n, return_ops=request.return_ops)
         return pb.AugmentTextsResponse(request_id=request.request_id, samples=[
             pb.AugmentedText(index=r.index, variant=r.variant, text=r.text,
                              ops_json=dumps(r.ops) if r.ops is not None else "")
@@ -148,12 +188,17 @@ class AugmenterServicer(pb_grpc.AugmenterServicer):
     def StreamEpoch(self, request: pb.StreamEpochRequest,
                     context: grpc.ServicerContext) -> Iterator[pb.EpochBatch | Encoded]:
         plan = self._guard(context, lambda: self.epochs.plan(request))
-        batches = self.epochs.stream(request, plan, context.is_active)
-        while True:  # one batch at a time: the next is built only when gRPC asks for it
-            batch = self._guard(context, lambda: next(batches, None))
-            if batch is None:
-                return
-            yield batch
+        with contextlib.ExitStack() as held:
+            # The server holds up to a window of batches per stream (and the one being sent).
+            need = (self.epochs.window + 2) * plan.batch_bytes
+            self._guard(context, lambda: held.enter_context(self.budget.reserve(
+                need, f"this stream ({plan.batch_bytes} bytes a batch)")))
+            batches = self.epochs.stream(request, plan, context.is_active)
+            while True:  # one batch at a time: the next is built only when gRPC asks for it
+                batch = self._guard(context, lambda: next(batches, None))
+                if batch is None:
+                    return
+                yield batch
 
 
 class _Handlers:

@@ -455,8 +455,12 @@ def load_spec(source: Any) -> Any:
     if isinstance(source, Path) or (isinstance(source, str) and not source.lstrip().startswith(("{", "["))
                                     and "\n" not in source):
         path = Path(source)
-        if not path.is_file():
-            raise SpecError(f"spec file not found: {path}")
+        try:
+            found = path.is_file()
+        except OSError:  # a name too long to be a path, for one
+            found = False
+        if not found:
+            raise SpecError(f"spec file not found: {str(path)[:200]}")
         text = path.read_text(encoding="utf-8")
     elif isinstance(source, str):
         text = source

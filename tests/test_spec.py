@@ -210,3 +210,49 @@ def test_sample_random_matches_a_freshly_seeded_random() -> None:
     keys = {sample_entropy(3, 9), sample_entropy(3, 10), sample_entropy(4, 9),
             sample_entropy(3, 9, 1), sample_entropy(3, 1_000_012), sample_entropy(3, 91)}
     assert len(keys) == 6
+
+
+def _nested(levels: int) -> dict:
+    node: dict = {"name": "horizontal_flip"}
+    for _ in range(levels):
+        node = {"one_of": [node]}
+    return {"transforms": [node]}
+
+
+@pytest.mark.parametrize("text", [
+    "[" * 50_000 + "]" * 50_000,                           # JSON flow nesting
+    "a: 1\nb: " + "[" * 50_000,                             # YAML flow nesting, unterminated
+    json.dumps(_nested(100)),
+])
+def test_deeply_nested_spec_text_is_refused_before_parsing(text: str) -> None:
+    with pytest.raises(SpecError, match="nested more than 72 levels deep"):
+        load_spec(text)
+
+
+def test_brackets_inside_strings_do_not_count_as_nesting() -> None:
+    text = json.dumps({"transforms": [{"name": "horizontal_flip", "note": "[[[[" * 100}]})
+    assert load_spec(text)["transforms"][0]["note"].startswith("[[[[")
+
+
+def test_block_yaml_nested_too_deeply_is_a_spec_error() -> None:
+    text = "".join(" " * k + "a:\n" for k in range(3000))
+    with pytest.raises(SpecError, match="nested too deeply"):
+        load_spec(text)
+
+
+def test_groups_nest_sixteen_levels_and_no_more() -> None:
+    assert len(ImagePipeline(_nested(16)).transform_names) == 1
+    with pytest.raises(SpecError, match=r"transforms\[0\](\.one_of\[0\]){16}: field 'one_of': groups "
+                                        "are nested more than 16 levels deep"):
+        ImagePipeline(_nested(17))
+
+
+def test_a_spec_has_at_most_a_thousand_nodes() -> None:
+    assert len(ImagePipeline([{"name": "horizontal_flip"}] * 1000).transform_names) == 1000
+    with pytest.raises(SpecError, match=r"transforms\[1000\]: the spec has more than 1000"):
+        ImagePipeline([{"name": "horizontal_flip"}] * 1001)
+
+
+def test_a_long_string_that_is_no_file_is_a_spec_error() -> None:
+    with pytest.raises(SpecError, match="spec file not found"):
+        load_spec("x" * 5000)

@@ -28,6 +28,9 @@ __all__ = ["AugmentClient", "Pending", "RemoteImage", "RemoteText", "pipeline_me
 T = TypeVar("T")
 
 _MAX_MESSAGE = 512 * 1024 * 1024
+# Twice the 1 s ping interval augsvc servers accept (build_server): a ping delayed on the way
+# arrives less than a keepalive after the one before, and must still not count as abuse.
+_MIN_KEEPALIVE = 2.0
 
 
 @dataclass
@@ -60,6 +63,26 @@ def _retry_config(retries: int) -> str:
     return json.dumps({"methodConfig": [{"name": unary, "retryPolicy": {
         "maxAttempts": retries + 1, "initialBackoff": "0.1s", "maxBackoff": "2s",
         "backoffMultiplier": 2, "retryableStatusCodes": ["UNAVAILABLE"]}}]})
+
+
+def _keepalive_options(keepalive: float) -> list[tuple[str, int]]:
+    """Channel options that ping every ``keepalive`` seconds and drop a connection that does not
+    answer within as long again (gRPC's doc/keepalive.md)."""
+    ms = round(keepalive * 1000)
+    return [("grpc.keepalive_time_ms", ms),
+            ("grpc.keepalive_timeout_ms", ms),
+            # Any ping in flight, not only keepalive's: gRPC sends one ping at a time, so an
+            # unanswered flow-control (BDP) ping to a frozen server holds the keepalive ping
+            # back, and it times out only after this (default 1 min; GRPC_ARG_PING_TIMEOUT_MS
+            # in chttp2's internal.h). Measured: 60 s to notice a SIGSTOPped server without it.
+            ("grpc.http2.ping_timeout_ms", ms),
+            # idle connections too: a replica that vanished between epochs leaves round_robin
+            # before the next stream is sent to it, not a stall timeout after
+            ("grpc.keepalive_permit_without_calls", 1),
+            # no cap on pings between the client's own data frames: in a StreamEpoch the
+            # client sends nothing after its request, and gRPC's default (2) would stop the
+            # pings for exactly the long streams they are there to watch
+            ("grpc.http2.max_pings_without_data", 0)]
 
 
 def _channel_credentials(tls: str | os.PathLike[str] | bytes | bool) -> grpc.ChannelCredentials:
@@ -127,18 +150,30 @@ class AugmentClient:
         reuse_memory: tune this process's allocator so batch-sized buffers are reused rather
             than mapped and page-faulted in for every reply (``augsvc.memory``); about a fifth
             of the client's CPU per image batch. False leaves the allocator alone.
+        keepalive: seconds between HTTP/2 pings on each connection, also while it is idle or
+            in a long stream; a connection whose ping is not answered within as many seconds
+            again is closed, so a replica that hangs or vanishes without closing its
+            connections is noticed within about ``2 * keepalive`` seconds: its calls fail with
+            UNAVAILABLE (streams resume elsewhere) and round_robin stops picking it. At least
+            2 s (augsvc servers accept a ping a second); None sends no pings.
 
-    Raises (from the calls): ``grpc.RpcError`` with the server's status and message.
+    Raises:
+        ValueError: no address, ``retries`` or ``keepalive`` out of range.
+
+    The calls raise ``grpc.RpcError`` with the server's status and message.
     """
 
     def __init__(self, addresses: str | Sequence[str], *, timeout: float = 60.0, token: str | None = None,
                  tls: str | os.PathLike[str] | bytes | bool | None = None, retries: int = 3,
-                 reuse_memory: bool = True) -> None:
+                 reuse_memory: bool = True, keepalive: float | None = 10.0) -> None:
         targets = [addresses] if isinstance(addresses, str) else list(addresses)
         if not targets:
             raise ValueError("give at least one address")
         if not 0 <= retries <= 4:
             raise ValueError(f"retries must be from 0 to 4 (gRPC allows 5 attempts), got {retries}")
+        if keepalive is not None and not keepalive >= _MIN_KEEPALIVE:
+            raise ValueError(f"keepalive must be at least {_MIN_KEEPALIVE:g} seconds, or None for "
+                             f"no pings; got {keepalive}")
         if reuse_memory:
             reuse_large_buffers()
         target = targets[0] if len(targets) == 1 else _ipv4_target(targets)
@@ -151,6 +186,8 @@ class AugmentClient:
                    ("grpc.enable_retries", int(retries > 0))]
         if retries:
             options.append(("grpc.service_config", _retry_config(retries)))
+        if keepalive is not None:
+            options += _keepalive_options(keepalive)
         channel = grpc.insecure_channel(target, options=options) if tls is None or tls is False \
             else grpc.secure_channel(target, _channel_credentials(tls), options=options)
         self.channel = channel if token is None \
@@ -242,7 +279,11 @@ class AugmentClient:
                  "description": d.description} for d in reply.datasets]
 
     def stream_epoch(self, dataset: str, spec: Any = None, **kwargs: Any) -> Iterator[EpochBatch]:
-        """One epoch of a server-side dataset, resuming on failures (:func:`augsvc.streams.stream_epoch`)."""
+        """One epoch of a server-side dataset, resuming on failures and stalls.
+
+        Keyword arguments (``seed``, ``epoch``, ``batch_size``, ``retries``, ``stall_timeout``,
+        ...) are those of :func:`augsvc.streams.stream_epoch`.
+        """
         from augsvc.streams import stream_epoch
 
         return stream_epoch(self, dataset, spec, **kwargs)

@@ -46,6 +46,8 @@ MAX_SPEC_DEPTH = 16
 """Groups nested in groups, at most (real pipelines use two or three levels)."""
 MAX_SPEC_NODES = 1000
 """Transforms and groups in one spec, at most."""
+MAX_SOME_OF_N = 100
+"""Children a some_of group applies, at most (with replace, n may exceed the children)."""
 _MAX_DATA_DEPTH = 4 * MAX_SPEC_DEPTH + 8
 """Nesting of JSON/YAML containers a spec may have: two per group level (the group's mapping and
 its list), plus a transform's own fields (ranges, per-channel lists) and some room."""
@@ -71,7 +73,11 @@ def did_you_mean(word: str, known: Sequence[str]) -> str:
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int):  # JSON integers are unbounded; past 2**1000 float() overflows
+        return abs(value) <= 2**1000
+    return isinstance(value, float) and math.isfinite(value)
 
 
 @dataclass(frozen=True)
@@ -188,6 +194,8 @@ class Param:
                 raise fail("must be an integer", shown)
         elif not _is_number(value):
             raise fail("must be a finite number", shown)
+        if integer and abs(value) > 2**63:  # also keeps float() and messages away from huge ints
+            raise fail("out of range", shown if abs(value) < 10**30 else "a huge integer")
         if (self.low is not None and value < self.low) or (self.high is not None and value > self.high):
             raise fail("out of range", shown)
         return value if integer else float(value)
@@ -402,14 +410,19 @@ def _parse_node(raw: Any, registry: Mapping[str, TransformInfo], path: str,
         {k: v for k, v in raw.items() if k not in (kind, "p")}, path)
     n, replace = raw.get("n", 1), raw.get("replace", False)
     if kind == "some_of":
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1 or (
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1 or n > MAX_SOME_OF_N or (
                 not replace and n > len(children)):
-            limit = "any integer >= 1" if replace else f"integer in [1, {len(children)}]"
-            raise SpecError(f"n must be how many children to pick, got {n!r}", path=path,
-                            field="n", value=n, allowed=limit)
+            top = MAX_SOME_OF_N if replace else min(len(children), MAX_SOME_OF_N)
+            shown = n if not isinstance(n, int) or abs(n) < 10**30 else "a huge integer"
+            raise SpecError(f"n must be how many children to pick, got {shown!r}", path=path,
+                            field="n", value=shown, allowed=f"integer in [1, {top}]")
         if not isinstance(replace, bool):
             raise SpecError(f"replace must be true or false, got {replace!r}", path=path,
                             field="replace", value=replace, allowed="true or false")
+    if kind in ("one_of", "some_of") and all(c.p == 0 for c in children):
+        # The group picks children by their p, normalised by the sum: all 0 picks nothing.
+        raise SpecError(f"a {kind} group needs a child with p > 0", path=path, field=kind,
+                        allowed="at least one child with p > 0")
     return GroupNode(kind=kind, children=children, p=p, n=n, replace=replace, params=params)
 
 

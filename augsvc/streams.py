@@ -1,9 +1,10 @@
 """Epochs over the network: a resuming StreamEpoch iterator and torch IterableDatasets over it.
 
 ``stream_epoch`` asks a server (or several replicas behind gRPC's round_robin) for one epoch's
-batches and, when the connection breaks, asks again from the first batch it has not received:
-the epoch plan is a pure function of the request, so any replica continues exactly where the
-last one stopped and every sample of the shard arrives once.
+batches and, when the connection breaks or the server stops sending (a hung replica), asks
+again from the first batch it has not received: the epoch plan is a pure function of the
+request, so any replica continues exactly where the last one stopped and every sample of the
+shard arrives once.
 
 ``RemoteEpochDataset`` wraps it for a training loop: a background thread keeps ``prefetch``
 batches ready, and the shard is chosen from the DDP rank and the DataLoader worker so that
@@ -29,6 +30,7 @@ from torch.utils.data import IterableDataset, get_worker_info
 from augsvc.errors import AugsvcError
 from augsvc.image.dataset import stack_images
 from augsvc.service.codec import Limits, decode_image, from_tensor
+from augsvc.service.errors import RETRY_PUSHBACK_KEY
 from augsvc.v1 import augment_pb2 as pb
 
 if TYPE_CHECKING:
@@ -41,6 +43,13 @@ _PARTS = {"all": pb.PART_ALL, "train": pb.PART_TRAIN, "holdout": pb.PART_HOLDOUT
 _RETRY = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.ABORTED, grpc.StatusCode.UNKNOWN,
           grpc.StatusCode.INTERNAL)
 _LIMITS = Limits(max_tensor_bytes=2**40, max_pixels=2**62)
+# The longest wait a server's retry hint buys: the hint speaks for the replica that answered,
+# and round_robin sends the next attempt to the next replica, which may be free at once; a
+# hint of minutes (or a garbled one) must not park a training run.
+_MAX_PUSHBACK = 10.0
+# How long a stream keeps asking servers that answer "busy, retry" (with a hint) before it gives
+# up: such answers are no failure of the replica and do not use up ``retries``.
+_MAX_BUSY_SECONDS = 120.0
 _log = logging.getLogger("augsvc.client")
 
 
@@ -69,30 +78,103 @@ def _decode(reply: pb.EpochBatch) -> EpochBatch:
                       stacked)
 
 
+class _StallWatch:
+    """Cancels a streaming call that sends nothing for ``timeout`` seconds while it is awaited.
+
+    Only the waits inside :meth:`next` count: while the consumer holds a batch the server is
+    rightly held back by flow control, and a slow training step is no stall. One thread per
+    call sleeps until the current wait's deadline; ``timeout=None`` watches nothing.
+    """
+
+    def __init__(self, call: Any, timeout: float | None) -> None:  # call: gRPC's stream iterator
+        self._call, self._timeout = call, timeout
+        self._deadline: float | None = None  # monotonic time the awaited message is due by
+        self._closed = False
+        self._wake = threading.Condition()
+        self.fired = False  # set before the cancel, so the CANCELLED that follows is known ours
+        if timeout is not None:
+            threading.Thread(target=self._run, name="augsvc-stall-watch", daemon=True).start()
+
+    def next(self) -> Any:
+        """The call's next message, or None at its end; raises its ``grpc.RpcError``."""
+        if self._timeout is None:
+            return next(self._call, None)
+        with self._wake:
+            self._deadline = time.monotonic() + self._timeout
+            self._wake.notify()
+        try:
+            return next(self._call, None)
+        finally:
+            with self._wake:
+                self._deadline = None
+
+    def close(self) -> None:
+        with self._wake:
+            self._closed = True
+            self._wake.notify()
+
+    def _run(self) -> None:
+        with self._wake:
+            while not self._closed:
+                left = None if self._deadline is None else self._deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    self.fired = True
+                    break
+                self._wake.wait(left)  # until the deadline, or woken by next() and close()
+        if self.fired:
+            self._call.cancel()  # outside the lock: the waiting next() wakes with CANCELLED
+
+
+def _retry_hint(trailers: Sequence[tuple[str, str | bytes]] | None) -> float | None:
+    """The wait in seconds a server asked for (``grpc-retry-pushback-ms``), at most
+    ``_MAX_PUSHBACK``; None without a hint or with one that is not a whole number of ms."""
+    for key, value in trailers or ():
+        if key == RETRY_PUSHBACK_KEY:
+            try:
+                ms = int(value.decode() if isinstance(value, bytes) else value)
+            except ValueError:
+                return None
+            return min(ms / 1000, _MAX_PUSHBACK) if ms >= 0 else None
+    return None
+
+
 def stream_epoch(client: AugmentClient, dataset: str, spec: Any = None, *, seed: int, epoch: int,
                  batch_size: int, shard: int = 0, num_shards: int = 1, start_batch: int = 0,
                  part: str = "all", holdout_fraction: float = 0.0, limit: int = 0,
-                 retries: int = 8, backoff: float = 0.2) -> Iterator[EpochBatch]:
-    """The batches of one epoch, resuming on another replica when a server goes away.
+                 retries: int = 8, backoff: float = 0.2,
+                 stall_timeout: float | None = 30.0) -> Iterator[EpochBatch]:
+    """The batches of one epoch, resuming on another replica when a server goes away or hangs.
 
     Args:
         client: an :class:`~augsvc.client.AugmentClient` (one address or several replicas).
         dataset: a name from ``client.list_datasets()``.
         spec: an augmentation spec or preset name; None streams the samples as stored.
         part, holdout_fraction, limit: which samples the epoch covers (see the proto).
-        retries: reconnection attempts in a row (UNAVAILABLE and broken streams) before giving up;
-            the wait doubles from ``backoff`` seconds each time, to at most 5 s (about 20 s in
-            all by default: long enough for a restarted replica to come back).
+        retries: reconnection attempts in a row (UNAVAILABLE, broken or stalled streams) before
+            giving up; the wait doubles from ``backoff`` seconds each time, to at most 5 s
+            (about 20 s in all by default: long enough for a restarted replica to come back).
+            A busy server's answer with a retry hint (``grpc-retry-pushback-ms``) is waited out
+            as asked (up to 10 s each) and uses up no retry, for up to 120 s in all.
+        stall_timeout: seconds to wait for the next batch before the call is cancelled and the
+            epoch resumed from that batch (on the next replica, by round_robin): a replica that
+            hangs, or a host gone without closing its connection, costs at most
+            ``stall_timeout + backoff`` seconds. Waits only count while the consumer asks for a
+            batch; raise it above the slowest batch the server may take to build. None waits
+            forever (then only the client's ``keepalive`` notices a dead connection).
 
     Raises:
         grpc.RpcError: the server's status (INVALID_ARGUMENT, ...) or the last failure.
+        TimeoutError: the last of ``retries + 1`` attempts in a row stalled.
         AugsvcError: a server answered with a batch out of order.
+        ValueError: an unknown ``part``, or ``stall_timeout`` not above 0.
     """
     if part not in _PARTS:
         raise ValueError(f"part must be one of {sorted(_PARTS)}, got {part!r}")
+    if stall_timeout is not None and not stall_timeout > 0:
+        raise ValueError(f"stall_timeout must be > 0 seconds or None, got {stall_timeout}")
     from augsvc.client import pipeline_message  # client imports this module lazily too
 
-    next_batch, failures = start_batch, 0
+    next_batch, failures, busy_waited = start_batch, 0, 0.0
     while True:
         request = pb.StreamEpochRequest(
             request_id=uuid.uuid4().hex, dataset=dataset, seed=seed, epoch=epoch,
@@ -101,8 +183,9 @@ def stream_epoch(client: AugmentClient, dataset: str, spec: Any = None, *, seed:
         if spec is not None:
             request.pipeline.CopyFrom(pipeline_message(spec))
         call = client.stub.StreamEpoch(request)
+        watch = _StallWatch(call, stall_timeout)
         try:
-            for reply in call:
+            while (reply := watch.next()) is not None:
                 if reply.batch_index != next_batch:
                     raise AugsvcError(f"expected batch {next_batch}, the server sent "
                                       f"{reply.batch_index}")
@@ -111,13 +194,39 @@ def stream_epoch(client: AugmentClient, dataset: str, spec: Any = None, *, seed:
             return
         except grpc.RpcError as exc:
             code = exc.code() if isinstance(exc, grpc.Call) else None
-            if code not in _RETRY or failures >= retries:
+            stalled = watch.fired and code == grpc.StatusCode.CANCELLED
+            if not stalled and code not in _RETRY:
+                raise
+            hint = _retry_hint(exc.trailing_metadata()) if isinstance(exc, grpc.Call) else None
+            if hint is not None and busy_waited + hint <= _MAX_BUSY_SECONDS:
+                # Busy, not broken: wait as asked, without using up a retry.
+                busy_waited += hint
+                _log.warning("stream of %s epoch %d: the server is busy (%s); asking again at "
+                             "batch %d in %.3g s (the server's retry hint)", dataset, epoch,
+                             exc.details() if isinstance(exc, grpc.Call) else "?", next_batch, hint)
+                time.sleep(hint)
+                continue
+            if failures >= retries:
+                if stalled:
+                    raise TimeoutError(
+                        f"stream of {dataset} epoch {epoch} gave up after {failures + 1} failed "
+                        f"attempts in a row, the last with no batch for {stall_timeout:g} s; "
+                        "raise stall_timeout if the server needs longer for a batch") from exc
                 raise
             failures += 1
-            _log.warning("stream of %s epoch %d broke (%s); resuming at batch %d, attempt %d of %d",
-                         dataset, epoch, code.name if code else "?", next_batch, failures, retries)
-            time.sleep(min(5.0, backoff * 2 ** (failures - 1)))
+            wait = hint if hint is not None else min(5.0, backoff * 2 ** (failures - 1))
+            if stalled:
+                _log.warning("stream of %s epoch %d stalled: no batch for %g s (stall_timeout), "
+                             "cancelled; resuming at batch %d in %.3g s, attempt %d of %d",
+                             dataset, epoch, stall_timeout, next_batch, wait, failures, retries)
+            else:
+                _log.warning("stream of %s epoch %d broke (%s); resuming at batch %d in %.3g s%s, "
+                             "attempt %d of %d", dataset, epoch, code.name if code else "?",
+                             next_batch, wait, " (the server's retry hint)" if hint is not None
+                             else "", failures, retries)
+            time.sleep(wait)
         finally:
+            watch.close()
             call.cancel()  # the consumer stopped early, or the stream broke: free the server
 
 
@@ -146,7 +255,10 @@ class RemoteEpochDataset(IterableDataset[Any]):
         dataset, spec, seed, batch_size, part, holdout_fraction, limit: as in :func:`stream_epoch`.
         prefetch: batches kept ready ahead of the consumer by a background thread.
         rank, world_size: the DDP position; default: from ``torch.distributed`` when initialised.
-        client_options: keyword arguments for :class:`~augsvc.client.AugmentClient` (token, tls).
+        stall_timeout: seconds without a batch before the stream resumes on another replica,
+            None to wait forever (:func:`stream_epoch`).
+        client_options: keyword arguments for :class:`~augsvc.client.AugmentClient` (token, tls,
+            keepalive).
 
     Call :meth:`set_epoch` before each epoch.
     """
@@ -155,15 +267,19 @@ class RemoteEpochDataset(IterableDataset[Any]):
                  seed: int, batch_size: int, epoch: int = 0, part: str = "all",
                  holdout_fraction: float = 0.0, limit: int = 0, prefetch: int = 4,
                  rank: int | None = None, world_size: int | None = None,
-                 with_indices: bool = False, client_options: dict[str, Any] | None = None) -> None:
+                 with_indices: bool = False, client_options: dict[str, Any] | None = None,
+                 stall_timeout: float | None = 30.0) -> None:
         if prefetch < 1:
             raise ValueError(f"prefetch must be >= 1, got {prefetch}")
+        if stall_timeout is not None and not stall_timeout > 0:
+            raise ValueError(f"stall_timeout must be > 0 seconds or None, got {stall_timeout}")
         self.addresses, self.dataset, self.spec = addresses, dataset, spec
         self.seed, self.batch_size, self.epoch = seed, batch_size, epoch
         self.part, self.holdout_fraction, self.limit = part, holdout_fraction, limit
         self.prefetch, self.rank, self.world_size = prefetch, rank, world_size
         self.client_options = client_options or {}
         self.with_indices = with_indices
+        self.stall_timeout = stall_timeout
         self.start_batch = 0
 
     def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
@@ -189,7 +305,8 @@ class RemoteEpochDataset(IterableDataset[Any]):
                 client, self.dataset, self.spec, seed=self.seed, epoch=epoch,
                 batch_size=self.batch_size, shard=shard, num_shards=num_shards,
                 start_batch=start_batch, part=self.part,
-                holdout_fraction=self.holdout_fraction, limit=self.limit)
+                holdout_fraction=self.holdout_fraction, limit=self.limit,
+                stall_timeout=self.stall_timeout)
 
         return Prefetch(batches, self._item, self.prefetch)
 

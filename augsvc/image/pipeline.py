@@ -320,7 +320,8 @@ class ImagePipeline:
         if bboxes is not None:
             data["bboxes"] = _check_points(bboxes, "bboxes", 4)
         if keypoints is not None:
-            data["keypoints"] = _check_points(keypoints, "keypoints", 2)
+            fmt = self.spec.options["keypoint_format"] if self.spec is not None else "xy"
+            data["keypoints"] = _check_points(keypoints, f"keypoints ({fmt})", len(fmt))
         key = ("bboxes" in data or "keypoints" in data, image.ndim == 3 and image.shape[2] == 4)
         built = self._variants.get(key)
         if built is None:

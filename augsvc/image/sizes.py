@@ -171,6 +171,9 @@ def _walk(node: A.BasicTransform | A.BaseCompose, state: _State, certain: bool) 
                 options[0].merge(option)
             if not (fires and forced):
                 options[0].merge(out)
+            if (options[0].height, options[0].width, options[0].peak) == \
+                    (out.height, out.width, out.peak):
+                break  # a fixed point: more rounds cannot grow the bound
             out = options[0]
         if not fires:
             out.merge(state)

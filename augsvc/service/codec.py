@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import math
 import warnings
 from dataclasses import dataclass
 from typing import Any
@@ -14,10 +15,14 @@ from PIL import Image
 from augsvc.errors import InputError, LimitError
 from augsvc.v1 import augment_pb2 as pb
 
-__all__ = ["Encoded", "LimitError", "Limits", "decode_image", "encode_image", "encode_with_tensor",
-           "encoded_size", "from_tensor", "serialize", "to_tensor"]
+__all__ = ["ENCODINGS", "Encoded", "LimitError", "Limits", "decode_image", "encode_image",
+           "encode_with_tensor", "encoded_size", "from_tensor", "serialize", "to_tensor"]
 
 _DTYPES = frozenset({"uint8", "float32", "float64", "int32", "int64", "uint16", "bool"})
+_MAX_DIMS = 8
+_MAX_DIM = 2**31 - 1
+ENCODINGS = frozenset(pb.Encoding.values())
+"""The output encodings a request may ask for."""
 
 
 @dataclass(frozen=True)
@@ -103,16 +108,20 @@ def encode_with_tensor(message: Any, field: str, array: np.ndarray) -> Encoded:
 def from_tensor(tensor: pb.Tensor, what: str, limits: Limits) -> np.ndarray:
     """The array a Tensor message holds; InputError if malformed, LimitError if too large."""
     if tensor.dtype not in _DTYPES:
-        raise InputError(f"{what}: dtype {tensor.dtype!r} is not one of {sorted(_DTYPES)}")
+        raise InputError(f"{what}: dtype {tensor.dtype[:40]!r} is not one of {sorted(_DTYPES)}")
     data = tensor.data  # each read of a bytes field makes a fresh copy
     if len(data) > limits.max_tensor_bytes:
         raise LimitError(f"{what}: {len(data)} bytes is over the limit of "
                          f"{limits.max_tensor_bytes}")
     shape = tuple(int(s) for s in tensor.shape)
+    if len(shape) > _MAX_DIMS:
+        raise InputError(f"{what}: {len(shape)} dimensions, at most {_MAX_DIMS} are allowed")
     if any(s < 0 for s in shape):
         raise InputError(f"{what}: negative dimension in shape {shape}")
+    if any(s > _MAX_DIM for s in shape):  # only an empty array could have one: refuse it
+        raise InputError(f"{what}: dimension over {_MAX_DIM} in shape {shape}")
     dtype = np.dtype(tensor.dtype)
-    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    expected = math.prod(shape) * dtype.itemsize  # Python ints: no int64 wrap-around
     if expected != len(data):
         raise InputError(f"{what}: shape {shape} of {tensor.dtype} needs {expected} bytes, "
                          f"got {len(data)}")
@@ -187,12 +196,22 @@ def encode_image(array: np.ndarray, encoding: int) -> pb.Image:
     """Raw by default; PNG/JPEG when asked (uint8 images only)."""
     if encoding == pb.ENCODING_RAW:
         return pb.Image(array=to_tensor(array))
+    if encoding not in ENCODINGS:
+        raise InputError(f"output_encoding {encoding} is not one of {sorted(ENCODINGS)} "
+                         "(0 raw, 1 PNG, 2 JPEG)")
     if array.dtype != np.uint8:
         raise InputError(f"only uint8 images can be sent as PNG/JPEG, this one is {array.dtype}")
+    if array.ndim == 3 and array.shape[2] not in (1, 3, 4):
+        raise InputError(f"only images with 1, 3 or 4 channels can be sent as PNG/JPEG, this one "
+                         f"has {array.shape[2]}")
     bgr = array
     if array.ndim == 3 and array.shape[2] in (3, 4):
         bgr = cv2.cvtColor(array, cv2.COLOR_RGB2BGR if array.shape[2] == 3 else cv2.COLOR_RGBA2BGRA)
-    ok, data = cv2.imencode(".png" if encoding == pb.ENCODING_PNG else ".jpg", bgr)
+    try:
+        ok, data = cv2.imencode(".png" if encoding == pb.ENCODING_PNG else ".jpg", bgr)
+    except cv2.error as exc:
+        raise InputError(f"cannot encode an image of shape {array.shape}: "
+                         f"{_cv2_reason(exc)}") from None
     if not ok:
         raise InputError(f"cannot encode an image of shape {array.shape}")
     return pb.Image(encoded=data.tobytes())

@@ -41,7 +41,7 @@ from augsvc.datasets import (
 )
 from augsvc.errors import InputError
 from augsvc.memory import reuse_large_buffers
-from augsvc.service.codec import Encoded, LimitError, Limits, encode_image, encode_with_tensor
+from augsvc.service.codec import ENCODINGS, Encoded, LimitError, Limits, encode_image, encode_with_tensor
 from augsvc.service.pipelines import build_pipeline, resolve_spec
 from augsvc.spec import dumps
 from augsvc.v1 import augment_pb2 as pb
@@ -316,6 +316,9 @@ class EpochStreamer:
                              f"{', '.join(sorted(self.sources))}")
         if request.batch_size < 1:
             raise InputError("batch_size must be >= 1")
+        if request.output_encoding not in ENCODINGS:
+            raise InputError(f"output_encoding {request.output_encoding} is not one of "
+                             f"{sorted(ENCODINGS)} (0 raw, 1 PNG, 2 JPEG)")
         if request.batch_size > self.limits.max_samples:
             raise LimitError(f"batch_size {request.batch_size} is over the limit of "
                              f"{self.limits.max_samples}")

@@ -15,8 +15,21 @@ RETRY_PUSHBACK_KEY = "grpc-retry-pushback-ms"
 """The trailer gRPC's retry policy reads: how long to wait before the next attempt."""
 
 
+MAX_DETAILS = 2000
+"""Characters of a status message, at most: gRPC refuses metadata over 16 KiB whole, and a
+message that quotes a hostile request (a 1 MB dataset name) must still reach the client."""
+
+
 def status_for(exc: BaseException) -> tuple[grpc.StatusCode, str]:
-    """(code, message) for an exception raised while serving a request."""
+    """(code, message) for an exception raised while serving a request; the message is cut to
+    ``MAX_DETAILS`` characters."""
+    code, message = _status_for(exc)
+    if len(message) > MAX_DETAILS:
+        message = message[:MAX_DETAILS - 20] + f"... ({len(message)} characters)"
+    return code, message
+
+
+def _status_for(exc: BaseException) -> tuple[grpc.StatusCode, str]:
     if isinstance(exc, BusyError):
         return grpc.StatusCode.UNAVAILABLE, f"{exc}; retry in {exc.retry_after:g} s"
     if isinstance(exc, LimitError):

@@ -58,8 +58,8 @@ def resolve_spec(pipeline: pb.Pipeline, kind: str, max_spec_bytes: int = 1024 * 
         check_nesting(text)
         try:
             return json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise InputError(f"pipeline.spec_json is not valid JSON: {exc}") from None
+        except ValueError as exc:  # JSONDecodeError, and integers too long to convert
+            raise InputError(f"pipeline.spec_json is not valid JSON: {str(exc)[:200]}") from None
         except RecursionError:  # check_nesting bounds the depth; kept for a smaller stack
             raise InputError("pipeline.spec_json is nested too deeply") from None
     if source == "preset":

@@ -92,7 +92,14 @@ def build_server(address: str = "127.0.0.1:0", *, workers: int = 4, limits: Limi
         futures.ThreadPoolExecutor(max_workers=workers), interceptors=interceptors,
         options=[("grpc.max_receive_message_length", max_message_bytes),
                  ("grpc.max_send_message_length", max_message_bytes),
-                 ("grpc.so_reuseport", int(reuse_port))])
+                 ("grpc.so_reuseport", int(reuse_port)),
+                 # Accept the pings of AugmentClient's keepalive (every 2 s at the most), also on
+                 # idle connections: gRPC's defaults allow one ping per 5 min while the server
+                 # sends nothing (per 2 h without a call) and answer a third ping that comes
+                 # sooner with GOAWAY "too_many_pings", dropping the connection and its streams.
+                 ("grpc.keepalive_permit_without_calls", 1),
+                 ("grpc.http2.min_ping_interval_without_data_ms", 1000),
+                 ("grpc.http2.max_ping_strikes", 2)])  # still a guard against ping floods
     add_augmenter(AugmenterServicer(limits, epochs=epochs, budget=budget), server)
     health_servicer = health_servicer or health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

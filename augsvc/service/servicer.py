@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
+from dataclasses import dataclass
+from typing import Any, NoReturn, TypeVar
 
 import grpc
 
@@ -12,6 +13,7 @@ from augsvc.errors import InputError
 from augsvc.image.presets import IMAGE_PRESETS
 from augsvc.image.registry import IMAGE_TRANSFORMS
 from augsvc.service.codec import (
+    ENCODINGS,
     Encoded,
     LimitError,
     Limits,
@@ -34,11 +36,15 @@ from augsvc.v1 import augment_pb2_grpc as pb_grpc
 __all__ = ["AugmenterServicer", "add_augmenter"]
 
 R = TypeVar("R")
+_MAX_INDEX = 2**64 - 1  # indices travel as uint64
 
 
 def _indices(given: Any, count: int, start: int) -> list[int]:
     """The global index of each sample: ``indices`` when the request has them, else consecutive."""
     if not given:
+        if count and start + count - 1 > _MAX_INDEX:
+            raise InputError(f"start_index {start} + {count} samples runs past the largest "
+                             f"index, {_MAX_INDEX}")
         return list(range(start, start + count))
     if len(given) != count:
         raise InputError(f"indices has {len(given)} entries for {count} samples")
@@ -83,6 +89,9 @@ class AugmenterServicer(pb_grpc.AugmenterServicer):
         if len(request.samples) > limits.max_samples:
             raise LimitError(f"{len(request.samples)} samples is over the limit of "
                              f"{limits.max_samples}")
+        if request.output_encoding not in ENCODINGS:
+            raise InputError(f"output_encoding {request.output_encoding} is not one of "
+                             f"{sorted(ENCODINGS)} (0 raw, 1 PNG, 2 JPEG)")
         pipeline: Any = build_pipeline("image", resolve_spec(request.pipeline, "image",
                                                              limits.max_spec_bytes))
         seed = request.seed if request.HasField("seed") else None
@@ -214,10 +223,58 @@ class _Handlers:
         self.handlers = dict(handlers)
 
 
+@dataclass(frozen=True)
+class _Undecodable:
+    """A request message that did not parse (what the deserializer hands on instead of raising)."""
+
+    reason: str
+
+
+def _lenient(deserialize: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
+    """A request deserializer that never raises: gRPC answers a raising one with INTERNAL."""
+    def parse(data: bytes) -> Any:
+        try:
+            return deserialize(data)
+        except Exception as exc:  # protobuf's DecodeError, and invalid UTF-8 in a string field
+            return _Undecodable(f"{type(exc).__name__}: {exc}")
+    return parse
+
+
+def _refuse(context: grpc.ServicerContext, bad: _Undecodable) -> NoReturn:
+    context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                  f"the request is not a valid protobuf message of its type ({bad.reason[:300]})")
+    raise AssertionError("unreachable: abort raises")
+
+
+def _checked(handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+    """``handler`` with undecodable requests answered INVALID_ARGUMENT before the servicer runs."""
+    field = next(name for name in ("unary_unary", "unary_stream", "stream_unary", "stream_stream")
+                 if getattr(handler, name) is not None)
+    behaviour = getattr(handler, field)
+
+    def one(request: Any, context: grpc.ServicerContext) -> Any:
+        if isinstance(request, _Undecodable):
+            _refuse(context, request)
+        return behaviour(request, context)
+
+    def many(requests: Iterator[Any], context: grpc.ServicerContext) -> Any:
+        def checked() -> Iterator[Any]:
+            for request in requests:
+                if isinstance(request, _Undecodable):
+                    _refuse(context, request)
+                yield request
+        return behaviour(checked(), context)
+
+    run = many if handler.request_streaming else one
+    return handler._replace(**{field: run,  # type: ignore[attr-defined]
+                               "request_deserializer": _lenient(handler.request_deserializer)})
+
+
 def add_augmenter(servicer: AugmenterServicer, server: grpc.Server) -> None:
     """Register the Augmenter service, as the generated ``add_AugmenterServicer_to_server`` does,
     except that StreamEpoch replies may come already serialized (``codec.Encoded``): a large image
-    batch is then copied once into its wire bytes instead of three times."""
+    batch is then copied once into its wire bytes instead of three times; and a request that does
+    not parse is answered INVALID_ARGUMENT (gRPC's own answer is INTERNAL)."""
     collected = _Handlers()
     pb_grpc.add_AugmenterServicer_to_server(servicer, collected)
     handlers = collected.handlers
@@ -225,6 +282,7 @@ def add_augmenter(servicer: AugmenterServicer, server: grpc.Server) -> None:
     handlers["StreamEpoch"] = grpc.unary_stream_rpc_method_handler(
         servicer.StreamEpoch, request_deserializer=stream_epoch.request_deserializer,
         response_serializer=serialize)
+    handlers = {name: _checked(handler) for name, handler in handlers.items()}
     service = pb.DESCRIPTOR.services_by_name["Augmenter"].full_name
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service, handlers),))
     server.add_registered_method_handlers(service, handlers)

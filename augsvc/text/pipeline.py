@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from augsvc.errors import InputError
+from augsvc.errors import InputError, SpecError
 from augsvc.seeding import check_seed, sample_entropy
 from augsvc.spec import GroupNode, Node, PipelineSpec, load_spec, parse_spec
 from augsvc.text.ops import TextSample
@@ -49,6 +49,7 @@ class TextPipeline:
         preset = text_preset(spec) if isinstance(spec, str) else None
         source = preset if preset is not None else load_spec(spec)
         self.spec: PipelineSpec = parse_spec(source, TEXT_TRANSFORMS, groups=TEXT_GROUPS)
+        _check_filters(self.spec.nodes, "transforms", inside=False)
 
     def to_spec(self) -> dict[str, Any]:
         """The canonical spec (it round-trips)."""
@@ -171,3 +172,15 @@ def _semantic_filter(node: GroupNode, samples: list[TextSample]) -> None:
         del samples[i].ops[marks[i]:]
         samples[i].ops.append({"op": "semantic_filter", "similarity": best[i],
                                "attempts": node.params["retries"] + 1, "kept": False})
+
+
+def _check_filters(nodes: Sequence[Node], path: str, *, inside: bool) -> None:
+    """Refuse a semantic_filter inside another: their retries multiply (11 x 11 x ... attempts)."""
+    for i, node in enumerate(nodes):
+        if isinstance(node, GroupNode):
+            here = f"{path}[{i}].{node.kind}"
+            if node.kind == "semantic_filter" and inside:
+                raise SpecError("a semantic_filter cannot be inside another semantic_filter "
+                                "(their retries would multiply)", path=f"{path}[{i}]",
+                                allowed="one semantic_filter around the transforms it checks")
+            _check_filters(node.children, here, inside=inside or node.kind == "semantic_filter")

@@ -133,7 +133,7 @@ TEXT_GROUPS: dict[str, TransformInfo] = {
             "as it was.",
         params=(Param("threshold", "float", 0.8, "minimum cosine similarity to keep a result",
                       low=-1.0, high=1.0),
-                Param("retries", "int", 3, "extra attempts before giving up", low=0, high=100))),
+                Param("retries", "int", 3, "extra attempts before giving up", low=0, high=10))),
 }
 """Text-only group kinds, used in specs like one_of: {"semantic_filter": [...], "threshold": 0.8}."""
 

@@ -132,7 +132,18 @@ def load_vectors(source: str = DEFAULT_VECTORS) -> WordVectors:
         words = pq.read_table(index_path).column(0).to_pylist()
         return WordVectors(words, np.load(matrix_path, mmap_mode="r"))
     path = Path(source).expanduser()
-    if not path.is_file():
-        raise ResourceError(f"word vectors file not found: {path} (give a word2vec/GloVe/fastText "
-                            f"file, or {DEFAULT_VECTORS!r} for the packaged GloVe)")
-    return _load_word2vec_binary(path) if path.suffix == ".bin" else _load_text(path)
+    try:
+        found = path.is_file()
+    except OSError:  # a name too long to be a path, for one
+        found = False
+    if not found:
+        raise ResourceError(f"word vectors file not found: {str(path)[:200]} (give a "
+                            f"word2vec/GloVe/fastText file, or {DEFAULT_VECTORS!r} for the "
+                            "packaged GloVe)")
+    try:
+        return _load_word2vec_binary(path) if path.suffix == ".bin" else _load_text(path)
+    except OSError as exc:
+        raise ResourceError(f"cannot read the word vectors file {path}: {exc.strerror or exc}; "
+                            "set vectors to a readable word2vec/GloVe/fastText file") from None
+    except (ValueError, IndexError) as exc:  # a .bin whose header or rows do not add up
+        raise InputError(f"{path}: not a word2vec binary file ({exc})") from None

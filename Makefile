@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 export NO_ALBUMENTATIONS_UPDATE := 1
 
-.PHONY: run test lint unit bench install clean wordnet proto serve buf
+.PHONY: run test lint unit bench fuzz install clean wordnet proto serve buf
 
 $(STAMP): pyproject.toml requirements.lock requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -63,6 +63,14 @@ bench: $(STAMP)
 	@if $(PY) -c "import nlpaug" 2>/dev/null; then $(PY) benchmarks/text_throughput.py --quick; \
 	else echo "text_throughput.py skipped: its baseline is not installed" \
 	  "(pip install nlpaug==1.1.11 gensim==4.4.0 into $(VENV))"; fi
+
+# The long fuzz run (a few minutes): FUZZ_EXAMPLES generated hostile requests and the known-bad
+# corpus against a real server (tests/service/test_fuzz.py runs a few hundred in `make test`).
+# Prints cases by RPC and status; failing requests are saved under runs/fuzz-<time>/.
+FUZZ_EXAMPLES ?= 5000
+FUZZ_SEED     ?= 0
+fuzz: $(STAMP)
+	$(PY) benchmarks/fuzz_service.py --examples $(FUZZ_EXAMPLES) --seed $(FUZZ_SEED) --corpus
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .mypy_cache .ruff_cache

@@ -53,8 +53,11 @@ class ServeConfig:
     processes: int = field(default=1, metadata=_rule(
         "an integer >= 1", "server processes sharing the port (SO_REUSEPORT)", _count(1)))
     threads: int = field(default=16, metadata=_rule(
-        "an integer >= 1", "request threads per process (a stream holds one for its whole life, "
-        "so this bounds concurrent streams)", _count(1)))
+        "an integer >= 1", "data calls per process at once (a stream holds one for its whole "
+        "life); one more is refused at once with UNAVAILABLE and a retry hint", _count(1)))
+    reserve_threads: int = field(default=4, metadata=_rule(
+        "an integer >= 1", "request threads kept free of data calls, so health checks, "
+        "reflection and refusals never wait behind streams", _count(1)))
     max_message_bytes: int = field(default=512 * _MIB, metadata=_rule(
         "an integer >= 1024", "largest gRPC message received or sent", _count(1024)))
     max_samples: int = field(default=Limits.max_samples, metadata=_rule(
@@ -97,7 +100,8 @@ class ServeConfig:
         "an integer >= 0", "worker processes that build StreamEpoch batches, so one stream uses "
         "that many cores (0: build them on the request thread)", _count(0)))
     grace_period: float = field(default=5.0, metadata=_rule(
-        "a number of seconds >= 0", "on SIGTERM, how long in-flight calls may take to finish",
+        "a number of seconds >= 0", "on SIGTERM, the process has exited within this many seconds; "
+        "in-flight calls may run until up to 1 s before it, then are cancelled",
         lambda v: math.isfinite(v) and v >= 0))
 
     def __post_init__(self) -> None:

@@ -35,6 +35,7 @@ class Call:
     details: str = ""
     seconds: float = 0.0
     pid: int = field(default_factory=os.getpid)
+    timeout: float | None = None  # seconds the client gave the call, as the server saw it start
 
     @property
     def service(self) -> str:
@@ -87,17 +88,37 @@ def wrap_handler(handler: grpc.RpcMethodHandler,
                 response_serializer=handler.response_serializer)
 
 
+# How much later than the client's the server's deadline can be (see _end_code): gRPC core's
+# Timeout::FromMillis rounds the grpc-timeout it sends up to whole ms below 1 s, 10 ms units
+# below 10 s, 100 ms units below 100 s, then seconds: at most about 1 %, plus a millisecond.
+_DEADLINE_SLACK = 0.02
+_DEADLINE_SLACK_SECONDS = 0.002
+
+
+def _text(details: str | bytes | None) -> str:
+    """A status message as text: gRPC keeps the one ``abort`` sets as UTF-8 bytes."""
+    if isinstance(details, bytes):
+        return details.decode("utf-8", errors="replace")
+    return details or ""
+
+
 def _end_code(call: Call, context: grpc.ServicerContext, failed: bool) -> None:
     """The status the call ended with: the one the servicer set, else what the client did to it."""
     code = context.code()  # type: ignore[attr-defined]
     remaining = context.time_remaining()
     if isinstance(code, grpc.StatusCode):
         call.code = code
-        call.details = str(context.details() or "")  # type: ignore[attr-defined]
+        call.details = _text(context.details())  # type: ignore[attr-defined]
     elif remaining is not None and remaining <= 0:  # whatever happened, the client saw the deadline
         call.code = grpc.StatusCode.DEADLINE_EXCEEDED
     elif not context.is_active():
-        call.code = grpc.StatusCode.CANCELLED
+        # A client whose deadline passes cancels the call, and that cancel can reach the server
+        # before the server's own deadline, which gRPC sets from a rounded-up timeout. Cancelled
+        # that close to the deadline, it was the deadline.
+        slack = _DEADLINE_SLACK * call.timeout + _DEADLINE_SLACK_SECONDS if call.timeout is not None \
+            else 0.0
+        call.code = grpc.StatusCode.DEADLINE_EXCEEDED if remaining is not None and remaining <= slack \
+            else grpc.StatusCode.CANCELLED
     elif failed:
         call.code = grpc.StatusCode.UNKNOWN
 
@@ -124,13 +145,12 @@ class ObservingInterceptor(grpc.ServerInterceptor):
                  response_streaming: bool) -> Callable[..., Any]:
             kind = f"{'stream' if request_streaming else 'unary'}_" \
                    f"{'stream' if response_streaming else 'unary'}"
-            if response_streaming:
-                return lambda request, context: self._stream(behavior, request, context,
-                                                             Call(method, kind, context.peer()),
-                                                             request_streaming)
-            return lambda request, context: self._unary(behavior, request, context,
-                                                        Call(method, kind, context.peer()),
-                                                        request_streaming)
+            run = self._stream if response_streaming else self._unary
+
+            def observed(request: Any, context: grpc.ServicerContext) -> Any:
+                call = Call(method, kind, context.peer(), timeout=context.time_remaining())
+                return run(behavior, request, context, call, request_streaming)
+            return observed
         return wrap_handler(handler, wrap)
 
     def _start(self, call: Call, request: Any, request_streaming: bool) -> Any:

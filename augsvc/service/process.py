@@ -13,6 +13,7 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -48,7 +49,8 @@ class ServerProcess:
         args: ``augsvc serve`` arguments (``--port 0`` comes first, so a later one wins).
 
     Attributes:
-        logs: the JSON call-log lines the server has written so far (one per call at INFO).
+        logs: the JSON log lines the server has written since its ready line (one per call at
+            INFO, "stopping", "stopped"); complete once ``wait`` or ``stop`` has returned.
     """
 
     def __init__(self, args: Sequence[str] = (), *, timeout: float = 120.0) -> None:
@@ -91,13 +93,24 @@ class ServerProcess:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
+    def records(self) -> list[dict[str, Any]]:
+        """``logs`` parsed: one dict per JSON line."""
+        return [json.loads(line) for line in list(self.logs)]
+
+    def wait(self, timeout: float = 30.0) -> int:
+        """The exit code once the process has ended (killed after ``timeout`` seconds), with
+        every line it wrote in ``logs``."""
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        # The pipe ends when the last process holding it (batch workers too) has gone.
+        self._drain.join(timeout=10)
+        return int(self.process.returncode)
+
     def stop(self, timeout: float = 30.0) -> int:
         """SIGTERM (graceful: health NOT_SERVING, in-flight calls finish); the exit code."""
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        return int(self.process.returncode)
+        return self.wait(timeout)

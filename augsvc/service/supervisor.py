@@ -54,8 +54,8 @@ def _reserve_port(host: str, port: int) -> Iterator[int]:
 
 
 def _child(config: ServeConfig, index: int, ready: Connection) -> None:
-    code = serve(config, process_index=index, reuse_port=True, on_ready=lambda port: ready.send(port))
-    sys.exit(code)
+    # serve() ends the process itself (exit code 0), within the grace period of the signal
+    serve(config, process_index=index, reuse_port=True, on_ready=lambda port: ready.send(port))
 
 
 def run(config: ServeConfig) -> int:

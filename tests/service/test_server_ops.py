@@ -146,8 +146,11 @@ def test_a_stream_stops_at_its_deadline(observed: tuple[grpc.Channel, Metrics]) 
             time.sleep(0.02)
             yield SWAP
 
+    # Connected and warm first, and a deadline long enough for the first messages on a busy
+    # machine: with 0.5 s from a cold start, the server could send nothing before it.
+    pb_grpc.AugmenterStub(channel).AugmentTexts(SWAP, timeout=30)
     with pytest.raises(grpc.RpcError) as info:
-        for _ in pb_grpc.AugmenterStub(channel).StreamAugmentTexts(trickle(), timeout=0.5):
+        for _ in pb_grpc.AugmenterStub(channel).StreamAugmentTexts(trickle(), timeout=2):
             pass
     assert info.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
     wait_for(lambda: series(metrics, "grpc_server_handled_total", "StreamAugmentTexts",
@@ -198,20 +201,38 @@ def test_client_retries_unavailable_unary_calls(retries: int, failures: int, ok:
 
 
 def test_retry_config_keeps_round_robin_over_replicas() -> None:
+    # What round_robin guarantees is that calls go to every connected replica, not an exact
+    # split: the channel is ready once the first replica connects, calls go to those connected
+    # so far, and the rotation starts anywhere ([3, 5] as often as [4, 4] for 8 calls). Under
+    # pick_first (what a service config that dropped the policy would bring back) every call
+    # would go to one replica.
     metrics = [Metrics(), Metrics()]
     servers = [build_server("127.0.0.1:0", observers=[m]) for m in metrics]
     for server, _ in servers:
         server.start()
+
+    def answered() -> list[float]:
+        return [series(m, "grpc_server_handled_total", "AugmentTexts", "unary_unary", grpc_code="OK")
+                for m in metrics]
+
+    calls = 0
     try:
         with AugmentClient([f"127.0.0.1:{port}" for _, port in servers], timeout=10) as client:
             client.wait_ready()
-            for _ in range(8):
+            deadline = time.monotonic() + 30
+            while min(answered()) == 0:  # until both replicas are connected and picked
+                assert time.monotonic() < deadline, f"calls went to one replica only: {answered()}"
+                client.augment_texts(["a b c"], [{"name": "random_swap"}])
+                calls += 1
+            before = answered()
+            for _ in range(8):  # both connected: the rotation takes in both
                 client.augment_texts(["a b c"], [{"name": "random_swap"}])
     finally:
         for server, _ in servers:
             server.stop(0)
-    assert [series(m, "grpc_server_handled_total", "AugmentTexts", "unary_unary", grpc_code="OK")
-            for m in metrics] == [4, 4]
+    after = answered()
+    assert sum(after) == calls + 8  # every call answered once: none lost, none doubled by retries
+    assert all(a > b for a, b in zip(after, before, strict=True)), (before, after)
 
 
 def test_binding_a_port_in_use_raises_bind_error() -> None:
@@ -221,6 +242,31 @@ def test_binding_a_port_in_use_raises_bind_error() -> None:
         address = f"127.0.0.1:{taken.getsockname()[1]}"
         with pytest.raises(BindError, match=f"cannot bind {address}: the port is in use"):
             build_server(address)
+
+
+def test_call_log_details_are_the_status_message_as_text() -> None:
+    # gRPC keeps the message that context.abort sets as bytes; the log must not show b"...".
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    logger = logging.getLogger("tests.service.refused")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    server, port = build_server("127.0.0.1:0", token="t0k", observers=[CallLog(logger)])
+    server.start()
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel, pytest.raises(grpc.RpcError) as info:
+            pb_grpc.AugmenterStub(channel).AugmentTexts(SWAP, timeout=10)
+    finally:
+        server.stop(0)
+        logger.removeHandler(handler)
+    assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    # the line is written before the status goes out, so it is there once the client has it
+    [line] = [json.loads(text) for text in stream.getvalue().splitlines()]
+    assert line["code"] == "UNAUTHENTICATED" and line["method"] == f"/{SERVICE}/AugmentTexts"
+    assert line["details"] == info.value.details() == \
+        "missing credentials: send the metadata 'authorization: Bearer <token>'"
 
 
 def test_call_log_writes_one_json_line_per_call_at_the_right_level() -> None:

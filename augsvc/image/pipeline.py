@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import albumentations as A
+import cv2
 import numpy as np
 from albumentations.augmentations.crops.transforms import CropSizeError
 
@@ -245,6 +246,11 @@ class ImagePipeline:
             bound = self._bounds[key] = output_bound(self._variants[False, False].compose, *key)
         return bound
 
+    def _reflects(self) -> bool:
+        """Whether a transform pads with BORDER_REFLECT_101 (which needs 2 pixels a side)."""
+        return any(getattr(t, "border_mode", None) == cv2.BORDER_REFLECT_101
+                   for _, t in self._variants[False, False].leaves)
+
     def output_itemsize(self, dtype: np.dtype[Any] | type) -> int:
         """Bytes per value of the output for an input of ``dtype``: float32 once a transform
         (normalize) turns images into floats."""
@@ -308,6 +314,10 @@ class ImagePipeline:
         """
         check_seed(seed, index)
         data: dict[str, Any] = {"image": _check_image(image)}
+        if min(image.shape[:2]) < 2 and self._reflects():
+            # OpenCV's warps never return on a 1-pixel-wide image with BORDER_REFLECT_101.
+            raise InputError(f"image of shape {image.shape} is too small for border_mode "
+                             "reflect_101: give images at least 2x2 pixels, or another border_mode")
         if self.max_pixels is not None:
             self.check_size(image.shape, self.max_pixels)
         if mask is not None:

@@ -18,7 +18,6 @@ import grpc
 import numpy as np
 
 from augsvc.spec import Param
-from augsvc.text.registry import TEXT_GROUPS
 from augsvc.v1 import augment_pb2 as pb
 from tests.fuzz.calls import Case, Request
 from tests.fuzz.payloads import (
@@ -411,13 +410,6 @@ TEXTS = [
          {OK, BAD, OVER}, 10,
          note="5.6 KB of request, about 50 s of CPU on one core (found by make fuzz): the server should "
               "refuse it or bound the work, not run for a minute after the client gave up"),
-    _txt("semantic_filter_most_retries_on_max_texts_long_texts",
-         lambda: _texts([{"semantic_filter": [{"name": "keyboard", "aug_p": 0.7}], "threshold": 1.0,
-                          "retries": _most("retries", TEXT_GROUPS["semantic_filter"].params)}],
-                        texts=(" ".join([SENTENCE] * 40),) * Limits.max_texts),
-         {OK, BAD, OVER}, 15,
-         note="115 KB of request (max_texts texts of 1800 characters, the most retries the schema "
-              "allows, a threshold never met): over 2 minutes of CPU; refuse it or bound the work"),
     _txt("semantic_filter_100_retries", _texts(
         [{"semantic_filter": [{"name": "random_deletion", "aug_p": 1.0}], "threshold": 1.0, "retries": 100}]),
         {BAD}, 30, note="retries are capped at 10: each one is a pass of the sentence encoder"),

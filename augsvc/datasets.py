@@ -17,8 +17,8 @@ from typing import Any
 import cv2
 import numpy as np
 
-from augsvc.errors import InputError
-from augsvc.image.io import IMAGE_SUFFIXES, read_image, to_uint8
+from augsvc.errors import InputError, LimitError
+from augsvc.image.io import IMAGE_SUFFIXES, header_size, read_image, to_uint8
 from augsvc.plan import (
     Part,
     augment_index,
@@ -258,7 +258,10 @@ def read_limited_image(path: Path, max_pixels: int, max_file_bytes: int) -> np.n
         raise InputError(f"cannot read {path}: {exc.strerror or exc}") from None
     if nbytes > max_file_bytes:
         raise InputError(f"{path}: {nbytes} bytes is over the limit of {max_file_bytes}")
-    dims = _header_size(path)
+    try:
+        dims = header_size(path)
+    except LimitError as exc:  # a bad file here, skipped and reported like the others
+        raise InputError(f"{path}: {exc}") from None
     if dims is not None and dims[0] * dims[1] > max_pixels:
         raise InputError(f"{path}: {dims[0]}x{dims[1]} pixels is over the limit of {max_pixels}")
     image = read_image(path)
@@ -266,19 +269,6 @@ def read_limited_image(path: Path, max_pixels: int, max_file_bytes: int) -> np.n
         raise InputError(f"{path}: {image.shape[0]}x{image.shape[1]} pixels is over the limit of "
                          f"{max_pixels}")
     return to_uint8(image)
-
-
-def _header_size(path: Path) -> tuple[int, int] | None:
-    """(width, height) from the file header without decoding pixels; None if Pillow cannot tell."""
-    from PIL import Image  # a scikit-image dependency; only its lazy header parsing is used
-
-    try:
-        with Image.open(path) as im:
-            return im.size
-    except Image.DecompressionBombError as exc:
-        raise InputError(f"{path}: {exc}") from None
-    except (OSError, ValueError, SyntaxError):
-        return None  # unknown to Pillow: OpenCV decides, and the size is checked after decoding
 
 
 # --------------------------------------------------------------------------- .npz and text lines

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import io
+import warnings
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from augsvc.errors import InputError
+from augsvc.errors import InputError, LimitError
 
-__all__ = ["IMAGE_SUFFIXES", "read_image", "to_uint8", "write_image"]
+__all__ = ["IMAGE_SUFFIXES", "header_size", "read_image", "to_uint8", "write_image"]
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"})
 
@@ -63,3 +65,26 @@ def write_image(path: str | Path, image: np.ndarray) -> None:
         raise InputError(f"cannot encode an image of shape {image.shape} as {path.suffix}")
     path.parent.mkdir(parents=True, exist_ok=True)
     encoded.tofile(str(path))
+
+
+def header_size(source: str | Path | bytes) -> tuple[int, int] | None:
+    """(width, height) an image file's header declares, read without decoding any pixels; None
+    when Pillow does not know the format (OpenCV then decodes, and the size is checked after).
+
+    Raises:
+        LimitError: the header declares more pixels than Pillow's decompression-bomb guard
+            allows.
+    """
+    from PIL import Image  # a scikit-image dependency; only its lazy header parsing is used
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as im:
+                width, height = im.size
+                return int(width), int(height)
+    except Image.DecompressionBombError:
+        raise LimitError(f"the image header declares over {2 * (Image.MAX_IMAGE_PIXELS or 0)} "
+                         "pixels (a decompression bomb)") from None
+    except Exception:  # any header Pillow cannot parse is left to OpenCV
+        return None

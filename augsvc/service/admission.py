@@ -29,7 +29,7 @@ from typing import Any
 import grpc
 
 from augsvc.errors import BusyError
-from augsvc.service.errors import retry_pushback, status_for
+from augsvc.service.errors import abort_with
 from augsvc.service.observe import Continuation, wrap_handler
 
 __all__ = ["Admission", "AdmissionInterceptor"]
@@ -140,9 +140,7 @@ def _admit(admission: Admission, context: grpc.ServicerContext) -> _Release:
     try:
         admission.enter()
     except BusyError as exc:
-        code, message = status_for(exc)
-        context.set_trailing_metadata(retry_pushback(exc))
-        context.abort(code, message)
+        abort_with(context, exc)
     release = _Release(admission)
     if not context.add_callback(release):  # the call is over already (cancelled)
         release()

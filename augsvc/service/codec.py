@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-import io
 import math
-import warnings
 from dataclasses import dataclass
 from typing import Any
 
 import cv2
 import numpy as np
-from PIL import Image
 
 from augsvc.errors import InputError, LimitError
+from augsvc.image.io import header_size
 from augsvc.v1 import augment_pb2 as pb
 
-__all__ = ["ENCODINGS", "Encoded", "LimitError", "Limits", "decode_image", "encode_image",
-           "encode_with_tensor", "encoded_size", "from_tensor", "serialize", "to_tensor"]
+__all__ = ["ENCODINGS", "Encoded", "LimitError", "Limits", "check_encoding", "decode_image", "encode_image",
+           "encode_with_tensor", "from_tensor", "serialize", "to_tensor"]
 
 _DTYPES = frozenset({"uint8", "float32", "float64", "int32", "int64", "uint16", "bool"})
 _MAX_DIMS = 8
@@ -140,7 +138,7 @@ def decode_image(image: pb.Image, what: str, limits: Limits) -> np.ndarray:
         if not data:
             raise InputError(f"{what}: the encoded image is empty (0 bytes)")
         try:
-            dims = encoded_size(data)
+            dims = header_size(data)
         except LimitError as exc:
             raise LimitError(f"{what}: {exc}") from None
         if dims is not None and dims[0] * dims[1] > limits.max_pixels:
@@ -165,40 +163,24 @@ def decode_image(image: pb.Image, what: str, limits: Limits) -> np.ndarray:
     return array
 
 
-def encoded_size(data: bytes) -> tuple[int, int] | None:
-    """(width, height) an encoded image's header declares, read without decoding any pixels;
-    None when Pillow does not know the format (OpenCV then decodes, and the size is checked
-    after).
-
-    Raises:
-        LimitError: the header declares more pixels than Pillow's decompression-bomb guard allows.
-    """
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as im:
-                width, height = im.size
-                return int(width), int(height)
-    except Image.DecompressionBombError:
-        raise LimitError(f"the image header declares over {2 * (Image.MAX_IMAGE_PIXELS or 0)} "
-                         "pixels (a decompression bomb)") from None
-    except Exception:
-        return None
-
-
 def _cv2_reason(exc: cv2.error) -> str:
     """The readable part of an OpenCV error (its message without the source location)."""
     text = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
     return text.split(") ", 1)[-1][:300]
 
 
+def check_encoding(encoding: int) -> None:
+    """Raise InputError unless ``encoding`` is one of the wire's output encodings."""
+    if encoding not in ENCODINGS:
+        raise InputError(f"output_encoding {encoding} is not one of {sorted(ENCODINGS)} "
+                         "(0 raw, 1 PNG, 2 JPEG)")
+
+
 def encode_image(array: np.ndarray, encoding: int) -> pb.Image:
     """Raw by default; PNG/JPEG when asked (uint8 images only)."""
     if encoding == pb.ENCODING_RAW:
         return pb.Image(array=to_tensor(array))
-    if encoding not in ENCODINGS:
-        raise InputError(f"output_encoding {encoding} is not one of {sorted(ENCODINGS)} "
-                         "(0 raw, 1 PNG, 2 JPEG)")
+    check_encoding(encoding)
     if array.dtype != np.uint8:
         raise InputError(f"only uint8 images can be sent as PNG/JPEG, this one is {array.dtype}")
     if array.ndim == 3 and array.shape[2] not in (1, 3, 4):

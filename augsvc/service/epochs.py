@@ -41,8 +41,15 @@ from augsvc.datasets import (
 )
 from augsvc.errors import InputError
 from augsvc.memory import reuse_large_buffers
-from augsvc.service.codec import ENCODINGS, Encoded, LimitError, Limits, encode_image, encode_with_tensor
-from augsvc.service.pipelines import build_pipeline, resolve_spec
+from augsvc.service.codec import (
+    Encoded,
+    LimitError,
+    Limits,
+    check_encoding,
+    encode_image,
+    encode_with_tensor,
+)
+from augsvc.service.pipelines import bound_images, build_pipeline, image_bytes, resolve_spec
 from augsvc.spec import dumps
 from augsvc.v1 import augment_pb2 as pb
 
@@ -105,7 +112,9 @@ def build_batch(source: str, spec_json: str | None, seed: int, epoch: int, limit
     if spec_json is not None:
         pipeline: Any = build_pipeline(dataset.info.kind, json.loads(spec_json))
         if dataset.info.kind == "image":
-            _check_batch(pipeline, samples, indices, limits)
+            bound_images(pipeline, [np.asarray(x) for x in samples],
+                         [f"dataset sample {int(i)}" for i in indices], limits,
+                         "ask for a smaller batch_size")
         where = [augment_index(epoch, int(i), len(dataset)) for i in indices]
         results = pipeline.batch(samples, seed=seed, indices=where)
         samples = [r.image if dataset.info.kind == "image" else r.text for r in results]
@@ -118,23 +127,6 @@ def build_batch(source: str, spec_json: str | None, seed: int, epoch: int, limit
         np.stack(samples, out=np.ndarray(shape, first.dtype, buffer=_slot_buffer(slot[0])))
         return _InSlot(shape, first.dtype.str), labels
     return np.stack(samples), labels  # one array crosses the process boundary
-
-
-def _image_bytes(pipeline: Any, image: np.ndarray, limits: Limits, what: str) -> int:
-    """Bytes of the largest output ``pipeline`` can make of ``image``; LimitError if over the
-    pixel limit."""
-    bound = pipeline.check_size(image.shape, limits.max_pixels, what)
-    channels = image.shape[2] if image.ndim == 3 else 1
-    return int(bound.pixels * channels * pipeline.output_itemsize(image.dtype))
-
-
-def _check_batch(pipeline: Any, samples: list[Any], indices: np.ndarray, limits: Limits) -> None:
-    total = sum(_image_bytes(pipeline, np.asarray(x), limits, f"dataset sample {int(i)}")
-                for x, i in zip(samples, indices, strict=True))
-    if total > limits.max_reply_bytes:
-        raise LimitError(f"a batch of {len(samples)} augmented images could take {total} bytes, "
-                         f"over the reply limit of {limits.max_reply_bytes}; ask for a smaller "
-                         "batch_size")
 
 
 class _Slots:
@@ -316,9 +308,7 @@ class EpochStreamer:
                              f"{', '.join(sorted(self.sources))}")
         if request.batch_size < 1:
             raise InputError("batch_size must be >= 1")
-        if request.output_encoding not in ENCODINGS:
-            raise InputError(f"output_encoding {request.output_encoding} is not one of "
-                             f"{sorted(ENCODINGS)} (0 raw, 1 PNG, 2 JPEG)")
+        check_encoding(request.output_encoding)
         if request.batch_size > self.limits.max_samples:
             raise LimitError(f"batch_size {request.batch_size} is over the limit of "
                              f"{self.limits.max_samples}")
@@ -338,7 +328,8 @@ class EpochStreamer:
                 # Refused now, not from a worker mid-stream, when the first sample shows it;
                 # the workers check every sample of every batch again.
                 first = np.asarray(dataset.samples(part[:1])[0][0])
-                one = _image_bytes(pipeline, first, self.limits, f"dataset sample {int(part[0])}")
+                one, _ = image_bytes(pipeline, first, self.limits.max_pixels,
+                                     f"dataset sample {int(part[0])}")
                 batch_bytes = one * int(min(request.batch_size, len(part)))
                 if batch_bytes > self.limits.max_reply_bytes:
                     raise LimitError(f"batch_size {request.batch_size} of augmented images of "

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from concurrent.futures.process import BrokenProcessPool
+from typing import NoReturn
 
 import grpc
 
 from augsvc.errors import BusyError, InputError, LimitError, SpecError
 from augsvc.resources import ResourceError
 
-__all__ = ["RETRY_PUSHBACK_KEY", "retry_pushback", "status_for"]
+__all__ = ["RETRY_PUSHBACK_KEY", "abort_with", "retry_pushback", "status_for"]
 
 RETRY_PUSHBACK_KEY = "grpc-retry-pushback-ms"
 """The trailer gRPC's retry policy reads: how long to wait before the next attempt."""
@@ -52,3 +53,13 @@ def retry_pushback(exc: BaseException) -> tuple[tuple[str, str], ...]:
     if isinstance(exc, BusyError):
         return ((RETRY_PUSHBACK_KEY, str(max(1, round(exc.retry_after * 1000)))),)
     return ()
+
+
+def abort_with(context: grpc.ServicerContext, exc: BaseException) -> NoReturn:
+    """End the call with ``exc``'s status and message (``status_for``) and its retry hint."""
+    code, message = status_for(exc)
+    trailer = retry_pushback(exc)
+    if trailer:
+        context.set_trailing_metadata(trailer)
+    context.abort(code, message)
+    raise AssertionError("unreachable: abort raises")

@@ -5,18 +5,21 @@ from __future__ import annotations
 import json
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
+
+import numpy as np
 
 from augsvc.errors import InputError, LimitError
 from augsvc.image.pipeline import ImagePipeline
 from augsvc.image.presets import IMAGE_PRESETS, image_preset
+from augsvc.service.codec import Limits
 from augsvc.spec import check_nesting, dumps
 from augsvc.text.pipeline import TextPipeline
 from augsvc.text.presets import TEXT_PRESETS, text_preset
 from augsvc.v1 import augment_pb2 as pb
 
-__all__ = ["PipelineCache", "build_pipeline", "resolve_spec"]
+__all__ = ["PipelineCache", "bound_images", "build_pipeline", "image_bytes", "resolve_spec"]
 
 P = TypeVar("P")
 
@@ -83,3 +86,35 @@ def build_pipeline(kind: str, spec: Any) -> ImagePipeline | TextPipeline:
     """
     return _PIPELINES.get(f"{kind}:{dumps(spec)}", lambda: ImagePipeline(spec) if kind == "image"
                           else TextPipeline(spec))
+
+
+def image_bytes(pipeline: ImagePipeline, image: np.ndarray, max_pixels: int,
+                what: str) -> tuple[int, int]:
+    """Bytes of the largest output ``pipeline`` can make of ``image``, and of the largest image
+    on the way (``ImagePipeline.output_bound``).
+
+    Raises:
+        LimitError: an image on the way would have more than ``max_pixels`` pixels.
+    """
+    bound = pipeline.check_size(image.shape, max_pixels, what)
+    per_pixel = (image.shape[2] if image.ndim == 3 else 1) * pipeline.output_itemsize(image.dtype)
+    return bound.pixels * per_pixel, bound.peak_pixels * per_pixel
+
+
+def bound_images(pipeline: ImagePipeline, images: Sequence[np.ndarray], names: Sequence[str],
+                 limits: Limits, advice: str) -> tuple[int, int]:
+    """Bound a batch before any work: (bytes of the reply's images, bytes of the largest image
+    any one of them holds on the way).
+
+    Raises:
+        LimitError: an image over ``limits.max_pixels``, or a reply over
+            ``limits.max_reply_bytes`` (the message ends with ``advice``).
+    """
+    reply = largest = 0
+    for image, name in zip(images, names, strict=True):
+        out, peak = image_bytes(pipeline, image, limits.max_pixels, name)
+        reply, largest = reply + out, max(largest, peak)
+    if reply > limits.max_reply_bytes:
+        raise LimitError(f"{len(images)} augmented images could take {reply} bytes, over the "
+                         f"reply limit of {limits.max_reply_bytes}; {advice}")
+    return reply, largest

@@ -13,10 +13,10 @@ from augsvc.errors import InputError
 from augsvc.image.presets import IMAGE_PRESETS
 from augsvc.image.registry import IMAGE_TRANSFORMS
 from augsvc.service.codec import (
-    ENCODINGS,
     Encoded,
     LimitError,
     Limits,
+    check_encoding,
     decode_image,
     encode_image,
     from_tensor,
@@ -24,9 +24,10 @@ from augsvc.service.codec import (
     to_tensor,
 )
 from augsvc.service.epochs import EpochStreamer
-from augsvc.service.errors import retry_pushback, status_for
+from augsvc.service.errors import abort_with
 from augsvc.service.memory_budget import MemoryBudget
-from augsvc.service.pipelines import build_pipeline, resolve_spec
+from augsvc.service.observe import wrap_handler
+from augsvc.service.pipelines import bound_images, build_pipeline, resolve_spec
 from augsvc.spec import dumps
 from augsvc.text.presets import TEXT_PRESETS
 from augsvc.text.registry import TEXT_GROUPS, TEXT_TRANSFORMS
@@ -64,12 +65,7 @@ class AugmenterServicer(pb_grpc.AugmenterServicer):
         try:
             return run()
         except Exception as exc:  # one bad request never takes the server down
-            code, message = status_for(exc)
-            trailer = retry_pushback(exc)
-            if trailer:
-                context.set_trailing_metadata(trailer)
-            context.abort(code, message)
-            raise  # unreachable: abort raises
+            abort_with(context, exc)
 
     def ListTransforms(self, request: pb.ListTransformsRequest,
                        context: grpc.ServicerContext) -> pb.ListTransformsResponse:
@@ -89,9 +85,7 @@ class AugmenterServicer(pb_grpc.AugmenterServicer):
         if len(request.samples) > limits.max_samples:
             raise LimitError(f"{len(request.samples)} samples is over the limit of "
                              f"{limits.max_samples}")
-        if request.output_encoding not in ENCODINGS:
-            raise InputError(f"output_encoding {request.output_encoding} is not one of "
-                             f"{sorted(ENCODINGS)} (0 raw, 1 PNG, 2 JPEG)")
+        check_encoding(request.output_encoding)
         pipeline: Any = build_pipeline("image", resolve_spec(request.pipeline, "image",
                                                              limits.max_spec_bytes))
         seed = request.seed if request.HasField("seed") else None
@@ -100,17 +94,9 @@ class AugmenterServicer(pb_grpc.AugmenterServicer):
         # request the server cannot afford is refused whole, before it allocates.
         images = [decode_image(sample.image, f"samples[{k}].image", limits)
                   for k, sample in enumerate(request.samples)]
-        reply_bytes = largest = 0
-        for k, image in enumerate(images):
-            bound = pipeline.check_size(image.shape, limits.max_pixels, f"samples[{k}]")
-            channels = image.shape[2] if image.ndim == 3 else 1
-            itemsize = pipeline.output_itemsize(image.dtype)
-            reply_bytes += bound.pixels * channels * itemsize
-            largest = max(largest, bound.peak_pixels * channels * itemsize)
-        if reply_bytes > limits.max_reply_bytes:
-            raise LimitError(f"the augmented images could take {reply_bytes} bytes, over the "
-                             f"reply limit of {limits.max_reply_bytes}; send fewer or smaller "
-                             "images per request")
+        reply_bytes, largest = bound_images(pipeline, images,
+                                            [f"samples[{k}]" for k in range(len(images))], limits,
+                                            "send fewer or smaller images per request")
         # Held at once: one sample's images on the way (input, a few temporaries, output) and
         # the reply twice (its message and its serialized bytes).
         need = 3 * largest + 2 * reply_bytes
@@ -248,26 +234,26 @@ def _refuse(context: grpc.ServicerContext, bad: _Undecodable) -> NoReturn:
 
 def _checked(handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
     """``handler`` with undecodable requests answered INVALID_ARGUMENT before the servicer runs."""
-    field = next(name for name in ("unary_unary", "unary_stream", "stream_unary", "stream_stream")
-                 if getattr(handler, name) is not None)
-    behaviour = getattr(handler, field)
+    def check(behaviour: Callable[..., Any], request_streaming: bool,
+              _response_streaming: bool) -> Callable[..., Any]:
+        def one(request: Any, context: grpc.ServicerContext) -> Any:
+            if isinstance(request, _Undecodable):
+                _refuse(context, request)
+            return behaviour(request, context)
 
-    def one(request: Any, context: grpc.ServicerContext) -> Any:
-        if isinstance(request, _Undecodable):
-            _refuse(context, request)
-        return behaviour(request, context)
+        def many(requests: Iterator[Any], context: grpc.ServicerContext) -> Any:
+            def checked() -> Iterator[Any]:
+                for request in requests:
+                    if isinstance(request, _Undecodable):
+                        _refuse(context, request)
+                    yield request
+            return behaviour(checked(), context)
 
-    def many(requests: Iterator[Any], context: grpc.ServicerContext) -> Any:
-        def checked() -> Iterator[Any]:
-            for request in requests:
-                if isinstance(request, _Undecodable):
-                    _refuse(context, request)
-                yield request
-        return behaviour(checked(), context)
+        return many if request_streaming else one
 
-    run = many if handler.request_streaming else one
-    return handler._replace(**{field: run,  # type: ignore[attr-defined]
-                               "request_deserializer": _lenient(handler.request_deserializer)})
+    wrapped = wrap_handler(handler, check)
+    return wrapped._replace(  # type: ignore[attr-defined,no-any-return]
+        request_deserializer=_lenient(handler.request_deserializer))
 
 
 def add_augmenter(servicer: AugmenterServicer, server: grpc.Server) -> None:

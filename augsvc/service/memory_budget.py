@@ -26,7 +26,7 @@ from pathlib import Path
 from augsvc.errors import BusyError, LimitError
 
 __all__ = ["MemoryBudget", "apply_ceiling", "machine_memory", "memory_ceiling", "parse_memory",
-           "resident_bytes"]
+           "process_status_bytes"]
 
 _UNITS = {"": 1, "b": 1, "k": 10**3, "kb": 10**3, "kib": 2**10, "m": 10**6, "mb": 10**6,
           "mib": 2**20, "g": 10**9, "gb": 10**9, "gib": 2**30, "t": 10**12, "tb": 10**12,
@@ -99,22 +99,12 @@ def apply_ceiling(limit: int | None) -> None:
     resource.setrlimit(resource.RLIMIT_DATA, (limit, hard))
 
 
-def resident_bytes(pid: int | str = "self") -> int:
-    """Resident memory of a process (``VmRSS``), in bytes; 0 where /proc is missing."""
+def process_status_bytes(key: str, pid: int | str = "self") -> int:
+    """A memory figure of ``/proc/<pid>/status`` in bytes: ``VmData`` (what RLIMIT_DATA counts),
+    ``VmRSS``, ``VmHWM`` (peak RSS); 0 where /proc or the process is missing."""
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 0
-
-
-def _data_bytes() -> int:
-    """What RLIMIT_DATA counts now (``VmData``), in bytes; 0 where /proc is missing."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmData:"):
+            if line.startswith(f"{key}:"):
                 return int(line.split()[1]) * 1024
     except OSError:
         pass
@@ -144,7 +134,7 @@ class MemoryBudget:
         """
         if ceiling is None:
             return cls(None)
-        return cls(max(0, ceiling - _data_bytes()) // 2)
+        return cls(max(0, ceiling - process_status_bytes("VmData")) // 2)
 
     @contextmanager
     def reserve(self, nbytes: int, what: str = "the request") -> Iterator[None]:

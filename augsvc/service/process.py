@@ -5,8 +5,10 @@ Used by ``augsvc demo`` and by the tests that run real servers as processes.
 
 from __future__ import annotations
 
+import collections
 import json
 import re
+import resource
 import signal
 import subprocess
 import sys
@@ -47,17 +49,26 @@ class ServerProcess:
 
     Args:
         args: ``augsvc serve`` arguments (``--port 0`` comes first, so a later one wins).
+        memory_cap: bytes of address space (RLIMIT_AS) for the server and the workers it starts;
+            a cap from outside, so that a server whose own accounting fails cannot take the
+            machine down with it.
 
     Attributes:
         logs: the JSON log lines the server has written since its ready line (one per call at
             INFO, "stopping", "stopped"); complete once ``wait`` or ``stop`` has returned.
     """
 
-    def __init__(self, args: Sequence[str] = (), *, timeout: float = 120.0) -> None:
+    def __init__(self, args: Sequence[str] = (), *, timeout: float = 120.0,
+                 memory_cap: int | None = None) -> None:
         command = [sys.executable, "-m", "augsvc.cli", "serve", "--port", "0", *args]
         self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                        text=True)
+                                        text=True, errors="replace")
+        if memory_cap is not None:
+            # Set on the running child rather than in preexec_fn (unsafe in a threaded parent):
+            # the interpreter is still starting, and the workers it spawns later inherit it.
+            resource.prlimit(self.process.pid, resource.RLIMIT_AS, (memory_cap, memory_cap))
         self.logs: list[str] = []
+        self._tail: collections.deque[str] = collections.deque(maxlen=200)  # every stderr line
         self.metrics_port: int | None = None  # when started with --metrics-port
         self.address = self._ready(timeout)
         # keep draining stderr (JSON call logs) so the child never blocks on a full pipe
@@ -72,6 +83,7 @@ class ServerProcess:
         try:
             for line in self.process.stderr:
                 lines.append(line)
+                self._tail.append(line.rstrip("\n")[:2000])
                 if '"metrics_port": ' in line and json.loads(line)["metrics_port"] is not None:
                     self.metrics_port = int(json.loads(line)["metrics_port"])
                 match = re.search(r"serving \S+ on (\S+:\d+)", line)
@@ -84,8 +96,13 @@ class ServerProcess:
     def _read_rest(self) -> None:
         assert self.process.stderr is not None
         for line in self.process.stderr:
+            self._tail.append(line.rstrip("\n")[:2000])
             if line.startswith("{"):
                 self.logs.append(line)
+
+    def stderr_tail(self, lines: int = 20) -> str:
+        """The last ``lines`` lines the server wrote to stderr (logs, tracebacks), as text."""
+        return "\n".join(list(self._tail)[-lines:])
 
     def __enter__(self) -> ServerProcess:
         return self

@@ -7,27 +7,22 @@ allocate tens of GB fails inside the server instead of taking the test machine d
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import os
-import re
-import resource
 import signal
-import subprocess
-import sys
-import threading
 from collections.abc import Sequence
 from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from augsvc.service.memory_budget import process_status_bytes
+from augsvc.service.process import ServerProcess
+
 __all__ = ["MEMORY_CAP", "RSS_BOUND", "SERVE_FLAGS", "FuzzServer", "Limits"]
 
 _MIB = 1024 * 1024
 _GIB = 1024 * _MIB
-_READY = re.compile(r"serving \S+ on (\S+:\d+)")  # the ready line, as ServerProcess reads it
-_ROOT = Path(__file__).resolve().parents[2]
 
 MEMORY_CAP = 6 * _GIB
 """Address space each server process may map (RLIMIT_AS). The server maps about 2 GiB (VmSize) at
@@ -58,16 +53,6 @@ SERVE_FLAGS: tuple[str, ...] = (
     "--max-text-chars", str(Limits.max_text_chars),
     "--max-message-bytes", str(Limits.max_message_bytes),
 )
-
-
-def _status_kib(pid: int, key: str) -> int:
-    """``key`` (VmRSS, VmHWM) of /proc/<pid>/status in KiB; 0 for a process that is gone."""
-    try:
-        text = Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return 0
-    match = re.search(rf"^{key}:\s+(\d+) kB", text, re.M)
-    return int(match.group(1)) if match else 0
 
 
 def _descendants(pid: int) -> list[int]:
@@ -101,40 +86,15 @@ class FuzzServer:
         self.memory_cap = memory_cap
         self.timeout = timeout
         self.restarts = 0
-        self.address = ""
-        self._stderr: collections.deque[str] = collections.deque(maxlen=200)
         self._channel: grpc.Channel | None = None
         self._start()
 
     def _start(self) -> None:
-        command = [sys.executable, "-m", "augsvc.cli", "serve", "--port", "0", *self.flags]
-        env = {**os.environ, "NO_ALBUMENTATIONS_UPDATE": "1"}
-        self.process = subprocess.Popen(command, cwd=_ROOT, env=env, stdin=subprocess.DEVNULL,
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                                        errors="replace")
-        # Set on the running child rather than in preexec_fn (unsafe in a threaded parent); the
-        # interpreter is still starting, and the workers it spawns later inherit the cap.
-        resource.prlimit(self.process.pid, resource.RLIMIT_AS, (self.memory_cap, self.memory_cap))
-        self._stderr.clear()
-        ready = threading.Event()
-        found: list[str] = []
-        threading.Thread(target=self._drain, args=(self.process, ready, found), daemon=True).start()
-        if not ready.wait(self.timeout) or not found:
-            self.kill()
-            raise RuntimeError("augsvc serve was not ready:\n" + self.stderr_tail())
-        self.address = found[0]
+        self.server = ServerProcess(self.flags, timeout=self.timeout, memory_cap=self.memory_cap)
+        self.process = self.server.process
+        self.address = self.server.address
         self._channel = grpc.insecure_channel(self.address, options=[
             ("grpc.max_receive_message_length", -1), ("grpc.max_send_message_length", -1)])
-
-    def _drain(self, process: subprocess.Popen[str], ready: threading.Event, found: list[str]) -> None:
-        """Read stderr to its end (a full pipe would block the server), keeping the last lines."""
-        assert process.stderr is not None
-        for line in process.stderr:
-            self._stderr.append(line.rstrip("\n")[:2000])
-            if not ready.is_set() and (match := _READY.search(line)):
-                found.append(match.group(1))
-                ready.set()
-        ready.set()  # exited before its ready line
 
     @property
     def channel(self) -> grpc.Channel:
@@ -147,7 +107,7 @@ class FuzzServer:
         return self.process.pid
 
     def stderr_tail(self, lines: int = 20) -> str:
-        return "\n".join(list(self._stderr)[-lines:])
+        return self.server.stderr_tail(lines)
 
     def alive(self) -> bool:
         return self.process.poll() is None
@@ -169,12 +129,12 @@ class FuzzServer:
 
     def rss(self) -> int:
         """Resident bytes of the server and its descendants, now."""
-        return 1024 * sum(_status_kib(pid, "VmRSS") for pid in self.processes())
+        return sum(process_status_bytes("VmRSS", pid) for pid in self.processes())
 
     def peak(self) -> int:
         """The highest resident size (VmHWM) any one process of the tree reached since
         ``reset_peak``, in bytes."""
-        return 1024 * max((_status_kib(pid, "VmHWM") for pid in self.processes()), default=0)
+        return max((process_status_bytes("VmHWM", pid) for pid in self.processes()), default=0)
 
     def reset_peak(self) -> None:
         """Start each process's VmHWM again from its current RSS (``clear_refs`` 5)."""
@@ -224,13 +184,7 @@ class FuzzServer:
         if self._channel is not None:
             self._channel.close()
             self._channel = None
-        if self.alive():
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                self.kill()
-        return int(self.process.returncode)
+        return self.server.stop(timeout=20)
 
     def __enter__(self) -> FuzzServer:
         return self

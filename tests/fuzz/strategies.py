@@ -15,7 +15,7 @@ import functools
 import json
 import math
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 import numpy as np
@@ -25,6 +25,7 @@ from augsvc.image.albu_dict import ALLOWED_CLASSES
 from augsvc.image.pipeline import IMAGE_OPTIONS
 from augsvc.image.presets import IMAGE_PRESETS
 from augsvc.image.registry import IMAGE_TRANSFORMS
+from augsvc.service.codec import _varint  # the wire's base-128 integers
 from augsvc.spec import GROUP_KINDS, REQUIRED, Param, TransformInfo
 from augsvc.text.presets import TEXT_PRESETS
 from augsvc.text.registry import TEXT_GROUPS, TEXT_TRANSFORMS
@@ -38,6 +39,7 @@ __all__ = ["TEXT_TRANSFORMS_FUZZED", "cases", "epoch_request", "images_request",
 
 Draw = Callable[[st.SearchStrategy[Any]], Any]
 S = st.SearchStrategy
+R = TypeVar("R", pb.AugmentImagesRequest, pb.AugmentTextsRequest)
 
 TEXT_TRANSFORMS_FUZZED = sorted(set(TEXT_TRANSFORMS) - {"contextual"})
 """``contextual`` loads a BERT model (slow, maybe absent): it is left to the corpus."""
@@ -402,13 +404,19 @@ def _images_request(hostile: bool) -> S[pb.AugmentImagesRequest]:
             output_encoding=draw(_either(hostile, st.sampled_from((0, 0, 1, 2)),
                                          st.sampled_from((3, -1, 2**31 - 1)))),
             indices=draw(_indices(len(samples), hostile)))
-        if (pipe := draw(pipeline("image", hostile))) is not None:
-            request.pipeline.CopyFrom(pipe)
-        if draw(st.booleans()):
-            request.seed = draw(u64)
-        return request
+        return _with_pipeline_and_seed(draw, request, "image", hostile)
 
     return build()
+
+
+def _with_pipeline_and_seed(draw: Draw, request: R, kind: str, hostile: bool) -> R:
+    """``request`` (an Augment*Request) with a drawn ``kind`` pipeline, when one is drawn, and a
+    seed half the time."""
+    if (pipe := draw(pipeline(kind, hostile))) is not None:
+        request.pipeline.CopyFrom(pipe)
+    if draw(st.booleans()):
+        request.seed = draw(u64)
+    return request
 
 
 def images_request() -> S[pb.AugmentImagesRequest]:
@@ -430,11 +438,7 @@ def _texts_request(hostile: bool) -> S[pb.AugmentTextsRequest]:
             request_id=draw(st.text(max_size=20)), start_index=draw(u64), texts=texts,
             n=draw(_either(hostile, st.integers(0, 3), st.sampled_from((64, 65, 1000, 2**31, 2**32 - 1)), 8)),
             return_ops=draw(st.booleans()), indices=draw(_indices(len(texts), hostile)))
-        if (pipe := draw(pipeline("text", hostile))) is not None:
-            request.pipeline.CopyFrom(pipe)
-        if draw(st.booleans()):
-            request.seed = draw(u64)
-        return request
+        return _with_pipeline_and_seed(draw, request, "text", hostile)
 
     return build()
 
@@ -476,15 +480,6 @@ def _epoch_request(hostile: bool) -> S[pb.StreamEpochRequest]:
 def epoch_request() -> S[pb.StreamEpochRequest]:
     """A StreamEpochRequest; hostile ones have any field anywhere in its range."""
     return _mixed(_epoch_request)
-
-
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte, value = value & 0x7F, value >> 7
-        out.append(byte | (0x80 if value else 0))
-        if not value:
-            return bytes(out)
 
 
 @st.composite

@@ -244,15 +244,24 @@ def test_binding_a_port_in_use_raises_bind_error() -> None:
             build_server(address)
 
 
-def test_call_log_details_are_the_status_message_as_text() -> None:
-    # gRPC keeps the message that context.abort sets as bytes; the log must not show b"...".
+@pytest.fixture
+def json_log() -> Iterator[tuple[logging.Logger, io.StringIO]]:
+    """A logger at INFO writing JSON lines (``JsonFormatter``) into the returned stream."""
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
     handler.setFormatter(JsonFormatter())
-    logger = logging.getLogger("tests.service.refused")
+    logger = logging.getLogger("tests.service.calls")
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
     logger.propagate = False
+    yield logger, stream
+    logger.removeHandler(handler)
+
+
+def test_call_log_details_are_the_status_message_as_text(
+        json_log: tuple[logging.Logger, io.StringIO]) -> None:
+    # gRPC keeps the message that context.abort sets as bytes; the log must not show b"...".
+    logger, stream = json_log
     server, port = build_server("127.0.0.1:0", token="t0k", observers=[CallLog(logger)])
     server.start()
     try:
@@ -260,7 +269,6 @@ def test_call_log_details_are_the_status_message_as_text() -> None:
             pb_grpc.AugmenterStub(channel).AugmentTexts(SWAP, timeout=10)
     finally:
         server.stop(0)
-        logger.removeHandler(handler)
     assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
     # the line is written before the status goes out, so it is there once the client has it
     [line] = [json.loads(text) for text in stream.getvalue().splitlines()]
@@ -269,24 +277,16 @@ def test_call_log_details_are_the_status_message_as_text() -> None:
         "missing credentials: send the metadata 'authorization: Bearer <token>'"
 
 
-def test_call_log_writes_one_json_line_per_call_at_the_right_level() -> None:
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(JsonFormatter())
-    logger = logging.getLogger("tests.service.calls")
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    logger.propagate = False
+def test_call_log_writes_one_json_line_per_call_at_the_right_level(
+        json_log: tuple[logging.Logger, io.StringIO]) -> None:
+    logger, stream = json_log
     log = CallLog(logger)
-    try:
-        ok = Call(f"/{SERVICE}/AugmentImages", "unary_unary", "ipv4:127.0.0.1:5000", samples=4,
-                  received=1, sent=1, seconds=0.0125)
-        log.finished(ok)
-        log.finished(Call("/grpc.health.v1.Health/Check", "unary_unary"))  # DEBUG: filtered out
-        log.finished(Call(f"/{SERVICE}/AugmentTexts", "unary_unary", code=grpc.StatusCode.INTERNAL,
-                          details="internal error: boom"))
-    finally:
-        logger.removeHandler(handler)
+    ok = Call(f"/{SERVICE}/AugmentImages", "unary_unary", "ipv4:127.0.0.1:5000", samples=4,
+              received=1, sent=1, seconds=0.0125)
+    log.finished(ok)
+    log.finished(Call("/grpc.health.v1.Health/Check", "unary_unary"))  # DEBUG: filtered out
+    log.finished(Call(f"/{SERVICE}/AugmentTexts", "unary_unary", code=grpc.StatusCode.INTERNAL,
+                      details="internal error: boom"))
     lines = [json.loads(line) for line in stream.getvalue().splitlines()]
     assert [(r["level"], r["method"], r["code"]) for r in lines] == [
         ("INFO", f"/{SERVICE}/AugmentImages", "OK"), ("WARNING", f"/{SERVICE}/AugmentTexts", "INTERNAL")]

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["AugsvcError", "BusyError", "InputError", "LimitError", "SpecError", "TransformError"]
+__all__ = ["AugsvcError", "BusyError", "Cancelled", "InputError", "LimitError", "SpecError",
+           "TransformError"]
 
 
 class AugsvcError(Exception):
@@ -76,3 +77,7 @@ class BusyError(AugsvcError, RuntimeError):
     def __init__(self, message: str, retry_after: float = 0.5) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class Cancelled(AugsvcError):
+    """The caller asked the work to stop (its client left, or its deadline passed)."""

@@ -9,7 +9,7 @@ from typing import Any, NoReturn, TypeVar
 
 import grpc
 
-from augsvc.errors import InputError
+from augsvc.errors import Cancelled, InputError
 from augsvc.image.presets import IMAGE_PRESETS
 from augsvc.image.registry import IMAGE_TRANSFORMS
 from augsvc.service.codec import (
@@ -52,6 +52,11 @@ def _indices(given: Any, count: int, start: int) -> list[int]:
     return list(given)
 
 
+def _gone(context: grpc.ServicerContext) -> Callable[[], bool]:
+    """True once the call's client has cancelled or its deadline has passed: work for it can stop."""
+    return lambda: not context.is_active()
+
+
 class AugmenterServicer(pb_grpc.AugmenterServicer):
     """Serves augsvc.v1.Augmenter; every error reaches the client as a status with a message."""
 
@@ -80,7 +85,8 @@ class AugmenterServicer(pb_grpc.AugmenterServicer):
         return pb.ListTransformsResponse(transforms=out, image_presets=sorted(IMAGE_PRESETS),
                                          text_presets=sorted(TEXT_PRESETS))
 
-    def _augment_images(self, request: pb.AugmentImagesRequest) -> pb.AugmentImagesResponse:
+    def _augment_images(self, request: pb.AugmentImagesRequest,
+                        stop: Callable[[], bool]) -> pb.AugmentImagesResponse:
         limits = self.limits
         if len(request.samples) > limits.max_samples:
             raise LimitError(f"{len(request.samples)} samples is over the limit of "
@@ -101,13 +107,16 @@ class AugmenterServicer(pb_grpc.AugmenterServicer):
         # the reply twice (its message and its serialized bytes).
         need = 3 * largest + 2 * reply_bytes
         with self.budget.reserve(need, f"this request ({len(images)} images)"):
-            return self._run_images(request, pipeline, images, seed, indices)
+            return self._run_images(request, pipeline, images, seed, indices, stop)
 
     def _run_images(self, request: pb.AugmentImagesRequest, pipeline: Any, images: list[Any],
-                    seed: int | None, indices: list[int]) -> pb.AugmentImagesResponse:
+                    seed: int | None, indices: list[int],
+                    stop: Callable[[], bool]) -> pb.AugmentImagesResponse:
         limits = self.limits
         out = []
         for k, sample in enumerate(request.samples):
+            if stop():
+                raise Cancelled(f"stopped before samples[{k}]")
             what = f"samples[{k}]"
             result = pipeline(
                 images[k],
@@ -126,7 +135,8 @@ class AugmenterServicer(pb_grpc.AugmenterServicer):
                 params_json=dumps(result.params) if result.params is not None else ""))
         return pb.AugmentImagesResponse(request_id=request.request_id, samples=out)
 
-    def _augment_texts(self, request: pb.AugmentTextsRequest) -> pb.AugmentTextsResponse:
+    def _augment_texts(self, request: pb.AugmentTextsRequest,
+                       stop: Callable[[], bool]) -> pb.AugmentTextsResponse:
         limits = self.limits
         if len(request.texts) > limits.max_texts:
             raise LimitError(f"{len(request.texts)} texts is over the limit of {limits.max_texts}")
@@ -148,7 +158,7 @@ class AugmenterServicer(pb_grpc.AugmenterServicer):
                                  seed=request.seed if request.HasField("seed") else None,
                                  indices=_indices(request.indices, len(request.texts),
                                                   request.start_index),
-                                 n=n, return_ops=request.return_ops)
+                                 n=n, return_ops=request.return_ops, stop=stop)
         return pb.AugmentTextsResponse(request_id=request.request_id, samples=[
             pb.AugmentedText(index=r.index, variant=r.variant, text=r.text,
                              ops_json=dumps(r.ops) if r.ops is not None else "")
@@ -156,25 +166,25 @@ class AugmenterServicer(pb_grpc.AugmenterServicer):
 
     def AugmentImages(self, request: pb.AugmentImagesRequest,
                       context: grpc.ServicerContext) -> pb.AugmentImagesResponse:
-        return self._guard(context, lambda: self._augment_images(request))
+        return self._guard(context, lambda: self._augment_images(request, _gone(context)))
 
     def StreamAugmentImages(self, request_iterator: Iterator[pb.AugmentImagesRequest],
                             context: grpc.ServicerContext) -> Iterator[pb.AugmentImagesResponse]:
         for request in request_iterator:
             if not context.is_active():  # cancelled or past its deadline: stop working
                 return
-            yield self._guard(context, lambda r=request: self._augment_images(r))  # type: ignore[misc]
+            yield self._guard(context, lambda r=request: self._augment_images(r, _gone(context)))  # type: ignore[misc]
 
     def AugmentTexts(self, request: pb.AugmentTextsRequest,
                      context: grpc.ServicerContext) -> pb.AugmentTextsResponse:
-        return self._guard(context, lambda: self._augment_texts(request))
+        return self._guard(context, lambda: self._augment_texts(request, _gone(context)))
 
     def StreamAugmentTexts(self, request_iterator: Iterator[pb.AugmentTextsRequest],
                            context: grpc.ServicerContext) -> Iterator[pb.AugmentTextsResponse]:
         for request in request_iterator:
             if not context.is_active():  # cancelled or past its deadline: stop working
                 return
-            yield self._guard(context, lambda r=request: self._augment_texts(r))  # type: ignore[misc]
+            yield self._guard(context, lambda r=request: self._augment_texts(r, _gone(context)))  # type: ignore[misc]
 
     def ListDatasets(self, request: pb.ListDatasetsRequest,
                      context: grpc.ServicerContext) -> pb.ListDatasetsResponse:

@@ -8,11 +8,11 @@ sample of a request at once.
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from augsvc.errors import InputError, SpecError
+from augsvc.errors import Cancelled, InputError, SpecError
 from augsvc.seeding import check_seed, sample_entropy
 from augsvc.spec import GroupNode, Node, PipelineSpec, load_spec, parse_spec
 from augsvc.text.ops import TextSample
@@ -64,17 +64,20 @@ class TextPipeline:
         return self.batch([text], seed=seed, start=index, return_ops=return_ops)[0]
 
     def batch(self, texts: Sequence[str], *, seed: int | None = None, start: int = 0, n: int = 1,
-              indices: Sequence[int] | None = None, return_ops: bool = False
-              ) -> list[AugmentedText]:
+              indices: Sequence[int] | None = None, return_ops: bool = False,
+              stop: Callable[[], bool] | None = None) -> list[AugmentedText]:
         """Augment ``texts``; text ``k`` is global index ``start + k``.
 
         Args:
             n: augmentations per text; the result holds ``n`` entries per text, in order
                 (variant 0 of text 0, variant 1 of text 0, ...).
             indices: replaces ``start`` when given: text ``k`` is global index ``indices[k]``.
+            stop: asked before each transform and each semantic_filter attempt; True ends the
+                work there (a server passes "the client has gone").
 
         Raises:
             InputError: a text is not a ``str``, or the seed/index is invalid.
+            Cancelled: ``stop()`` said so.
         """
         if indices is not None and len(indices) != len(texts):
             raise InputError(f"indices has {len(indices)} entries for {len(texts)} texts")
@@ -88,18 +91,26 @@ class TextPipeline:
                                  f"got {type(text).__name__}")
         samples = [TextSample(text, _variant_rng(seed, where[k], v), where[k])
                    for k, text in enumerate(texts) for v in range(n)]
-        _run(self.spec.nodes, samples)
+        _run(self.spec.nodes, samples, stop=stop or _never)
         return [AugmentedText(s.text, s.index, i % n, s.ops if return_ops else None)
                 for i, s in enumerate(samples)]
 
 
-def _run(nodes: Sequence[Node], samples: list[TextSample], *, forced: bool = False) -> None:
+def _never() -> bool:
+    return False
+
+
+def _run(nodes: Sequence[Node], samples: list[TextSample], *, stop: Callable[[], bool],
+         forced: bool = False) -> None:
     """Run ``nodes`` in order; a node fires for a sample with its probability p unless forced.
 
     ``one_of`` picks one child per sample, weighted by the children's p, and runs it;
-    ``some_of`` picks ``n`` children uniformly and runs them in tree order.
+    ``some_of`` picks ``n`` children uniformly and runs them in tree order. ``stop()`` is asked
+    before each node (Cancelled when it says True).
     """
     for node in nodes:
+        if stop():
+            raise Cancelled("stopped: the caller asked the work to end")
         # Every sample draws its own decision, so the batch composition never matters.
         chosen = samples if forced else [s for s in samples if s.rng.random() < node.p]
         if not chosen:
@@ -108,10 +119,10 @@ def _run(nodes: Sequence[Node], samples: list[TextSample], *, forced: bool = Fal
             TEXT_TRANSFORMS[node.name].run(chosen, node.params)
             continue
         if node.kind in ("sequential", "sometimes"):
-            _run(node.children, chosen)
+            _run(node.children, chosen, stop=stop)
             continue
         if node.kind == "semantic_filter":
-            _semantic_filter(node, chosen)
+            _semantic_filter(node, chosen, stop)
             continue
         picks: dict[int, list[TextSample]] = {}
         weights = [c.p for c in node.children]
@@ -127,10 +138,10 @@ def _run(nodes: Sequence[Node], samples: list[TextSample], *, forced: bool = Fal
             for i in idx:
                 picks.setdefault(i, []).append(sample)
         for i in sorted(picks):  # children in tree order, each on the samples that picked it
-            _run([node.children[i]], picks[i], forced=True)
+            _run([node.children[i]], picks[i], stop=stop, forced=True)
 
 
-def _semantic_filter(node: GroupNode, samples: list[TextSample]) -> None:
+def _semantic_filter(node: GroupNode, samples: list[TextSample], stop: Callable[[], bool]) -> None:
     """Run the children, keeping a result only if it stays close in meaning to its input.
 
     Samples below the threshold are reset and retried (their random streams move on, so a retry
@@ -149,7 +160,7 @@ def _semantic_filter(node: GroupNode, samples: list[TextSample]) -> None:
         for i in pending:
             samples[i].text = before[i]
             del samples[i].ops[marks[i]:]
-        _run(node.children, [samples[i] for i in pending])
+        _run(node.children, [samples[i] for i in pending], stop=stop)  # asks stop() first
         changed = [i for i in pending if samples[i].text != before[i]]
         encoder = encoder or (load_encoder() if changed else None)
         scores = dict(zip(changed, encoder.similarity([before[i] for i in changed],

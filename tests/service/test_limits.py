@@ -7,6 +7,7 @@ import struct
 import subprocess
 import sys
 import threading
+import time
 import zlib
 from collections.abc import Iterator
 from typing import Any
@@ -25,6 +26,7 @@ from augsvc.service.memory_budget import (
     memory_ceiling,
     parse_memory,
 )
+from augsvc.service.metrics import Metrics
 from augsvc.service.server import build_server
 from augsvc.v1 import augment_pb2 as pb
 from augsvc.v1 import augment_pb2_grpc as pb_grpc
@@ -269,3 +271,43 @@ def test_the_ceiling_turns_an_allocation_the_accounting_missed_into_a_memory_err
                          timeout=120, check=True).stdout
     assert "MemoryError augmenting sample 0" in out or "MemoryError Unable to allocate" in out
     assert "after (400, 400, 3)" in out  # the process goes on working
+
+
+def test_text_work_stops_when_the_client_has_gone(monkeypatch: pytest.MonkeyPatch) -> None:
+    # 64 long texts through a filter whose threshold is never met: 11 encoder passes of 64
+    # texts (tens of seconds of CPU) if the server ignored that the client's deadline passed.
+    from augsvc.text.similarity import SentenceEncoder
+
+    passes: list[int] = []
+    similarity = SentenceEncoder.similarity
+
+    def counted(self: SentenceEncoder, *args: Any) -> list[float]:
+        passes.append(1)
+        return similarity(self, *args)
+
+    monkeypatch.setattr(SentenceEncoder, "similarity", counted)
+    metrics = Metrics()
+    server, port = build_server("127.0.0.1:0", workers=2, observers=[metrics])
+    server.start()
+    spec = [{"semantic_filter": [{"name": "keyboard", "aug_p": 0.7}], "threshold": 1.0,
+             "retries": 10}]
+    long_text = " ".join(["The quick brown fox jumps over the lazy dog."] * 40)
+    request = pb.AugmentTextsRequest(pipeline=pb.Pipeline(spec_json=json.dumps(spec)), seed=0,
+                                     texts=[long_text] * 64)
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel, \
+                pytest.raises(grpc.RpcError) as info:
+            pb_grpc.AugmenterStub(channel).AugmentTexts(request, timeout=0.5)
+        assert info.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+
+        def ended() -> float:
+            return sum(metrics.value("grpc_server_handled_total", grpc_type="unary_unary",
+                                     grpc_service="augsvc.v1.Augmenter", grpc_method="AugmentTexts",
+                                     grpc_code=code) for code in ("CANCELLED", "DEADLINE_EXCEEDED"))
+        deadline = time.monotonic() + 300
+        while not ended():  # the server's handler has returned
+            assert time.monotonic() < deadline, "the server never ended the call"
+            time.sleep(0.05)
+    finally:
+        server.stop(0)
+    assert 1 <= len(passes) < 11  # stopped at the first check after the deadline

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from augsvc.errors import InputError, SpecError
+from augsvc.errors import Cancelled, InputError, SpecError
 from augsvc.text import TEXT_TRANSFORMS, TextPipeline
 from augsvc.text.ops import KEYBOARD_NEIGHBOURS
 from augsvc.text.tokens import Edit, apply_edits, match_case, words
@@ -186,3 +186,20 @@ def test_one_megabyte_through_the_word_transforms() -> None:
         out = TextPipeline([{**spec, "p": 1}])(big, seed=0, return_ops=True)
         assert out.ops is not None and 100 <= len(out.ops) <= 500
         assert out.text.count("\n") == big.count("\n") and out.text != big
+
+
+def test_a_stop_request_ends_the_work_between_filter_attempts() -> None:
+    # threshold 1.0 is never met by keyboard noise: without the stop, all 11 attempts would run
+    pipeline = TextPipeline([{"semantic_filter": [{"name": "keyboard", "aug_p": 0.7}],
+                              "threshold": 1.0, "retries": 10}])
+    asked: list[int] = []
+
+    def stop() -> bool:
+        asked.append(1)
+        return len(asked) > 3
+
+    with pytest.raises(Cancelled, match="stopped"):
+        pipeline.batch(["The quick brown fox jumps over the lazy dog."], seed=0, stop=stop)
+    # asked before the filter, then before each attempt's keyboard run: the 4th ask stops it
+    assert len(asked) == 4
+    assert len(pipeline.batch(["The quick brown fox."], seed=0, stop=lambda: False)) == 1

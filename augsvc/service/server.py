@@ -53,7 +53,7 @@ from augsvc.service.observe import CallObserver, ObservingInterceptor
 from augsvc.service.servicer import AugmenterServicer, add_augmenter
 from augsvc.v1 import augment_pb2 as pb
 
-__all__ = ["SERVICE_NAME", "AugmentServer", "BindError", "build_server", "serve"]
+__all__ = ["SERVICE_NAME", "AugmentServer", "BindError", "build_server", "end_process", "serve"]
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Augmenter"].full_name
 _HEALTH_NAME = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
@@ -244,7 +244,7 @@ def _left(deadline: float) -> float:
     return max(0.0, deadline - time.monotonic())
 
 
-def _exit(code: int) -> NoReturn:
+def end_process(code: int) -> NoReturn:
     """End the process now, once the logs are out.
 
     Skips the interpreter's own teardown: joining threads of calls that were cancelled but are
@@ -311,4 +311,4 @@ def serve(config: ServeConfig, *, process_index: int = 0, reuse_port: bool = Fal
     cancelled = server.stop(since=signalled[0])
     _log.info("stopped", extra={"fields": {"seconds": round(time.monotonic() - signalled[0], 3),
                                            "cancelled": cancelled}})
-    _exit(0)
+    end_process(0)

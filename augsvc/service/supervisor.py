@@ -21,10 +21,11 @@ import sys
 from collections.abc import Iterator
 from multiprocessing.connection import Connection, wait
 from types import FrameType
+from typing import NoReturn
 
 from augsvc.service.config import ServeConfig
 from augsvc.service.logs import configure_logging
-from augsvc.service.server import SERVICE_NAME, BindError, serve
+from augsvc.service.server import SERVICE_NAME, BindError, end_process, serve
 
 __all__ = ["ready_line", "run"]
 
@@ -58,21 +59,24 @@ def _child(config: ServeConfig, index: int, ready: Connection) -> None:
     serve(config, process_index=index, reuse_port=True, on_ready=lambda port: ready.send(port))
 
 
-def run(config: ServeConfig) -> int:
-    """Serve until SIGTERM/SIGINT with ``config.processes`` processes; returns the exit code.
+def run(config: ServeConfig) -> NoReturn:
+    """Serve until SIGTERM/SIGINT with ``config.processes`` processes, then end the process.
+
+    It exits with 0 when every server process stopped cleanly, 1 otherwise, within the grace
+    period of the signal.
 
     Args:
         config: the settings (logging is configured from them).
-
-    Returns:
-        0 when every server process stopped cleanly, 1 otherwise.
     """
     configure_logging(config.log_level)
     if config.processes == 1:
-        return serve(config, on_ready=lambda port: print(ready_line(config, port), file=sys.stderr,
-                                                         flush=True))
+        serve(config, on_ready=lambda port: print(ready_line(config, port), file=sys.stderr,
+                                                  flush=True))
     with _reserve_port(config.host, config.port) as port:
-        return _supervise(dataclasses.replace(config, port=port))
+        code = _supervise(dataclasses.replace(config, port=port))
+    # As each child does: the interpreter's teardown (torch, grpc) would add 0.5 s or more
+    # after the children have stopped, past a grace period they kept.
+    end_process(code)
 
 
 def _supervise(config: ServeConfig) -> int:

@@ -169,6 +169,12 @@ class ImagePipeline:
         else:
             self.spec = parse_spec(raw, IMAGE_TRANSFORMS, IMAGE_OPTIONS)
             self._variants = {(False, False): self._make(with_targets=False, rgba=False)}
+        leaves = [t for _, t in self._variants[False, False].leaves]
+        # Facts of the transforms, for every call: whether images come out as float32
+        # (normalize), and whether a transform pads with BORDER_REFLECT_101 (2 pixels a side).
+        self._makes_floats = any(isinstance(t, A.Normalize | A.ToFloat) for t in leaves)
+        self._reflects = any(getattr(t, "border_mode", None) == cv2.BORDER_REFLECT_101
+                             for t in leaves)
 
     def _make(self, *, with_targets: bool, rgba: bool) -> _Built:
         """Build one variant of the albumentations Compose.
@@ -246,18 +252,11 @@ class ImagePipeline:
             bound = self._bounds[key] = output_bound(self._variants[False, False].compose, *key)
         return bound
 
-    def _reflects(self) -> bool:
-        """Whether a transform pads with BORDER_REFLECT_101 (which needs 2 pixels a side)."""
-        return any(getattr(t, "border_mode", None) == cv2.BORDER_REFLECT_101
-                   for _, t in self._variants[False, False].leaves)
-
     def output_itemsize(self, dtype: np.dtype[Any] | type) -> int:
         """Bytes per value of the output for an input of ``dtype``: float32 once a transform
         (normalize) turns images into floats."""
         itemsize = np.dtype(dtype).itemsize
-        leaves = self._variants[False, False].leaves
-        return max(itemsize, 4) if any(isinstance(t, A.Normalize | A.ToFloat) for _, t in leaves) \
-            else itemsize
+        return max(itemsize, 4) if self._makes_floats else itemsize
 
     def check_size(self, shape: Sequence[int], max_pixels: int, what: str = "image") -> SizeBound:
         """Refuse an input of ``shape`` whose bound (:meth:`output_bound`) is over ``max_pixels``.
@@ -314,7 +313,7 @@ class ImagePipeline:
         """
         check_seed(seed, index)
         data: dict[str, Any] = {"image": _check_image(image)}
-        if min(image.shape[:2]) < 2 and self._reflects():
+        if self._reflects and min(image.shape[:2]) < 2:
             # OpenCV's warps never return on a 1-pixel-wide image with BORDER_REFLECT_101.
             raise InputError(f"image of shape {image.shape} is too small for border_mode "
                              "reflect_101: give images at least 2x2 pixels, or another border_mode")

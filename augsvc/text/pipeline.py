@@ -127,9 +127,7 @@ def _run(nodes: Sequence[Node], samples: list[TextSample], *, stop: Callable[[],
         picks: dict[int, list[TextSample]] = {}
         weights = [c.p for c in node.children]
         for sample in chosen:
-            if node.kind == "one_of":
-                if sum(weights) == 0:
-                    continue
+            if node.kind == "one_of":  # some child has p > 0: parse_spec refuses groups without
                 idx = sample.rng.choices(range(len(node.children)), weights=weights)
             elif node.replace:
                 idx = sorted(set(sample.rng.choices(range(len(node.children)), k=node.n)))

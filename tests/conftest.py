@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+
 import numpy as np
 import pytest
 import torch
@@ -32,3 +35,11 @@ def structured_image(height: int = 64, width: int = 80, channels: int = 3,
 @pytest.fixture
 def rgb() -> np.ndarray:
     return structured_image()
+
+
+def wait_for(condition: Callable[[], object], timeout: float, what: str = "timed out waiting") -> None:
+    """Poll ``condition`` until it is true; fail with ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.01)

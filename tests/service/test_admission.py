@@ -20,17 +20,11 @@ from augsvc.service.metrics import Metrics
 from augsvc.service.server import build_server
 from augsvc.v1 import augment_pb2 as pb
 from augsvc.v1 import augment_pb2_grpc as pb_grpc
+from tests.conftest import wait_for
 
 SWAP = pb.AugmentTextsRequest(pipeline=pb.Pipeline(spec_json=json.dumps([{"name": "random_swap"}])),
                               texts=["a b c d e"], seed=0)
 SLOTS = 2
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out waiting"
-        time.sleep(0.01)
 
 
 def test_slots_are_taken_without_waiting_and_refused_when_none_is_free() -> None:
@@ -177,7 +171,7 @@ def test_health_answers_while_every_data_slot_is_held_and_a_new_call_is_refused(
     for outbox in held.outboxes[:SLOTS]:  # the streams end: their slots come back
         outbox.put(None)
     assert [list(s) for s in streams] == [[], []]
-    wait_for(lambda: held.admission.in_use == 0)
+    wait_for(lambda: held.admission.in_use == 0, 30)
     assert held.stub.AugmentTexts(SWAP, timeout=30).samples[0].text
 
 
@@ -187,7 +181,7 @@ def test_slots_come_back_from_cancelled_streams_and_failed_calls(held: Held) -> 
     bad = pb.AugmentTextsRequest(pipeline=pb.Pipeline(spec_json="{nope"), texts=["a"])
     assert refused(lambda: held.stub.AugmentTexts(bad, timeout=30)).code() == \
         grpc.StatusCode.INVALID_ARGUMENT
-    wait_for(lambda: held.admission.in_use == 0)
+    wait_for(lambda: held.admission.in_use == 0, 30)
     streams = [held.hold() for _ in range(SLOTS)]  # every slot can be taken again
     assert len(streams) == SLOTS and held.admission.in_use == SLOTS
 

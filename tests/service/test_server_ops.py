@@ -27,6 +27,7 @@ from augsvc.service.server import AugmentServer, BindError, build_server
 from augsvc.service.servicer import AugmenterServicer
 from augsvc.v1 import augment_pb2 as pb
 from augsvc.v1 import augment_pb2_grpc as pb_grpc
+from tests.conftest import wait_for
 
 SWAP = pb.AugmentTextsRequest(pipeline=pb.Pipeline(spec_json=json.dumps([{"name": "random_swap"}])),
                               texts=["a b c d e"], seed=0)
@@ -42,13 +43,6 @@ def observed() -> Iterator[tuple[grpc.Channel, Metrics]]:
             ("grpc.max_receive_message_length", -1)]) as channel:
         yield channel, metrics
     server.stop(0)
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out waiting"
-        time.sleep(0.01)
 
 
 def settled(read: Callable[[], float], quiet: float = 0.3) -> float:
@@ -130,7 +124,7 @@ def test_cancelling_a_stream_stops_the_work(observed: tuple[grpc.Channel, Metric
         next(responses)
     responses.cancel()
     wait_for(lambda: series(metrics, "grpc_server_handled_total", "StreamAugmentTexts",
-                            grpc_code="CANCELLED") == 1)
+                            grpc_code="CANCELLED") == 1, 10)
     sent = series(metrics, "grpc_server_msg_sent_total", "StreamAugmentTexts")
     received = series(metrics, "grpc_server_msg_received_total", "StreamAugmentTexts")
     time.sleep(0.3)
@@ -154,7 +148,7 @@ def test_a_stream_stops_at_its_deadline(observed: tuple[grpc.Channel, Metrics]) 
             pass
     assert info.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
     wait_for(lambda: series(metrics, "grpc_server_handled_total", "StreamAugmentTexts",
-                            grpc_code="DEADLINE_EXCEEDED") == 1)
+                            grpc_code="DEADLINE_EXCEEDED") == 1, 10)
     sent = series(metrics, "grpc_server_msg_sent_total", "StreamAugmentTexts")
     assert sent > 0
     time.sleep(0.3)

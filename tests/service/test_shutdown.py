@@ -28,6 +28,7 @@ from augsvc.service.process import ServerProcess
 from augsvc.service.server import AugmentServer
 from augsvc.v1 import augment_pb2 as pb
 from augsvc.v1 import augment_pb2_grpc as pb_grpc
+from tests.conftest import wait_for
 
 SWAP = pb.AugmentTextsRequest(pipeline=pb.Pipeline(spec_json=json.dumps([{"name": "random_swap"}])),
                               texts=["a b c d e"], seed=0)
@@ -68,10 +69,8 @@ def start(started: list[ServerProcess], *args: str) -> ServerProcess:
 def wait_not_serving(channel: grpc.Channel) -> None:
     """Check health until it says NOT_SERVING; every answer before must be a status, not an error."""
     stub = health_pb2_grpc.HealthStub(channel)
-    deadline = time.monotonic() + 60
-    while stub.Check(health_pb2.HealthCheckRequest(), timeout=30).status != NOT_SERVING:
-        assert time.monotonic() < deadline, "health never said NOT_SERVING after SIGTERM"
-        time.sleep(0.02)
+    wait_for(lambda: stub.Check(health_pb2.HealthCheckRequest(), timeout=30).status == NOT_SERVING,
+             60, "health never said NOT_SERVING after SIGTERM")
 
 
 def server_line(server: ServerProcess, message: str) -> dict[str, Any]:

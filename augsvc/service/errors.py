@@ -7,7 +7,7 @@ from typing import NoReturn
 
 import grpc
 
-from augsvc.errors import BusyError, Cancelled, InputError, LimitError, SpecError
+from augsvc.errors import BusyError, InputError, LimitError, SpecError
 from augsvc.resources import ResourceError
 
 __all__ = ["RETRY_PUSHBACK_KEY", "abort_with", "retry_pushback", "status_for"]
@@ -31,8 +31,6 @@ def status_for(exc: BaseException) -> tuple[grpc.StatusCode, str]:
 
 
 def _status_for(exc: BaseException) -> tuple[grpc.StatusCode, str]:
-    if isinstance(exc, Cancelled):  # the client left or its deadline passed: nobody reads this
-        return grpc.StatusCode.CANCELLED, f"{exc}: the call was cancelled or ran past its deadline"
     if isinstance(exc, BusyError):
         return grpc.StatusCode.UNAVAILABLE, f"{exc}; retry in {exc.retry_after:g} s"
     if isinstance(exc, LimitError):

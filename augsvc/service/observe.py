@@ -12,7 +12,8 @@ import grpc
 
 from augsvc.service.codec import Encoded
 
-__all__ = ["PROBE_SERVICES", "Call", "CallObserver", "Continuation", "ObservingInterceptor", "wrap_handler"]
+__all__ = ["PROBE_SERVICES", "Call", "CallObserver", "Continuation", "ObservingInterceptor", "gone_code",
+           "wrap_handler"]
 
 Continuation = Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None]
 # What load balancers, Kubernetes probes and grpcurl call: open without a token, logged at DEBUG.
@@ -102,6 +103,19 @@ def _text(details: str | bytes | None) -> str:
     return details or ""
 
 
+def gone_code(remaining: float | None, timeout: float | None) -> grpc.StatusCode:
+    """The status of a call whose client has left: DEADLINE_EXCEEDED when it left at its deadline
+    (``remaining`` of the ``timeout`` the call started with, within the rounding slack), else
+    CANCELLED.
+
+    A client whose deadline passes cancels the call, and that cancel can reach the server
+    before the server's own deadline, which gRPC sets from a rounded-up timeout.
+    """
+    slack = _DEADLINE_SLACK * timeout + _DEADLINE_SLACK_SECONDS if timeout is not None else 0.0
+    return grpc.StatusCode.DEADLINE_EXCEEDED if remaining is not None and remaining <= slack \
+        else grpc.StatusCode.CANCELLED
+
+
 def _end_code(call: Call, context: grpc.ServicerContext, failed: bool) -> None:
     """The status the call ended with: the one the servicer set, else what the client did to it."""
     code = context.code()  # type: ignore[attr-defined]
@@ -112,13 +126,7 @@ def _end_code(call: Call, context: grpc.ServicerContext, failed: bool) -> None:
     elif remaining is not None and remaining <= 0:  # whatever happened, the client saw the deadline
         call.code = grpc.StatusCode.DEADLINE_EXCEEDED
     elif not context.is_active():
-        # A client whose deadline passes cancels the call, and that cancel can reach the server
-        # before the server's own deadline, which gRPC sets from a rounded-up timeout. Cancelled
-        # that close to the deadline, it was the deadline.
-        slack = _DEADLINE_SLACK * call.timeout + _DEADLINE_SLACK_SECONDS if call.timeout is not None \
-            else 0.0
-        call.code = grpc.StatusCode.DEADLINE_EXCEEDED if remaining is not None and remaining <= slack \
-            else grpc.StatusCode.CANCELLED
+        call.code = gone_code(remaining, call.timeout)
     elif failed:
         call.code = grpc.StatusCode.UNKNOWN
 

@@ -26,7 +26,7 @@ from augsvc.service.codec import (
 from augsvc.service.epochs import EpochStreamer
 from augsvc.service.errors import abort_with
 from augsvc.service.memory_budget import MemoryBudget
-from augsvc.service.observe import wrap_handler
+from augsvc.service.observe import gone_code, wrap_handler
 from augsvc.service.pipelines import bound_images, build_pipeline, resolve_spec
 from augsvc.spec import dumps
 from augsvc.text.presets import TEXT_PRESETS
@@ -67,8 +67,23 @@ class AugmenterServicer(pb_grpc.AugmenterServicer):
         self.budget = budget or MemoryBudget(None)
 
     def _guard(self, context: grpc.ServicerContext, run: Callable[[], R]) -> R:
+        timeout = context.time_remaining()
         try:
             return run()
+        except Cancelled:  # the client has gone: end the call as the client ended it
+            context.abort(gone_code(context.time_remaining(), timeout),
+                          "the call was cancelled or ran past its deadline; its work stopped")
+            raise  # unreachable: abort raises
+        except Exception as exc:  # one bad request never takes the server down
+            abort_with(context, exc)
+
+    def _stream_step(self, context: grpc.ServicerContext, run: Callable[[], R]) -> R | None:
+        """One reply of a stream, or None when the client has gone mid-way: the stream then just
+        ends, and the call's status is what the client did (cancel, deadline)."""
+        try:
+            return run()
+        except Cancelled:
+            return None
         except Exception as exc:  # one bad request never takes the server down
             abort_with(context, exc)
 
@@ -173,7 +188,11 @@ class AugmenterServicer(pb_grpc.AugmenterServicer):
         for request in request_iterator:
             if not context.is_active():  # cancelled or past its deadline: stop working
                 return
-            yield self._guard(context, lambda r=request: self._augment_images(r, _gone(context)))  # type: ignore[misc]
+            reply = self._stream_step(context, lambda r=request: self._augment_images(  # type: ignore[misc]
+                r, _gone(context)))
+            if reply is None:
+                return
+            yield reply
 
     def AugmentTexts(self, request: pb.AugmentTextsRequest,
                      context: grpc.ServicerContext) -> pb.AugmentTextsResponse:
@@ -184,7 +203,11 @@ class AugmenterServicer(pb_grpc.AugmenterServicer):
         for request in request_iterator:
             if not context.is_active():  # cancelled or past its deadline: stop working
                 return
-            yield self._guard(context, lambda r=request: self._augment_texts(r, _gone(context)))  # type: ignore[misc]
+            reply = self._stream_step(context, lambda r=request: self._augment_texts(  # type: ignore[misc]
+                r, _gone(context)))
+            if reply is None:
+                return
+            yield reply
 
     def ListDatasets(self, request: pb.ListDatasetsRequest,
                      context: grpc.ServicerContext) -> pb.ListDatasetsResponse:

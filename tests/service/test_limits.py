@@ -7,7 +7,6 @@ import struct
 import subprocess
 import sys
 import threading
-import time
 import zlib
 from collections.abc import Iterator
 from typing import Any
@@ -30,6 +29,7 @@ from augsvc.service.metrics import Metrics
 from augsvc.service.server import build_server
 from augsvc.v1 import augment_pb2 as pb
 from augsvc.v1 import augment_pb2_grpc as pb_grpc
+from tests.conftest import wait_for
 
 BUDGET = MemoryBudget(64 * 2**20)
 LIMITS = Limits(max_pixels=4_000_000, max_reply_bytes=8 * 2**20, max_text_variants=1000,
@@ -300,14 +300,14 @@ def test_text_work_stops_when_the_client_has_gone(monkeypatch: pytest.MonkeyPatc
             pb_grpc.AugmenterStub(channel).AugmentTexts(request, timeout=0.5)
         assert info.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
 
-        def ended() -> float:
-            return sum(metrics.value("grpc_server_handled_total", grpc_type="unary_unary",
-                                     grpc_service="augsvc.v1.Augmenter", grpc_method="AugmentTexts",
-                                     grpc_code=code) for code in ("CANCELLED", "DEADLINE_EXCEEDED"))
-        deadline = time.monotonic() + 300
-        while not ended():  # the server's handler has returned
-            assert time.monotonic() < deadline, "the server never ended the call"
-            time.sleep(0.05)
+        def ended() -> dict[str, float]:
+            return {code: metrics.value("grpc_server_handled_total", grpc_type="unary_unary",
+                                        grpc_service="augsvc.v1.Augmenter",
+                                        grpc_method="AugmentTexts", grpc_code=code)
+                    for code in ("OK", "CANCELLED", "DEADLINE_EXCEEDED")}
+        # its handler has returned, and the call ended as the client's deadline ended it
+        wait_for(lambda: any(ended().values()), 300, "the server never ended the call")
+        assert ended() == {"OK": 0, "CANCELLED": 0, "DEADLINE_EXCEEDED": 1}
     finally:
         server.stop(0)
     assert 1 <= len(passes) < 11  # stopped at the first check after the deadline

@@ -34,12 +34,14 @@ buf: $(BUF)
 
 # The main job: start the service, train the CNN on digits it streams, report under runs/<time>/.
 run: $(STAMP) wordnet
-	$(VENV)/bin/augsvc demo --out runs
+	$(VENV)/bin/augsvc-train demo --out runs
 
-# Regenerate the Python stubs from protos/ (a test fails when they are out of date).
+# Regenerate the Python stubs from protos/ into augsvc/wire/v1/ (a test fails when they are out
+# of date). The -I mapping names the file augsvc/wire/v1/augment.proto, so the stubs import each
+# other from augsvc.wire.v1; the proto package, and so every service and message name, stays augsvc.v1.
 proto: $(STAMP)
-	$(PY) -m grpc_tools.protoc -I protos --python_out=. --pyi_out=. --grpc_python_out=. \
-	  protos/augsvc/v1/augment.proto
+	$(PY) -m grpc_tools.protoc -Iaugsvc/wire/v1=protos/augsvc/v1 --python_out=. --pyi_out=. \
+	  --grpc_python_out=. augsvc/wire/v1/augment.proto
 
 serve: $(STAMP) wordnet
 	$(VENV)/bin/augsvc serve --port 50051

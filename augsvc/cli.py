@@ -11,30 +11,16 @@ from typing import Any
 
 from tqdm import tqdm
 
-from augsvc.errors import AugsvcError, SpecError
-from augsvc.spec import load_spec
+from augsvc.errors import AugsvcError
 
 __all__ = ["main"]
-
-
-def _load_image_spec(value: str) -> Any:
-    """A preset name (e.g. ``default``) or a JSON/YAML file."""
-    from augsvc.image.presets import IMAGE_PRESETS, image_preset
-
-    preset = image_preset(value)
-    if preset is not None and not Path(value).exists():
-        return preset
-    if not Path(value).is_file():
-        raise SpecError(f"--spec {value!r} is neither a file nor a preset "
-                        f"(presets: {', '.join(sorted(IMAGE_PRESETS))})")
-    return load_spec(Path(value))
 
 
 def _cmd_augment(args: argparse.Namespace) -> int:
     from augsvc.image.io import IMAGE_SUFFIXES, read_image, write_image
     from augsvc.image.pipeline import ImagePipeline
 
-    pipeline = ImagePipeline(_load_image_spec(args.spec))
+    pipeline = ImagePipeline(args.spec)  # a preset name, JSON/YAML text or a spec file
     in_dir, out_dir = Path(args.in_dir), Path(args.out_dir)
     if not in_dir.is_dir():
         raise AugsvcError(f"input folder not found: {in_dir}")
@@ -99,7 +85,7 @@ def _cmd_gallery(args: argparse.Namespace) -> int:
     else:
         photos = sample_photos(["astronaut", "coffee", "chelsea", "logo"][: args.max_images])
         images = list(photos.items())
-    grid = make_gallery(images, _load_image_spec(args.spec), n=args.num, seed=args.seed,
+    grid = make_gallery(images, args.spec, n=args.num, seed=args.seed,
                         cell=args.cell)
     write_image(args.out, grid)
     print(f"wrote {args.out} ({grid.shape[1]}x{grid.shape[0]})", file=sys.stderr)
@@ -119,7 +105,7 @@ def _cmd_samples(args: argparse.Namespace) -> int:
 def _cmd_text(args: argparse.Namespace) -> int:
     from augsvc.text.pipeline import TextPipeline
 
-    pipeline = TextPipeline(load_spec(Path(args.spec)))
+    pipeline = TextPipeline(args.spec)  # a preset name, JSON/YAML text or a spec file
     # Lines are read and written in small batches so output streams while input arrives.
     batch: list[str] = []
     start = 0
@@ -177,14 +163,6 @@ def _cmd_health(args: argparse.Namespace) -> int:
     return 0 if reply.status == health_pb2.HealthCheckResponse.SERVING else 1
 
 
-def _cmd_demo(args: argparse.Namespace) -> int:
-    # The one command that reaches past the service: it drives the companion training package.
-    from training.demo import run_demo
-
-    run_demo(args.out, epochs=args.epochs, workers=args.workers)
-    return 0
-
-
 def _cmd_transforms(args: argparse.Namespace) -> int:
     if args.domain == "image":
         from augsvc.image.registry import IMAGE_TRANSFORMS as registry
@@ -234,7 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_samples)
 
     p = sub.add_parser("text", help="augment text lines from stdin, JSON lines to stdout")
-    p.add_argument("--spec", required=True, help="text pipeline file (JSON/YAML)")
+    p.add_argument("--spec", required=True, help="text pipeline file (JSON/YAML) or preset name")
     p.add_argument("--seed", type=int, default=None, help="seed (omit for fresh randomness)")
     p.add_argument("-n", "--num", type=int, default=1, help="augmentations per line")
     p.add_argument("--ops", action="store_true", help="include the edits made to each line")
@@ -255,12 +233,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=3.0)
     p.add_argument("--tls", metavar="CA_PEM", help="connect with TLS, trusting this CA certificate")
     p.set_defaults(func=_cmd_health)
-
-    p = sub.add_parser("demo", help="start the service, train a CNN on digits it streams, report")
-    p.add_argument("--out", default="runs", help="runs go to OUT/<timestamp>/")
-    p.add_argument("--epochs", type=int, default=None)
-    p.add_argument("--workers", type=int, default=None, help="StreamEpoch worker processes")
-    p.set_defaults(func=_cmd_demo)
 
     p = sub.add_parser("transforms", help="list transforms with their parameters")
     p.add_argument("domain", nargs="?", choices=("image", "text"), default="image")

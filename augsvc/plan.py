@@ -7,18 +7,19 @@ exactly where it stopped, and shards never overlap.
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Iterator
+import dataclasses
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Literal
 
 import numpy as np
 
 from augsvc.errors import InputError
-from augsvc.seeding import MAX_SEED
+from augsvc.seeding import MAX_SEED, key_entropy, pcg64_state
 
-__all__ = ["Part", "augment_index", "check_int", "epoch_batches", "epoch_order", "num_batches",
-           "part_indices", "seeded_permutation"]
+__all__ = ["EpochPlan", "Part", "augment_index", "augment_indices", "check_int", "epoch_batches",
+           "epoch_order", "num_batches", "part_indices", "seeded_permutation"]
 
 Part = Literal["all", "train", "holdout"]
 
@@ -33,13 +34,6 @@ def check_int(name: str, value: Any, low: int, high: int | None = None) -> int:
     return int(value)
 
 
-def _plan_entropy(kind: str, seed: int, number: int) -> int:
-    """256 bits for a plan. Its own key space: ``sample_entropy(seed, epoch)`` already belongs to
-    the augmentation of sample ``epoch``, and the order must not share draws with it."""
-    digest = hashlib.blake2b(f"augsvc:{kind}:{seed}:{number}".encode(), digest_size=32).digest()
-    return int.from_bytes(digest, "little")
-
-
 def seeded_permutation(kind: str, size: int, seed: int, number: int) -> np.ndarray:
     """A permutation of ``range(size)``: indices sorted by PCG64 raw 64-bit draws.
 
@@ -47,16 +41,16 @@ def seeded_permutation(kind: str, size: int, seed: int, number: int) -> np.ndarr
     versions (PCG64's stream is stable; Generator methods' algorithms may change), so replicas on
     different installs agree. Ties (chance ~ size**2 / 2**65) fall back to index order.
     """
-    entropy = _plan_entropy(kind, seed, number)
-    bits = np.random.PCG64()
-    bits.state = {"bit_generator": "PCG64", "has_uint32": 0, "uinteger": 0,
-                  "state": {"state": entropy >> 128, "inc": (entropy & ((1 << 128) - 1)) | 1}}
+    # Its own key space: ``sample_entropy(seed, epoch)`` already belongs to the augmentation of
+    # sample ``epoch``, and an order must not share draws with it.
+    bits: np.random.BitGenerator = np.random.PCG64()
+    bits.state = pcg64_state(key_entropy(f"augsvc:{kind}:{seed}:{number}"))
     return np.argsort(np.asarray(bits.random_raw(size), np.uint64), kind="stable").astype(np.int64)
 
 
 @lru_cache(maxsize=8)
 def _permutation(kind: str, size: int, seed: int, number: int) -> np.ndarray:
-    """:func:`_raw_permutation`, cached and read-only: a server streams many batches of one epoch."""
+    """:func:`seeded_permutation`, cached and read-only: a server streams many batches of one epoch."""
     order = seeded_permutation(kind, size, seed, number)
     order.flags.writeable = False
     return order
@@ -122,20 +116,28 @@ def epoch_batches(size: int, *, seed: int, epoch: int, batch_size: int, shard: i
     return (order[j * batch_size:(j + 1) * batch_size] for j in range(int(start_batch), total))
 
 
-def augment_index(epoch: int, index: int, size: int) -> int:
-    """The pipeline index sample ``index`` of a ``size``-sample dataset is augmented as in ``epoch``.
+def augment_indices(epoch: int, size: int, indices: Sequence[int] | np.ndarray) -> list[int]:
+    """The pipeline indices samples ``indices`` of a ``size``-sample dataset are augmented as in
+    ``epoch``: ``epoch * size + index``, the one rule every path follows (in-process datasets,
+    the trainer's sources, the server's epochs, the client's remote augmentation).
 
-    ``epoch * size + index``, as in :class:`augsvc.image.dataset.AugmentedImageDataset`: no two
-    (epoch, index) pairs share draws, and the result does not depend on shard or batch.
+    No two (epoch, index) pairs share draws, and the result does not depend on shard or batch.
     ``size`` is the whole dataset's, also when an epoch covers only a part of it.
 
     Raises:
-        InputError (a ValueError): negative epoch, or index not in ``range(size)``.
+        InputError (a ValueError): negative epoch, or an index not in ``range(size)``.
     """
     check_int("epoch", epoch, 0)
     check_int("size", size, 1)
-    check_int("index", index, 0, size - 1)
-    return int(epoch) * int(size) + int(index)
+    for index in indices:
+        check_int("index", index, 0, size - 1)
+    base = int(epoch) * int(size)
+    return [base + int(index) for index in indices]
+
+
+def augment_index(epoch: int, index: int, size: int) -> int:
+    """:func:`augment_indices` of one sample."""
+    return augment_indices(epoch, size, [index])[0]
 
 
 def part_indices(size: int, *, part: Part = "all", holdout_fraction: float = 0.0, seed: int = 0,
@@ -170,3 +172,85 @@ def part_indices(size: int, *, part: Part = "all", holdout_fraction: float = 0.0
     if limit:
         chosen = chosen[:limit]
     return np.sort(chosen)
+
+
+@dataclass(frozen=True, eq=False)
+class EpochPlan:
+    """One epoch of one shard: which samples, in which batches, augmented as which indices.
+
+    The server's StreamEpoch, the trainer's local and remote sources and the client's datasets
+    all plan through this class, so a batch means the same samples everywhere.
+
+    Attributes:
+        size: samples in the whole dataset (the augment indices are counted in it).
+        seed, epoch: the run's seed and the epoch number.
+        batch_size: samples per batch (the last batch of a shard may be short).
+        part: the dataset indices the epoch covers (see :func:`part_indices`); None for all.
+        shard, num_shards: this stream's share of every epoch.
+        shuffle: False visits the part in order (still sharded): evaluation, or a caller's order.
+
+    Raises:
+        InputError (a ValueError): an argument out of range; the message names it.
+    """
+
+    size: int
+    seed: int
+    epoch: int
+    batch_size: int
+    part: np.ndarray | None = None
+    shard: int = 0
+    num_shards: int = 1
+    shuffle: bool = True
+
+    def __post_init__(self) -> None:
+        check_int("size", self.size, 0)
+        check_int("seed", self.seed, 0, MAX_SEED)
+        check_int("epoch", self.epoch, 0)
+        check_int("batch_size", self.batch_size, 1)
+        check_int("num_shards", self.num_shards, 1)
+        check_int("shard", self.shard, 0, self.num_shards - 1)
+
+    @classmethod
+    def over_part(cls, size: int, *, seed: int, epoch: int, batch_size: int, part: Part = "all",
+                  holdout_fraction: float = 0.0, limit: int = 0, shard: int = 0,
+                  num_shards: int = 1) -> EpochPlan:
+        """The plan of an epoch over a part of the dataset (``StreamEpoch``'s part and limit)."""
+        indices = part_indices(size, part=part, holdout_fraction=holdout_fraction, seed=seed,
+                               limit=limit)
+        return cls(size, seed, epoch, batch_size, indices, shard, num_shards)
+
+    @property
+    def part_size(self) -> int:
+        """Samples the epoch covers, in all shards."""
+        return self.size if self.part is None else len(self.part)
+
+    @property
+    def num_batches(self) -> int:
+        """Batches of this shard."""
+        return num_batches(self.part_size, batch_size=self.batch_size, shard=self.shard,
+                           num_shards=self.num_shards)
+
+    def positions(self, start_batch: int = 0) -> Iterator[np.ndarray]:
+        """The batches from ``start_batch`` on, as positions in the part (read-only arrays)."""
+        if self.shuffle:
+            return epoch_batches(self.part_size, seed=self.seed, epoch=self.epoch,
+                                 batch_size=self.batch_size, shard=self.shard,
+                                 num_shards=self.num_shards, start_batch=start_batch)
+        check_int("start_batch", start_batch, 0, self.num_batches)
+        mine = np.arange(self.shard, self.part_size, self.num_shards)
+        step = self.batch_size
+        return (mine[k: k + step] for k in range(int(start_batch) * step, len(mine), step))
+
+    def batches(self, start_batch: int = 0) -> Iterator[np.ndarray]:
+        """The batches from ``start_batch`` on, as dataset indices."""
+        part = self.part
+        return (positions if part is None else part[positions]
+                for positions in self.positions(start_batch))
+
+    def augment_indices(self, indices: Sequence[int] | np.ndarray) -> list[int]:
+        """The pipeline indices of dataset samples ``indices`` in this epoch (:func:`augment_indices`)."""
+        return augment_indices(self.epoch, self.size, indices)
+
+    def for_epoch(self, epoch: int) -> EpochPlan:
+        """The same plan for another epoch."""
+        return dataclasses.replace(self, epoch=epoch)

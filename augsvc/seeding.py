@@ -12,12 +12,13 @@ import _random
 import hashlib
 import os
 import random
+from typing import Any
 
 import numpy as np
 
 from augsvc.errors import InputError
 
-__all__ = ["MAX_SEED", "SampleRandom", "check_seed", "sample_entropy"]
+__all__ = ["MAX_SEED", "SampleRandom", "check_seed", "key_entropy", "pcg64_state", "sample_entropy"]
 
 MAX_SEED = 2**64 - 1
 _MASK128 = (1 << 128) - 1
@@ -39,6 +40,18 @@ def check_seed(seed: int | None, index: int) -> None:
         raise InputError(f"sample index must be a non-negative integer, got {index!r}")
 
 
+def key_entropy(key: str) -> int:
+    """256 bits derived from ``key`` with BLAKE2b: every seeded random stream of augsvc (a
+    sample's augmentation, an epoch's order, a holdout split) starts from the bits of its own key."""
+    return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=32).digest(), "little")
+
+
+def pcg64_state(entropy: int) -> dict[str, Any]:
+    """The PCG64 state that 256 bits of entropy select: 128 bits of state, 128 of (odd) increment."""
+    return {"bit_generator": "PCG64", "state": {"state": entropy >> 128, "inc": (entropy & _MASK128) | 1},
+            "has_uint32": 0, "uinteger": 0}
+
+
 def sample_entropy(seed: int | None, index: int, variant: int = 0) -> int:
     """Return 256 bits of entropy for sample ``index`` under ``seed`` (fresh OS entropy if None).
 
@@ -47,9 +60,7 @@ def sample_entropy(seed: int | None, index: int, variant: int = 0) -> int:
     """
     if seed is None:
         return int.from_bytes(os.urandom(32), "little")
-    key = f"augsvc:{int(seed)}:{int(index)}" + (f":{int(variant)}" if variant else "")
-    digest = hashlib.blake2b(key.encode(), digest_size=32).digest()
-    return int.from_bytes(digest, "little")
+    return key_entropy(f"augsvc:{int(seed)}:{int(index)}" + (f":{int(variant)}" if variant else ""))
 
 
 class SampleRandom:
@@ -69,9 +80,4 @@ class SampleRandom:
         # random.Random.seed(int) minus its Python-level argument dispatch (~1 us per sample).
         _random.Random.seed(self.python, entropy)
         self.python.gauss_next = None  # type: ignore[attr-defined]
-        self.numpy.bit_generator.state = {
-            "bit_generator": "PCG64",
-            "state": {"state": entropy >> 128, "inc": (entropy & _MASK128) | 1},
-            "has_uint32": 0,
-            "uinteger": 0,
-        }
+        self.numpy.bit_generator.state = pcg64_state(entropy)

@@ -12,6 +12,7 @@ the image and the text registries; each domain supplies its registry and top-lev
 
 from __future__ import annotations
 
+import copy
 import difflib
 import json
 import math
@@ -38,6 +39,7 @@ __all__ = [
     "TransformNode",
     "check_nesting",
     "did_you_mean",
+    "is_inline_spec",
     "load_spec",
     "parse_spec",
 ]
@@ -461,19 +463,36 @@ def parse_spec(raw: Any, registry: Mapping[str, TransformInfo],
     return PipelineSpec(nodes=nodes, options=values)
 
 
-def load_spec(source: Any) -> Any:
-    """Load a spec from a dict/list, a JSON or YAML string, or a path to a .json/.yaml file."""
+def is_inline_spec(text: str) -> bool:
+    """Whether a string given where a spec goes is the spec itself (JSON or YAML text) rather than
+    a name: it starts with ``{`` or ``[``, or spans lines. The one rule for such strings, in the
+    library, the command line and the client."""
+    return text.lstrip().startswith(("{", "[")) or "\n" in text
+
+
+def load_spec(source: Any, presets: Mapping[str, Any] | None = None) -> Any:
+    """A spec from a dict/list, JSON or YAML text, a preset name, or a .json/.yaml file.
+
+    A string is text when :func:`is_inline_spec` says so; otherwise a name in ``presets`` (a
+    copy of it is returned) and, failing that, the path of a spec file. Presets come before
+    files, so a name means the same whatever the working folder holds.
+
+    Raises:
+        SpecError: a name that is neither a preset nor a file, or text that does not parse.
+    """
     if isinstance(source, Mapping | list):
         return source
-    if isinstance(source, Path) or (isinstance(source, str) and not source.lstrip().startswith(("{", "["))
-                                    and "\n" not in source):
+    if isinstance(source, str) and not is_inline_spec(source) and presets and source in presets:
+        return copy.deepcopy(presets[source])
+    if isinstance(source, Path) or (isinstance(source, str) and not is_inline_spec(source)):
         path = Path(source)
         try:
             found = path.is_file()
         except OSError:  # a name too long to be a path, for one
             found = False
         if not found:
-            raise SpecError(f"spec file not found: {str(path)[:200]}")
+            known = f"; nor is it a preset ({', '.join(sorted(presets))})" if presets else ""
+            raise SpecError(f"spec file not found: {str(path)[:200]}{known}")
         text = path.read_text(encoding="utf-8")
     elif isinstance(source, str):
         text = source

@@ -19,16 +19,12 @@ from augsvc.datasets import (
     ArrayDataset,
     Dataset,
     ImageFolderDataset,
-    augment_index,
-    epoch_batches,
-    epoch_order,
     list_datasets,
-    num_batches,
     open_dataset,
-    part_indices,
 )
 from augsvc.errors import InputError
 from augsvc.image.io import write_image
+from augsvc.plan import augment_index, epoch_batches, epoch_order, num_batches, part_indices
 from augsvc.resources import find_wordnet
 
 # name -> (kind, size, shape of every image, class names); None where it varies or is long.

@@ -1,4 +1,4 @@
-"""``augsvc-train`` (and ``python -m training``): train, lr-find, eval, experiment."""
+"""``augsvc-train`` (and ``python -m training``): train, lr-find, eval, experiment, demo."""
 
 from __future__ import annotations
 
@@ -114,6 +114,13 @@ def _experiment(args: argparse.Namespace) -> int:
     return 0
 
 
+def _demo(args: argparse.Namespace) -> int:
+    from training.demo import run_demo
+
+    run_demo(args.out, epochs=args.epochs, workers=args.workers)
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="augsvc-train", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -147,6 +154,12 @@ def _parser() -> argparse.ArgumentParser:
     experiment.add_argument("--out", default="runs/experiments", help="parent folder of OUT/NAME/")
     experiment.add_argument("--mlm", help="masked LM for the contextual text arm (default $AUGSVC_MLM)")
     experiment.set_defaults(run=_experiment)
+    demo = sub.add_parser("demo", help="the main job: start an augsvc server, train a CNN on the "
+                          "digits it streams, write a report (`make run`)")
+    demo.add_argument("--out", default="runs", help="runs go to OUT/<timestamp>/")
+    demo.add_argument("--epochs", type=int, default=None)
+    demo.add_argument("--workers", type=int, default=None, help="StreamEpoch worker processes")
+    demo.set_defaults(run=_demo)
     return parser
 
 

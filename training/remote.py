@@ -13,10 +13,11 @@ import numpy as np
 import torch
 
 from augsvc.client import AugmentClient
-from augsvc.datasets import epoch_batches, num_batches
+from augsvc.client.datasets import RemoteEpochDataset
+from augsvc.client.prefetch import Prefetch
 from augsvc.errors import AugsvcError
-from augsvc.image.dataset import stack_images
-from augsvc.streams import Prefetch, RemoteEpochDataset
+from augsvc.image.tensors import stack_images
+from augsvc.plan import EpochPlan
 from training.config import ConfigError, DataConfig
 from training.data import Batch, BatchSource, DataInfo, Vocabulary, split_parts
 
@@ -30,7 +31,9 @@ class RemoteSource(BatchSource):
         ConfigError: no server answers, or it does not have ``config.dataset``.
     """
 
-    def __init__(self, config: DataConfig, seed: int, *, wait: float = 30.0) -> None:
+    def __init__(self, config: DataConfig, seed: int, *, pin_memory: bool = False,
+                 wait: float = 30.0) -> None:
+        del pin_memory  # the sources' common signature; streamed batches stay in pageable memory
         self.config, self.seed = config, seed
         self.verified_samples = 0  # training samples checked against the epoch plan so far
         self.client_options: dict[str, Any] = {"token": config.token, "tls": config.tls}
@@ -76,9 +79,13 @@ class RemoteSource(BatchSource):
             return self.vocab.encode(samples, self.config.max_tokens)
         return stack_images(samples)
 
+    def plan(self, epoch: int, *, shard: int = 0, num_shards: int = 1) -> EpochPlan:
+        """The epoch plan the server streams for this shard (the same as ``LocalSource``'s)."""
+        return EpochPlan(self.size, self.seed, epoch, self.config.batch_size, self.train, shard,
+                         num_shards)
+
     def num_train_batches(self, *, shard: int = 0, num_shards: int = 1) -> int:
-        return num_batches(self.train_count, batch_size=self.config.batch_size, shard=shard,
-                           num_shards=num_shards)
+        return self.plan(0, shard=shard, num_shards=num_shards).num_batches
 
     def train_batches(self, epoch: int, start_batch: int = 0, *, shard: int = 0,
                       num_shards: int = 1) -> Iterator[Batch]:
@@ -122,9 +129,8 @@ class RemoteSource(BatchSource):
         Raises:
             AugsvcError: a sample was lost or repeated (a server or network fault got through).
         """
-        planned = np.concatenate([np.zeros(0, np.int64), *(self.train[p] for p in epoch_batches(
-            len(self.train), seed=self.seed, epoch=epoch, batch_size=self.config.batch_size, shard=shard,
-            num_shards=num_shards, start_batch=start_batch))])
+        plan = self.plan(epoch, shard=shard, num_shards=num_shards)
+        planned = np.concatenate([np.zeros(0, np.int64), *plan.batches(start_batch)])
         got = torch.cat(received).numpy() if received else np.zeros(0, np.int64)
         if not np.array_equal(np.sort(got), np.sort(planned)):
             lost = np.setdiff1d(planned, got).size

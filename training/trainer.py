@@ -29,11 +29,12 @@ from tqdm.auto import tqdm
 
 from augsvc.seeding import sample_entropy
 from training.config import ConfigError, TrainConfig, to_dict
-from training.data import BatchSource, DataInfo, create_source
+from training.data import BatchSource, DataInfo
 from training.models import MODELS, create_model
 from training.optim import create_optimizer
 from training.regularization import EarlyStopping, penalty
-from training.schedules import schedule_factor
+from training.schedules import create_schedule
+from training.sources import create_source
 
 __all__ = ["METRIC_FIELDS", "RunResult", "Trainer", "resolve_device", "to_inputs"]
 
@@ -110,12 +111,11 @@ class Trainer:
         self.optimizer = self._optimizer()
         total = config.epochs * self.steps_per_epoch()
         try:
-            factor = schedule_factor(config.schedule.name, total,
-                                     warmup_steps=config.schedule.warmup_steps,
-                                     **config.schedule.options)
+            self.scheduler = create_schedule(config.schedule.name, self.optimizer, total,
+                                             warmup_steps=config.schedule.warmup_steps,
+                                             **config.schedule.options)
         except (ValueError, TypeError) as exc:
             raise ConfigError(f"schedule: {exc}") from None
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, factor)
         self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(config.amp) \
             if self.device.type == "cuda" else None
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)

@@ -21,6 +21,7 @@ from albumentations.augmentations.crops.transforms import CropSizeError
 
 from augsvc.errors import AugsvcError, InputError, LimitError, TransformError
 from augsvc.image.albu_dict import build_from_albu_dict, is_albu_dict
+from augsvc.image.presets import IMAGE_PRESETS
 from augsvc.image.registry import IMAGE_TRANSFORMS
 from augsvc.image.sizes import SizeBound, output_bound
 from augsvc.seeding import SampleRandom, check_seed
@@ -147,16 +148,13 @@ class ImagePipeline:
     """
 
     def __init__(self, spec: Any, *, max_pixels: int | None = None) -> None:
-        from augsvc.image.presets import image_preset
-
         if max_pixels is not None and (isinstance(max_pixels, bool) or not isinstance(max_pixels, int)
                                        or max_pixels < 1):
             raise ValueError(f"max_pixels must be an integer >= 1 or None, got {max_pixels!r}")
         self.max_pixels = max_pixels
         self._bounds: dict[tuple[int, int], SizeBound] = {}
 
-        preset = image_preset(spec) if isinstance(spec, str) else None
-        raw = preset if preset is not None else load_spec(spec)
+        raw = load_spec(spec, IMAGE_PRESETS)
         self._albu_spec: dict[str, Any] | None = None
         self.spec: PipelineSpec | None = None
         self._random = SampleRandom()

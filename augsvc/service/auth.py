@@ -9,14 +9,15 @@ network): a bearer token travels in the clear on a plaintext channel.
 from __future__ import annotations
 
 import hmac
-from collections.abc import Callable, Iterator, Sequence
-from typing import Any, NamedTuple
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import grpc
 
 from augsvc.service.observe import PROBE_SERVICES, Continuation, wrap_handler
+from augsvc.wire.metadata import AUTHORIZATION, bearer
 
-__all__ = ["OPEN_SERVICES", "BearerTokenClientInterceptor", "BearerTokenInterceptor"]
+__all__ = ["OPEN_SERVICES", "BearerTokenInterceptor"]
 
 OPEN_SERVICES = PROBE_SERVICES
 
@@ -32,12 +33,12 @@ class BearerTokenInterceptor(grpc.ServerInterceptor):
     def __init__(self, token: str, open_services: tuple[str, ...] = OPEN_SERVICES) -> None:
         if not token:
             raise ValueError("the token must be a non-empty string")
-        self._expected = f"Bearer {token}".encode()
+        self._expected = bearer(token).encode()
         self._open = tuple(f"/{name}/" for name in open_services)
 
     def refusal(self, metadata: tuple[tuple[str, Any], ...] | None) -> str | None:
         """Why a call with this metadata is refused, or None when its token is right."""
-        values = [v for k, v in metadata or () if k == "authorization"]
+        values = [v for k, v in metadata or () if k == AUTHORIZATION]
         if not values:
             return "missing credentials: send the metadata 'authorization: Bearer <token>'"
         value = values[0].encode() if isinstance(values[0], str) else bytes(values[0])
@@ -67,46 +68,3 @@ class BearerTokenInterceptor(grpc.ServerInterceptor):
 
             return stream if response_streaming else unary
         return wrap_handler(handler, refuse)
-
-
-class _CallDetails(NamedTuple):
-    method: str
-    timeout: float | None
-    metadata: Sequence[tuple[str, str | bytes]] | None
-    credentials: grpc.CallCredentials | None
-    wait_for_ready: bool | None
-    compression: grpc.Compression | None
-
-
-class BearerTokenClientInterceptor(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor,
-                                   grpc.StreamUnaryClientInterceptor, grpc.StreamStreamClientInterceptor):
-    """Adds ``authorization: Bearer <token>`` to every call of a channel (plaintext or TLS).
-
-    Call credentials would do this only over TLS; an interceptor also covers plaintext channels
-    on trusted networks, and every RPC of the channel, present or future, gets the token.
-    """
-
-    def __init__(self, token: str) -> None:
-        self._header = ("authorization", f"Bearer {token}")
-
-    def _details(self, details: grpc.ClientCallDetails) -> grpc.ClientCallDetails:
-        metadata = [*(details.metadata or ()), self._header]  # type: ignore[attr-defined]
-        return _CallDetails(details.method, details.timeout, metadata,  # type: ignore[attr-defined, return-value]
-                            details.credentials, details.wait_for_ready,  # type: ignore[attr-defined]
-                            details.compression)  # type: ignore[attr-defined]
-
-    def intercept_unary_unary(self, continuation: Callable[..., Any],
-                              client_call_details: grpc.ClientCallDetails, request: Any) -> Any:
-        return continuation(self._details(client_call_details), request)
-
-    def intercept_unary_stream(self, continuation: Callable[..., Any],
-                               client_call_details: grpc.ClientCallDetails, request: Any) -> Any:
-        return continuation(self._details(client_call_details), request)
-
-    def intercept_stream_unary(self, continuation: Callable[..., Any],
-                               client_call_details: grpc.ClientCallDetails, request_iterator: Any) -> Any:
-        return continuation(self._details(client_call_details), request_iterator)
-
-    def intercept_stream_stream(self, continuation: Callable[..., Any],
-                                client_call_details: grpc.ClientCallDetails, request_iterator: Any) -> Any:
-        return continuation(self._details(client_call_details), request_iterator)

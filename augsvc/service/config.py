@@ -14,8 +14,8 @@ from typing import Any
 import yaml
 
 from augsvc.errors import AugsvcError
-from augsvc.service.codec import Limits
 from augsvc.service.memory_budget import memory_ceiling, parse_memory
+from augsvc.wire.tensors import Limits
 
 __all__ = ["ENV_PREFIX", "ConfigError", "ServeConfig", "add_serve_arguments", "env_name", "load_config"]
 

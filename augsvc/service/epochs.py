@@ -30,28 +30,16 @@ from typing import Any
 
 import numpy as np
 
-from augsvc.datasets import (
-    BUILTIN_DATASETS,
-    Dataset,
-    augment_index,
-    epoch_batches,
-    num_batches,
-    open_dataset,
-    part_indices,
-)
-from augsvc.errors import InputError
+from augsvc.datasets import BUILTIN_DATASETS, Dataset, open_dataset
+from augsvc.errors import InputError, LimitError
+from augsvc.kinds import outputs
 from augsvc.memory import reuse_large_buffers
-from augsvc.service.codec import (
-    Encoded,
-    LimitError,
-    Limits,
-    check_encoding,
-    encode_image,
-    encode_with_tensor,
-)
+from augsvc.plan import EpochPlan, augment_indices
 from augsvc.service.pipelines import bound_images, build_pipeline, image_bytes, resolve_spec
 from augsvc.spec import dumps
-from augsvc.v1 import augment_pb2 as pb
+from augsvc.wire.images import check_encoding, encode_image
+from augsvc.wire.tensors import Encoded, Limits, encode_with_tensor
+from augsvc.wire.v1 import augment_pb2 as pb
 
 __all__ = ["EpochStreamer"]
 
@@ -110,14 +98,15 @@ def build_batch(source: str, spec_json: str | None, seed: int, epoch: int, limit
     dataset = _dataset(source)
     samples, labels = dataset.samples(indices)
     if spec_json is not None:
-        pipeline: Any = build_pipeline(dataset.info.kind, json.loads(spec_json))
-        if dataset.info.kind == "image":
+        kind = dataset.info.kind
+        pipeline: Any = build_pipeline(kind, json.loads(spec_json))
+        if kind == "image":
             bound_images(pipeline, [np.asarray(x) for x in samples],
                          [f"dataset sample {int(i)}" for i in indices], limits,
                          "ask for a smaller batch_size")
-        where = [augment_index(epoch, int(i), len(dataset)) for i in indices]
-        results = pipeline.batch(samples, seed=seed, indices=where)
-        samples = [r.image if dataset.info.kind == "image" else r.text for r in results]
+        results = pipeline.batch(samples, seed=seed,
+                                 indices=augment_indices(epoch, len(dataset), indices))
+        samples = outputs(results)
     if dataset.info.kind != "image" or not samples or \
             len({(np.shape(x), np.asarray(x).dtype) for x in samples}) != 1:
         return samples, labels
@@ -313,10 +302,13 @@ class EpochStreamer:
             raise LimitError(f"batch_size {request.batch_size} is over the limit of "
                              f"{self.limits.max_samples}")
         dataset = _dataset(source)
-        part = part_indices(len(dataset), part=_PART_NAMES.get(request.part, "?"),  # type: ignore[arg-type]
-                            holdout_fraction=request.holdout_fraction, seed=request.seed,
-                            limit=request.limit)
-        shards = request.num_shards or 1
+        epoch_plan = EpochPlan.over_part(
+            len(dataset), seed=request.seed, epoch=request.epoch, batch_size=request.batch_size,
+            part=_PART_NAMES.get(request.part, "?"),  # type: ignore[arg-type]
+            holdout_fraction=request.holdout_fraction, limit=request.limit, shard=request.shard,
+            num_shards=request.num_shards or 1)
+        part = epoch_plan.part
+        assert part is not None  # over_part always names the part's indices
         kind = dataset.info.kind
         spec_json = None
         batch_bytes = 0
@@ -335,12 +327,9 @@ class EpochStreamer:
                     raise LimitError(f"batch_size {request.batch_size} of augmented images of "
                                      f"about {one} bytes each could take {batch_bytes} bytes, over "
                                      f"the reply limit of {self.limits.max_reply_bytes}")
-        total = num_batches(len(part), batch_size=request.batch_size, shard=request.shard,
-                            num_shards=shards)
-        batches = [part[positions] for positions in epoch_batches(
-            len(part), seed=request.seed, epoch=request.epoch, batch_size=request.batch_size,
-            shard=request.shard, num_shards=shards, start_batch=request.start_batch)]
-        return _Plan(source, kind, spec_json, batches, int(request.start_batch), total, batch_bytes)
+        batches = list(epoch_plan.batches(request.start_batch))
+        return _Plan(source, kind, spec_json, batches, int(request.start_batch),
+                     epoch_plan.num_batches, batch_bytes)
 
     def stream(self, request: pb.StreamEpochRequest, plan: _Plan,
                is_active: Callable[[], bool]) -> Iterator[pb.EpochBatch | Encoded]:

@@ -9,12 +9,9 @@ import grpc
 
 from augsvc.errors import BusyError, InputError, LimitError, SpecError
 from augsvc.resources import ResourceError
+from augsvc.wire.metadata import RETRY_PUSHBACK_KEY
 
-__all__ = ["RETRY_PUSHBACK_KEY", "abort_with", "retry_pushback", "status_for"]
-
-RETRY_PUSHBACK_KEY = "grpc-retry-pushback-ms"
-"""The trailer gRPC's retry policy reads: how long to wait before the next attempt."""
-
+__all__ = ["abort_with", "retry_pushback", "status_for"]
 
 MAX_DETAILS = 2000
 """Characters of a status message, at most: gRPC refuses metadata over 16 KiB whole, and a

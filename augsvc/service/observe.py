@@ -10,7 +10,7 @@ from typing import Any, Protocol
 
 import grpc
 
-from augsvc.service.codec import Encoded
+from augsvc.wire.tensors import Encoded
 
 __all__ = ["PROBE_SERVICES", "Call", "CallObserver", "Continuation", "ObservingInterceptor", "gone_code",
            "wrap_handler"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import threading
 from collections import OrderedDict
@@ -12,12 +13,11 @@ import numpy as np
 
 from augsvc.errors import InputError, LimitError
 from augsvc.image.pipeline import ImagePipeline
-from augsvc.image.presets import IMAGE_PRESETS, image_preset
-from augsvc.service.codec import Limits
+from augsvc.kinds import PRESETS, make_pipeline
 from augsvc.spec import check_nesting, dumps
 from augsvc.text.pipeline import TextPipeline
-from augsvc.text.presets import TEXT_PRESETS, text_preset
-from augsvc.v1 import augment_pb2 as pb
+from augsvc.wire.tensors import Limits
+from augsvc.wire.v1 import augment_pb2 as pb
 
 __all__ = ["PipelineCache", "bound_images", "build_pipeline", "image_bytes", "resolve_spec"]
 
@@ -66,12 +66,11 @@ def resolve_spec(pipeline: pb.Pipeline, kind: str, max_spec_bytes: int = 1024 * 
         except RecursionError:  # check_nesting bounds the depth; kept for a smaller stack
             raise InputError("pipeline.spec_json is nested too deeply") from None
     if source == "preset":
-        found = image_preset(pipeline.preset) if kind == "image" else text_preset(pipeline.preset)
-        if found is None:
-            known = sorted(IMAGE_PRESETS if kind == "image" else TEXT_PRESETS)
+        presets = PRESETS[kind]
+        if pipeline.preset not in presets:
             raise InputError(f"pipeline.preset: unknown preset {pipeline.preset!r}; {kind} presets: "
-                             f"{known}")
-        return found
+                             f"{sorted(presets)}")
+        return copy.deepcopy(presets[pipeline.preset])
     raise InputError("the request has no pipeline (give spec_json or preset)")
 
 
@@ -84,8 +83,7 @@ def build_pipeline(kind: str, spec: Any) -> ImagePipeline | TextPipeline:
     Raises:
         SpecError: the spec is invalid.
     """
-    return _PIPELINES.get(f"{kind}:{dumps(spec)}", lambda: ImagePipeline(spec) if kind == "image"
-                          else TextPipeline(spec))
+    return _PIPELINES.get(f"{kind}:{dumps(spec)}", lambda: make_pipeline(kind, spec))
 
 
 def image_bytes(pipeline: ImagePipeline, image: np.ndarray, max_pixels: int,

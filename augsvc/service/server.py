@@ -43,7 +43,6 @@ from augsvc.errors import AugsvcError
 from augsvc.memory import reuse_large_buffers
 from augsvc.service.admission import Admission, AdmissionInterceptor
 from augsvc.service.auth import BearerTokenInterceptor
-from augsvc.service.codec import Limits
 from augsvc.service.config import ServeConfig
 from augsvc.service.epochs import EpochStreamer
 from augsvc.service.logs import CallLog
@@ -51,13 +50,13 @@ from augsvc.service.memory_budget import MemoryBudget, apply_ceiling
 from augsvc.service.metrics import Metrics, MetricsEndpoint
 from augsvc.service.observe import CallObserver, ObservingInterceptor
 from augsvc.service.servicer import AugmenterServicer, add_augmenter
-from augsvc.v1 import augment_pb2 as pb
+from augsvc.wire.tensors import MAX_MESSAGE_BYTES, Limits
+from augsvc.wire.v1 import augment_pb2 as pb
 
 __all__ = ["SERVICE_NAME", "AugmentServer", "BindError", "build_server", "end_process", "serve"]
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Augmenter"].full_name
 _HEALTH_NAME = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
-_MAX_MESSAGE = 512 * 1024 * 1024
 # Seconds at the end of the grace period kept for the stop itself: cancelling what still runs,
 # closing the batch workers and the metrics endpoint, ending the process (about 0.1 s idle on
 # two busy cores; the rest is margin). Never more than half of the grace period.
@@ -76,7 +75,7 @@ class BindError(AugsvcError, OSError):
 
 def build_server(address: str = "127.0.0.1:0", *, workers: int = 4, reserve_workers: int = 0,
                  admission: Admission | None = None, limits: Limits | None = None,
-                 max_message_bytes: int = _MAX_MESSAGE, token: str | None = None,
+                 max_message_bytes: int = MAX_MESSAGE_BYTES, token: str | None = None,
                  tls: tuple[bytes, bytes] | None = None, observers: Sequence[CallObserver] = (),
                  health_servicer: health.HealthServicer | None = None,
                  reuse_port: bool = False, epochs: EpochStreamer | None = None,

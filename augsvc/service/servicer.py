@@ -9,20 +9,9 @@ from typing import Any, NoReturn, TypeVar
 
 import grpc
 
-from augsvc.errors import Cancelled, InputError
+from augsvc.errors import Cancelled, InputError, LimitError
 from augsvc.image.presets import IMAGE_PRESETS
 from augsvc.image.registry import IMAGE_TRANSFORMS
-from augsvc.service.codec import (
-    Encoded,
-    LimitError,
-    Limits,
-    check_encoding,
-    decode_image,
-    encode_image,
-    from_tensor,
-    serialize,
-    to_tensor,
-)
 from augsvc.service.epochs import EpochStreamer
 from augsvc.service.errors import abort_with
 from augsvc.service.memory_budget import MemoryBudget
@@ -31,8 +20,10 @@ from augsvc.service.pipelines import bound_images, build_pipeline, resolve_spec
 from augsvc.spec import dumps
 from augsvc.text.presets import TEXT_PRESETS
 from augsvc.text.registry import TEXT_GROUPS, TEXT_TRANSFORMS
-from augsvc.v1 import augment_pb2 as pb
-from augsvc.v1 import augment_pb2_grpc as pb_grpc
+from augsvc.wire.images import check_encoding, decode_image, encode_image
+from augsvc.wire.tensors import Encoded, Limits, from_tensor, serialize, to_tensor
+from augsvc.wire.v1 import augment_pb2 as pb
+from augsvc.wire.v1 import augment_pb2_grpc as pb_grpc
 
 __all__ = ["AugmenterServicer", "add_augmenter"]
 

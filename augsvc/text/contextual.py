@@ -221,8 +221,8 @@ def _mask_scores(mlm: MaskedLM, ids: Any, attention: Any, rows: Any, cols: Any) 
     return mlm.model(input_ids=ids, attention_mask=attention).logits[rows, cols].float()
 
 
-def _options(tokens: list[str], values: list[float], original: str, stop: frozenset[str] | set[str],
-             top_k: int) -> list[tuple[float, str]]:
+def _options(tokens: list[str], values: list[float], original: str,
+             stopwords: frozenset[str] | set[str], top_k: int) -> list[tuple[float, str]]:
     """The ``top_k`` best (score, token) substitutes for ``original``, best first (ties by token).
 
     ``values`` come sorted from best to worst. The word-family check is the costly filter, so
@@ -235,83 +235,162 @@ def _options(tokens: list[str], values: list[float], original: str, stop: frozen
         score = round(value, _ROUND)
         if len(kept) >= top_k and score < kept[top_k - 1][0]:
             break
-        if value > -math.inf and token.lower() != lower and token.lower() not in stop \
+        if value > -math.inf and token.lower() != lower and token.lower() not in stopwords \
                 and not same_word_family(token, original):
             kept.append((score, token))
     return sorted(kept, key=lambda o: (-o[0], o[1]))[:top_k]
 
 
+@dataclass(frozen=True, slots=True)
+class _Job:
+    """One model input: one or more masked words of one sample."""
+
+    sample: TextSample
+    words: tuple[Word, ...]  # in text order
+    context: tuple[int, ...]  # token ids without [CLS]/[SEP], one mask per word
+    positions: tuple[int, ...]  # the masks' places in ``context``, one per word
+
+
 def contextual(samples: list[TextSample], params: Mapping[str, Any]) -> None:
     """Replace randomly chosen words by what the masked LM predicts in their place."""
-    import torch
-
     mlm = load_mlm(params["model"] or default_model(), params["device"], params["precision"])
-    tok = mlm.tokenizer
-    stop = stopword_set(params)
-    size = min(params["window"], getattr(tok, "model_max_length", 512) or 512, 512)
-    # A job: one model input holding one or more masked words of one sample.
-    jobs: list[tuple[TextSample, list[Word], list[int], list[int]]] = []
+    stopwords = stopword_set(params)
+    size = min(params["window"], getattr(mlm.tokenizer, "model_max_length", 512) or 512, 512)
+    chosen = _choose_words(samples, params, stopwords)
+    jobs = _masked_jobs(mlm.tokenizer, chosen, size, params["joint"])
+    picks: dict[int, list[tuple[Word, str]]] = {}
+    for length, batch in _batches(jobs, params["batch_size"]):
+        for sample, word, options in _batch_options(mlm, length, batch, stopwords,
+                                                    params["top_k"]):
+            if options:
+                new = _draw(sample, word, options, params["temperature"])
+                picks.setdefault(id(sample), []).append((word, new))
+    _apply_picks(samples, picks)
+
+
+def _choose_words(samples: list[TextSample], params: Mapping[str, Any],
+                  stopwords: frozenset[str] | set[str]) -> list[tuple[TextSample, list[Word]]]:
+    """Each sample's words to replace, in text order; samples with none are left out.
+
+    Every sample draws here, before any substitute is drawn, so a sample's stream does not
+    depend on how the model inputs are later batched.
+    """
     todo: list[tuple[TextSample, list[Word]]] = []
     for sample in samples:
-        found = [w for w in words(sample.text) if w.is_alpha and w.text.lower() not in stop]
+        found = [w for w in words(sample.text) if w.is_alpha and w.text.lower() not in stopwords]
         chosen = [found[i] for i in
                   sorted(sample.rng.sample(range(len(found)), count_to_change(len(found), params)))]
         if chosen:
             todo.append((sample, chosen))
+    return todo
+
+
+def _masked_jobs(tok: Any, todo: list[tuple[TextSample, list[Word]]], size: int,
+                 joint: bool) -> list[_Job]:
+    """The model inputs for every sample's chosen words, all texts tokenized in one call."""
+    if not todo:
+        return []
     encoded = tok([sample.text for sample, _ in todo], add_special_tokens=False,
-                  return_offsets_mapping=True) if todo else {"input_ids": [], "offset_mapping": []}
-    for (sample, chosen), ids, offsets in zip(todo, encoded["input_ids"],
-                                              encoded["offset_mapping"], strict=True):
-        enc = {"input_ids": ids, "offset_mapping": offsets}
-        joint = _joint_window(enc["input_ids"], enc["offset_mapping"], chosen, size,
-                              tok.mask_token_id) if params["joint"] else None
-        if joint is not None:
-            jobs.append((sample, chosen, joint[0], joint[1]))
-            continue
-        for word in chosen:  # long texts, or joint masking off: one window per word
-            placed = _window(enc["input_ids"], enc["offset_mapping"], word, size,
-                             tok.mask_token_id)
-            if placed is not None:
-                jobs.append((sample, [word], placed[0], [placed[1]]))
-    # Inputs are padded to a length that depends only on their own size (the next multiple of
-    # 8) and batched with inputs of that length: no sample's input depends on its neighbours.
-    buckets: dict[int, list[tuple[TextSample, list[Word], list[int], list[int]]]] = {}
+                  return_offsets_mapping=True)
+    jobs: list[_Job] = []
+    for (sample, chosen), ids, spans in zip(todo, encoded["input_ids"],
+                                            encoded["offset_mapping"], strict=True):
+        jobs += _sample_jobs(sample, chosen, ids, spans, size, tok.mask_token_id, joint)
+    return jobs
+
+
+def _sample_jobs(sample: TextSample, chosen: list[Word], ids: list[int],
+                 spans: list[tuple[int, int]], size: int, mask_id: int, joint: bool,
+                 ) -> list[_Job]:
+    """The model inputs for one sample's chosen words.
+
+    All of them masked in one input when ``joint`` and the text fits (BERT is trained with
+    many masks at once); otherwise (long texts, or joint masking off) one window per word.
+    """
+    together = _joint_window(ids, spans, chosen, size, mask_id) if joint else None
+    if together is not None:
+        return [_Job(sample, tuple(chosen), tuple(together[0]), tuple(together[1]))]
+    jobs: list[_Job] = []
+    for word in chosen:
+        placed = _window(ids, spans, word, size, mask_id)
+        if placed is not None:
+            jobs.append(_Job(sample, (word,), tuple(placed[0]), (placed[1],)))
+    return jobs
+
+
+def _batches(jobs: list[_Job], batch_size: int) -> list[tuple[int, list[_Job]]]:
+    """(padded length, jobs) for each forward pass.
+
+    Inputs are padded to a length that depends only on their own size (the next multiple of
+    8) and batched with inputs of that length: no sample's input depends on its neighbours.
+    """
+    buckets: dict[int, list[_Job]] = {}
     for job in jobs:
-        buckets.setdefault(-(-(len(job[2]) + 2) // _BUCKET) * _BUCKET, []).append(job)
-    batches = [(length, group[lo:lo + params["batch_size"]])
-               for length, group in sorted(buckets.items())
-               for lo in range(0, len(group), params["batch_size"])]
-    picks: dict[int, list[tuple[Word, str]]] = {}
-    for length, part in batches:
-        ids = torch.full((len(part), length), tok.pad_token_id, dtype=torch.long)
-        attention = torch.zeros((len(part), length), dtype=torch.long)
-        rows, cols = [], []
-        for row, (_, _, context, positions) in enumerate(part):
-            full = [tok.cls_token_id, *context, tok.sep_token_id]
-            ids[row, : len(full)] = torch.tensor(full)
-            attention[row, : len(full)] = 1
-            rows += [row] * len(positions)
-            cols += [1 + p for p in positions]
-        with torch.inference_mode():
-            scores = _mask_scores(mlm, ids.to(mlm.device), attention.to(mlm.device),
-                                  torch.tensor(rows, device=mlm.device),
-                                  torch.tensor(cols, device=mlm.device))
-        scores = scores.masked_fill(~mlm.candidates, -math.inf)
-        top = torch.topk(scores, min(params["top_k"] + 8, scores.shape[1]), dim=1)
-        masked = [(sample, word) for sample, chosen, _, _ in part for word in chosen]
-        for (sample, word), values, indices in zip(masked, top.values.tolist(),
-                                                   top.indices.tolist(), strict=True):
-            options = _options(tok.convert_ids_to_tokens(indices), values, word.text, stop,
-                               params["top_k"])
-            if not options:
-                continue
-            best = options[0][0]
-            # Drawn in token order, not score order: a little float noise (another precision,
-            # another CPU) then changes the weights a little but not which token a draw lands on.
-            options.sort(key=lambda o: o[1])
-            weights = [math.exp((v - best) / params["temperature"]) for v, _ in options]
-            choice = sample.rng.choices([t for _, t in options], weights=weights)[0]
-            picks.setdefault(id(sample), []).append((word, match_case(word.text, choice)))
+        buckets.setdefault(-(-(len(job.context) + 2) // _BUCKET) * _BUCKET, []).append(job)
+    return [(length, group[lo:lo + batch_size])
+            for length, group in sorted(buckets.items())
+            for lo in range(0, len(group), batch_size)]
+
+
+def _batch_scores(mlm: MaskedLM, length: int, batch: list[_Job]) -> Any:
+    """Vocabulary scores, one row per masked word in job order; non-candidates at -inf.
+
+    Padding is left out of attention, so a row's scores do not depend on the batch.
+    """
+    import torch
+
+    tok = mlm.tokenizer
+    ids = torch.full((len(batch), length), tok.pad_token_id, dtype=torch.long)
+    attention = torch.zeros((len(batch), length), dtype=torch.long)
+    rows: list[int] = []
+    cols: list[int] = []
+    for row, job in enumerate(batch):
+        full = [tok.cls_token_id, *job.context, tok.sep_token_id]
+        ids[row, : len(full)] = torch.tensor(full)
+        attention[row, : len(full)] = 1
+        rows += [row] * len(job.positions)
+        cols += [1 + p for p in job.positions]
+    with torch.inference_mode():
+        scores = _mask_scores(mlm, ids.to(mlm.device), attention.to(mlm.device),
+                              torch.tensor(rows, device=mlm.device),
+                              torch.tensor(cols, device=mlm.device))
+    return scores.masked_fill(~mlm.candidates, -math.inf)
+
+
+def _batch_options(mlm: MaskedLM, length: int, batch: list[_Job],
+                   stopwords: frozenset[str] | set[str], top_k: int,
+                   ) -> list[tuple[TextSample, Word, list[tuple[float, str]]]]:
+    """Each masked word of ``batch`` with its substitutes, best first.
+
+    The 8 extra top scores leave room for those the filters in ``_options`` drop.
+    """
+    import torch
+
+    scores = _batch_scores(mlm, length, batch)
+    top = torch.topk(scores, min(top_k + 8, scores.shape[1]), dim=1)
+    masked = [(job.sample, word) for job in batch for word in job.words]
+    return [(sample, word, _options(mlm.tokenizer.convert_ids_to_tokens(indices), values,
+                                    word.text, stopwords, top_k))
+            for (sample, word), values, indices in zip(masked, top.values.tolist(),
+                                                       top.indices.tolist(), strict=True)]
+
+
+def _draw(sample: TextSample, word: Word, options: list[tuple[float, str]],
+          temperature: float) -> str:
+    """A substitute for ``word`` drawn from ``options`` (best first), in the word's case.
+
+    Drawn in token order, not score order: a little float noise (another precision, another
+    CPU) then changes the weights a little but not which token a draw lands on.
+    """
+    best = options[0][0]
+    ordered = sorted(options, key=lambda o: o[1])
+    weights = [math.exp((v - best) / temperature) for v, _ in ordered]
+    choice = sample.rng.choices([t for _, t in ordered], weights=weights)[0]
+    return match_case(word.text, choice)
+
+
+def _apply_picks(samples: list[TextSample], picks: dict[int, list[tuple[Word, str]]]) -> None:
+    """Write each sample's substitutes into its text and record them, left to right."""
     for sample in samples:
         edits = []
         for word, new in sorted(picks.get(id(sample), []), key=lambda p: p[0].start):

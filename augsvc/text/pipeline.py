@@ -16,6 +16,7 @@ from augsvc.errors import Cancelled, InputError, SpecError
 from augsvc.seeding import check_seed, sample_entropy
 from augsvc.spec import GroupNode, Node, PipelineSpec, load_spec, parse_spec
 from augsvc.text.ops import TextSample
+from augsvc.text.presets import TEXT_PRESETS
 from augsvc.text.registry import TEXT_GROUPS, TEXT_TRANSFORMS
 
 __all__ = ["AugmentedText", "TextPipeline"]
@@ -44,10 +45,7 @@ class TextPipeline:
     """
 
     def __init__(self, spec: Any) -> None:
-        from augsvc.text.presets import text_preset
-
-        preset = text_preset(spec) if isinstance(spec, str) else None
-        source = preset if preset is not None else load_spec(spec)
+        source = load_spec(spec, TEXT_PRESETS)
         self.spec: PipelineSpec = parse_spec(source, TEXT_TRANSFORMS, groups=TEXT_GROUPS)
         _check_filters(self.spec.nodes, "transforms", inside=False)
 

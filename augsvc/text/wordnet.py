@@ -64,10 +64,6 @@ class WordNet:
                     found.append(base)
         return found
 
-    def has_irregular_forms(self, base: str, pos: str) -> bool:
-        """True when an exception list gives ``base`` an irregular inflection (run -> ran)."""
-        return (base, pos) in self.irregular
-
     def irregular_forms(self, base: str, pos: str) -> list[str]:
         """The exception-list forms of ``base`` (goose -> geese)."""
         return self.irregular.get((base, pos), [])

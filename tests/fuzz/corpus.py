@@ -18,7 +18,7 @@ import grpc
 import numpy as np
 
 from augsvc.spec import Param
-from augsvc.v1 import augment_pb2 as pb
+from augsvc.wire.v1 import augment_pb2 as pb
 from tests.fuzz.calls import Case, Request
 from tests.fuzz.payloads import (
     bmp_header,

@@ -9,7 +9,7 @@ import zlib
 import cv2
 import numpy as np
 
-from augsvc.v1 import augment_pb2 as pb
+from augsvc.wire.v1 import augment_pb2 as pb
 
 __all__ = ["bmp_header", "jpeg", "jpeg_with_size", "png", "png_bomb", "png_header", "pnm_header",
            "tensor"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import grpc
 
-from augsvc.v1 import augment_pb2 as pb
+from augsvc.wire.v1 import augment_pb2 as pb
 from tests.fuzz.calls import Case, Outcome, call, judge
 from tests.fuzz.server import RSS_BOUND, FuzzServer
 

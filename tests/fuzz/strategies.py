@@ -25,11 +25,11 @@ from augsvc.image.albu_dict import ALLOWED_CLASSES
 from augsvc.image.pipeline import IMAGE_OPTIONS
 from augsvc.image.presets import IMAGE_PRESETS
 from augsvc.image.registry import IMAGE_TRANSFORMS
-from augsvc.service.codec import _varint  # the wire's base-128 integers
 from augsvc.spec import GROUP_KINDS, REQUIRED, Param, TransformInfo
 from augsvc.text.presets import TEXT_PRESETS
 from augsvc.text.registry import TEXT_GROUPS, TEXT_TRANSFORMS
-from augsvc.v1 import augment_pb2 as pb
+from augsvc.wire.tensors import _varint  # the wire's base-128 integers
+from augsvc.wire.v1 import augment_pb2 as pb
 from tests.fuzz.calls import Case
 from tests.fuzz.payloads import bmp_header, jpeg, jpeg_with_size, png, png_header, pnm_header, tensor
 from tests.fuzz.server import Limits

@@ -15,11 +15,11 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from augsvc.errors import BusyError
 from augsvc.service.admission import Admission
-from augsvc.service.errors import RETRY_PUSHBACK_KEY
 from augsvc.service.metrics import Metrics
 from augsvc.service.server import build_server
-from augsvc.v1 import augment_pb2 as pb
-from augsvc.v1 import augment_pb2_grpc as pb_grpc
+from augsvc.wire.metadata import RETRY_PUSHBACK_KEY
+from augsvc.wire.v1 import augment_pb2 as pb
+from augsvc.wire.v1 import augment_pb2_grpc as pb_grpc
 from tests.conftest import wait_for
 
 SWAP = pb.AugmentTextsRequest(pipeline=pb.Pipeline(spec_json=json.dumps([{"name": "random_swap"}])),

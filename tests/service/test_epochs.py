@@ -16,15 +16,16 @@ import numpy as np
 import pytest
 
 from augsvc.client import AugmentClient
-from augsvc.datasets import augment_index, open_dataset, part_indices
+from augsvc.client.datasets import RemoteAugmentDataset, RemoteEpochDataset
+from augsvc.datasets import open_dataset
 from augsvc.image.pipeline import ImagePipeline
 from augsvc.image.presets import image_preset
-from augsvc.service.codec import Limits
+from augsvc.plan import augment_index, part_indices
 from augsvc.service.epochs import EpochStreamer, _Slots
 from augsvc.service.process import ServerProcess
 from augsvc.service.server import build_server
-from augsvc.streams import RemoteAugmentDataset, RemoteEpochDataset
 from augsvc.text.pipeline import TextPipeline
+from augsvc.wire.tensors import Limits
 from tests.conftest import structured_image
 
 SMALL = {"transforms": [{"name": "shift_scale_rotate", "p": 0.9},

@@ -16,9 +16,8 @@ import numpy as np
 import pytest
 
 from augsvc.errors import BusyError, LimitError
-from augsvc.service.codec import Limits, to_tensor
 from augsvc.service.config import ConfigError, ServeConfig
-from augsvc.service.errors import RETRY_PUSHBACK_KEY, status_for
+from augsvc.service.errors import status_for
 from augsvc.service.memory_budget import (
     MemoryBudget,
     machine_memory,
@@ -27,8 +26,10 @@ from augsvc.service.memory_budget import (
 )
 from augsvc.service.metrics import Metrics
 from augsvc.service.server import build_server
-from augsvc.v1 import augment_pb2 as pb
-from augsvc.v1 import augment_pb2_grpc as pb_grpc
+from augsvc.wire.metadata import RETRY_PUSHBACK_KEY
+from augsvc.wire.tensors import Limits, to_tensor
+from augsvc.wire.v1 import augment_pb2 as pb
+from augsvc.wire.v1 import augment_pb2_grpc as pb_grpc
 from tests.conftest import wait_for
 
 BUDGET = MemoryBudget(64 * 2**20)

@@ -14,8 +14,8 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from augsvc.client import AugmentClient
 from augsvc.service.server import SERVICE_NAME, build_server
-from augsvc.v1 import augment_pb2 as pb
-from augsvc.v1 import augment_pb2_grpc as pb_grpc
+from augsvc.wire.v1 import augment_pb2 as pb
+from augsvc.wire.v1 import augment_pb2_grpc as pb_grpc
 
 TOKEN = "s3cret-token"
 SWAP = [{"name": "random_swap", "p": 1}]

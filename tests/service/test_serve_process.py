@@ -17,8 +17,8 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from augsvc.v1 import augment_pb2 as pb
-from augsvc.v1 import augment_pb2_grpc as pb_grpc
+from augsvc.wire.v1 import augment_pb2 as pb
+from augsvc.wire.v1 import augment_pb2_grpc as pb_grpc
 
 ROOT = Path(__file__).resolve().parents[2]
 SWAP = pb.AugmentTextsRequest(pipeline=pb.Pipeline(spec_json=json.dumps([{"name": "random_swap"}])),

@@ -18,15 +18,15 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from augsvc.client import AugmentClient
-from augsvc.service.codec import to_tensor
 from augsvc.service.config import ServeConfig
 from augsvc.service.logs import CallLog, JsonFormatter
 from augsvc.service.metrics import Metrics
 from augsvc.service.observe import Call
 from augsvc.service.server import AugmentServer, BindError, build_server
 from augsvc.service.servicer import AugmenterServicer
-from augsvc.v1 import augment_pb2 as pb
-from augsvc.v1 import augment_pb2_grpc as pb_grpc
+from augsvc.wire.tensors import to_tensor
+from augsvc.wire.v1 import augment_pb2 as pb
+from augsvc.wire.v1 import augment_pb2_grpc as pb_grpc
 from tests.conftest import wait_for
 
 SWAP = pb.AugmentTextsRequest(pipeline=pb.Pipeline(spec_json=json.dumps([{"name": "random_swap"}])),

@@ -16,11 +16,11 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from augsvc.image import ImagePipeline, list_image_transforms
-from augsvc.service.codec import Encoded, Limits, encode_with_tensor, from_tensor, serialize, to_tensor
 from augsvc.service.server import SERVICE_NAME, build_server
 from augsvc.text import TextPipeline
-from augsvc.v1 import augment_pb2 as pb
-from augsvc.v1 import augment_pb2_grpc as pb_grpc
+from augsvc.wire.tensors import Encoded, Limits, encode_with_tensor, from_tensor, serialize, to_tensor
+from augsvc.wire.v1 import augment_pb2 as pb
+from augsvc.wire.v1 import augment_pb2_grpc as pb_grpc
 from tests.conftest import structured_image
 
 SPEC = {"transforms": [{"name": "random_crop", "height": 40, "width": 40},
@@ -143,13 +143,13 @@ def test_list_transforms_health_and_reflection(channel: grpc.Channel) -> None:
 
 
 def test_generated_code_is_current(tmp_path: Path) -> None:
-    subprocess.run([sys.executable, "-m", "grpc_tools.protoc", "-I", str(ROOT / "protos"),
+    subprocess.run([sys.executable, "-m", "grpc_tools.protoc", "-Iaugsvc/wire/v1=protos/augsvc/v1",
                     f"--python_out={tmp_path}", f"--pyi_out={tmp_path}",
-                    f"--grpc_python_out={tmp_path}", "augsvc/v1/augment.proto"],
+                    f"--grpc_python_out={tmp_path}", "augsvc/wire/v1/augment.proto"],
                    check=True, cwd=ROOT)
     for name in ("augment_pb2.py", "augment_pb2.pyi", "augment_pb2_grpc.py"):
-        fresh = (tmp_path / "augsvc" / "v1" / name).read_text()
-        assert fresh == (ROOT / "augsvc" / "v1" / name).read_text(), f"run `make proto` ({name})"
+        fresh = (tmp_path / "augsvc" / "wire" / "v1" / name).read_text()
+        assert fresh == (ROOT / "augsvc" / "wire" / "v1" / name).read_text(), f"run `make proto` ({name})"
 
 
 @pytest.mark.slow

@@ -23,11 +23,11 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from augsvc.service.config import ServeConfig
-from augsvc.service.errors import RETRY_PUSHBACK_KEY
 from augsvc.service.process import ServerProcess
 from augsvc.service.server import AugmentServer
-from augsvc.v1 import augment_pb2 as pb
-from augsvc.v1 import augment_pb2_grpc as pb_grpc
+from augsvc.wire.metadata import RETRY_PUSHBACK_KEY
+from augsvc.wire.v1 import augment_pb2 as pb
+from augsvc.wire.v1 import augment_pb2_grpc as pb_grpc
 from tests.conftest import wait_for
 
 SWAP = pb.AugmentTextsRequest(pipeline=pb.Pipeline(spec_json=json.dumps([{"name": "random_swap"}])),

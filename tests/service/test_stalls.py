@@ -18,14 +18,15 @@ import pytest
 
 from augsvc import streams
 from augsvc.client import AugmentClient
-from augsvc.datasets import augment_index, open_dataset
+from augsvc.client.epochs import EpochBatch, _retry_hint
+from augsvc.datasets import open_dataset
 from augsvc.errors import BusyError
 from augsvc.image.pipeline import ImagePipeline
 from augsvc.image.presets import image_preset
+from augsvc.plan import augment_index
 from augsvc.service.epochs import EpochStreamer
 from augsvc.service.process import ServerProcess
 from augsvc.service.server import build_server
-from augsvc.streams import EpochBatch, _retry_hint
 
 SPEC = {"transforms": [{"name": "horizontal_flip"}, {"name": "brightness_contrast", "p": 0.5}]}
 
@@ -167,7 +168,7 @@ def test_retry_hints_are_read_in_ms_and_capped(trailers: Any, seconds: float | N
 
 
 def test_bad_keepalive_and_stall_timeout_are_refused() -> None:
-    from augsvc.streams import RemoteEpochDataset
+    from augsvc.client.datasets import RemoteEpochDataset
 
     with pytest.raises(ValueError, match="keepalive must be at least 2 seconds"):
         AugmentClient("127.0.0.1:1", keepalive=1.0)

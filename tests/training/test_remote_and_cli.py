@@ -17,7 +17,7 @@ import torch
 from augsvc.service.server import build_server
 from training.cli import main
 from training.config import ConfigError, TrainConfig, load_config
-from training.data import LocalSource
+from training.local import LocalSource
 from training.remote import RemoteSource
 from training.trainer import Trainer
 

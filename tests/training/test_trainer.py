@@ -11,9 +11,10 @@ import numpy as np
 import pytest
 import torch
 
-from augsvc.image.dataset import stack_images
+from augsvc.image.tensors import stack_images
 from training.config import ConfigError, load_config
-from training.data import LocalSource, MemorySource, Vocabulary
+from training.data import Vocabulary
+from training.local import LocalSource, MemorySource
 from training.lr_find import lr_find, suggest_lr
 from training.trainer import Trainer
 

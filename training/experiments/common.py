@@ -19,7 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from augsvc.datasets import epoch_batches, num_batches
+from augsvc.plan import epoch_batches, num_batches
 from training.config import TrainConfig, load_config
 from training.data import Batch, BatchSource, DataInfo
 from training.regularization import penalty

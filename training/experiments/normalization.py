@@ -15,9 +15,9 @@ from typing import Any
 import matplotlib.pyplot as plt
 import numpy as np
 
-from training.data import MemorySource
 from training.experiments.common import digits_config, one_thread, plot_loss_band, train_steps
 from training.experiments.report import Report, pm
+from training.local import MemorySource
 from training.trainer import Trainer
 
 __all__ = ["NORMS", "run"]

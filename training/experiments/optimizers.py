@@ -16,7 +16,6 @@ from typing import Any
 import matplotlib.pyplot as plt
 import numpy as np
 
-from training.data import MemorySource
 from training.experiments.common import (
     digits_config,
     one_thread,
@@ -25,6 +24,7 @@ from training.experiments.common import (
     train_steps,
 )
 from training.experiments.report import Report, mean_std, pm
+from training.local import MemorySource
 from training.lr_find import lr_find
 from training.trainer import Trainer
 

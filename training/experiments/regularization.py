@@ -14,9 +14,9 @@ from typing import Any
 import matplotlib.pyplot as plt
 import numpy as np
 
-from training.data import MemorySource
 from training.experiments.common import digits_config, fit_epochs, one_thread
 from training.experiments.report import Report, pm
+from training.local import MemorySource
 from training.trainer import Trainer
 
 __all__ = ["ARMS", "run"]

@@ -25,7 +25,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from augsvc.datasets import open_dataset, part_indices
+from augsvc.datasets import open_dataset
+from augsvc.plan import part_indices
 from augsvc.text.pipeline import TextPipeline
 from training.config import load_config
 from training.data import DataInfo, Vocabulary

@@ -1,4 +1,5 @@
-"""Arrays and images on the wire: raw tensors by default, PNG/JPEG accepted, with size limits."""
+"""Arrays on the wire: Tensor messages to and from numpy, the per-request limits, and replies
+serialized with one copy of their bulk bytes. numpy only: the client imports this."""
 
 from __future__ import annotations
 
@@ -6,21 +7,19 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-import cv2
 import numpy as np
 
 from augsvc.errors import InputError, LimitError
-from augsvc.image.io import header_size
-from augsvc.v1 import augment_pb2 as pb
+from augsvc.wire.v1 import augment_pb2 as pb
 
-__all__ = ["ENCODINGS", "Encoded", "LimitError", "Limits", "check_encoding", "decode_image", "encode_image",
-           "encode_with_tensor", "from_tensor", "serialize", "to_tensor"]
+__all__ = ["MAX_MESSAGE_BYTES", "Encoded", "Limits", "encode_with_tensor", "from_tensor", "serialize",
+           "to_tensor"]
 
+MAX_MESSAGE_BYTES = 512 * 1024 * 1024
+"""The largest gRPC message either end sends or accepts (server and client channel options)."""
 _DTYPES = frozenset({"uint8", "float32", "float64", "int32", "int64", "uint16", "bool"})
 _MAX_DIMS = 8
 _MAX_DIM = 2**31 - 1
-ENCODINGS = frozenset(pb.Encoding.values())
-"""The output encodings a request may ask for."""
 
 
 @dataclass(frozen=True)
@@ -44,7 +43,7 @@ class Limits:
     max_texts: int = 100_000
     max_text_chars: int = 2_000_000
     max_text_variants: int = 100_000
-    max_reply_bytes: int = 512 * 1024 * 1024
+    max_reply_bytes: int = MAX_MESSAGE_BYTES
     max_spec_bytes: int = 1024 * 1024
 
 
@@ -124,76 +123,3 @@ def from_tensor(tensor: pb.Tensor, what: str, limits: Limits) -> np.ndarray:
         raise InputError(f"{what}: shape {shape} of {tensor.dtype} needs {expected} bytes, "
                          f"got {len(data)}")
     return np.frombuffer(data, dtype=dtype).reshape(shape).copy()
-
-
-def decode_image(image: pb.Image, what: str, limits: Limits) -> np.ndarray:
-    """An Image message as an HxW(xC) array (encoded images become RGB(A) uint8)."""
-    kind = image.WhichOneof("payload")
-    if kind == "array":
-        array = from_tensor(image.array, what, limits)
-    elif kind == "encoded":
-        data = image.encoded
-        if len(data) > limits.max_tensor_bytes:
-            raise LimitError(f"{what}: encoded image is over {limits.max_tensor_bytes} bytes")
-        if not data:
-            raise InputError(f"{what}: the encoded image is empty (0 bytes)")
-        try:
-            dims = header_size(data)
-        except LimitError as exc:
-            raise LimitError(f"{what}: {exc}") from None
-        if dims is not None and dims[0] * dims[1] > limits.max_pixels:
-            raise LimitError(f"{what}: the image header says {dims[0]}x{dims[1]} (width x height) "
-                             f"pixels, over the limit of {limits.max_pixels}")
-        try:
-            decoded = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
-        except cv2.error as exc:  # OpenCV's own caps and malformed headers raise, not return None
-            raise InputError(f"{what}: cannot decode the image bytes: "
-                             f"{_cv2_reason(exc)}") from None
-        if decoded is None:
-            raise InputError(f"{what}: cannot decode the image bytes (PNG or JPEG expected)")
-        if decoded.ndim == 3 and decoded.shape[2] in (3, 4):
-            code = cv2.COLOR_BGR2RGB if decoded.shape[2] == 3 else cv2.COLOR_BGRA2RGBA
-            decoded = cv2.cvtColor(decoded, code)
-        array = decoded
-    else:
-        raise InputError(f"{what}: no image given")
-    if array.ndim >= 2 and array.shape[0] * array.shape[1] > limits.max_pixels:
-        raise LimitError(f"{what}: {array.shape[0]}x{array.shape[1]} pixels is over the limit of "
-                         f"{limits.max_pixels}")
-    return array
-
-
-def _cv2_reason(exc: cv2.error) -> str:
-    """The readable part of an OpenCV error (its message without the source location)."""
-    text = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
-    return text.split(") ", 1)[-1][:300]
-
-
-def check_encoding(encoding: int) -> None:
-    """Raise InputError unless ``encoding`` is one of the wire's output encodings."""
-    if encoding not in ENCODINGS:
-        raise InputError(f"output_encoding {encoding} is not one of {sorted(ENCODINGS)} "
-                         "(0 raw, 1 PNG, 2 JPEG)")
-
-
-def encode_image(array: np.ndarray, encoding: int) -> pb.Image:
-    """Raw by default; PNG/JPEG when asked (uint8 images only)."""
-    if encoding == pb.ENCODING_RAW:
-        return pb.Image(array=to_tensor(array))
-    check_encoding(encoding)
-    if array.dtype != np.uint8:
-        raise InputError(f"only uint8 images can be sent as PNG/JPEG, this one is {array.dtype}")
-    if array.ndim == 3 and array.shape[2] not in (1, 3, 4):
-        raise InputError(f"only images with 1, 3 or 4 channels can be sent as PNG/JPEG, this one "
-                         f"has {array.shape[2]}")
-    bgr = array
-    if array.ndim == 3 and array.shape[2] in (3, 4):
-        bgr = cv2.cvtColor(array, cv2.COLOR_RGB2BGR if array.shape[2] == 3 else cv2.COLOR_RGBA2BGRA)
-    try:
-        ok, data = cv2.imencode(".png" if encoding == pb.ENCODING_PNG else ".jpg", bgr)
-    except cv2.error as exc:
-        raise InputError(f"cannot encode an image of shape {array.shape}: "
-                         f"{_cv2_reason(exc)}") from None
-    if not ok:
-        raise InputError(f"cannot encode an image of shape {array.shape}")
-    return pb.Image(encoded=data.tobytes())

@@ -4,33 +4,26 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import grpc
 import numpy as np
 
+from augsvc.client.connection import MIN_KEEPALIVE, open_channel
+from augsvc.client.epochs import EpochBatch, stream_epoch
 from augsvc.memory import reuse_large_buffers
-from augsvc.service.auth import BearerTokenClientInterceptor
-from augsvc.service.codec import Limits, decode_image, from_tensor, to_tensor
-from augsvc.v1 import augment_pb2 as pb
-from augsvc.v1 import augment_pb2_grpc as pb_grpc
+from augsvc.wire.images import decode_image
+from augsvc.wire.pipeline import pipeline_message
+from augsvc.wire.tensors import MAX_MESSAGE_BYTES, Limits, from_tensor, to_tensor
+from augsvc.wire.v1 import augment_pb2 as pb
+from augsvc.wire.v1 import augment_pb2_grpc as pb_grpc
 
-if TYPE_CHECKING:
-    from augsvc.streams import EpochBatch
-
-__all__ = ["AugmentClient", "Pending", "RemoteImage", "RemoteText", "pipeline_message"]
+__all__ = ["AugmentClient", "Pending", "RemoteImage", "RemoteText"]
 
 T = TypeVar("T")
-
-_MAX_MESSAGE = 512 * 1024 * 1024
-# Twice the 1 s ping interval augsvc servers accept (build_server): a ping delayed on the way
-# arrives less than a keepalive after the one before, and must still not count as abuse.
-_MIN_KEEPALIVE = 2.0
 
 
 @dataclass
@@ -55,66 +48,6 @@ class RemoteText:
     ops: list[dict[str, Any]] | None = None
 
 
-def _retry_config(retries: int) -> str:
-    """A gRPC service config retrying every unary Augmenter RPC on UNAVAILABLE, with backoff."""
-    service = pb.DESCRIPTOR.services_by_name["Augmenter"]
-    unary = [{"service": service.full_name, "method": m.name} for m in service.methods
-             if not m.client_streaming and not m.server_streaming]
-    return json.dumps({"methodConfig": [{"name": unary, "retryPolicy": {
-        "maxAttempts": retries + 1, "initialBackoff": "0.1s", "maxBackoff": "2s",
-        "backoffMultiplier": 2, "retryableStatusCodes": ["UNAVAILABLE"]}}]})
-
-
-def _keepalive_options(keepalive: float) -> list[tuple[str, int]]:
-    """Channel options that ping every ``keepalive`` seconds and drop a connection that does not
-    answer within as long again (gRPC's doc/keepalive.md)."""
-    ms = round(keepalive * 1000)
-    return [("grpc.keepalive_time_ms", ms),
-            ("grpc.keepalive_timeout_ms", ms),
-            # Any ping in flight, not only keepalive's: gRPC sends one ping at a time, so an
-            # unanswered flow-control (BDP) ping to a frozen server holds the keepalive ping
-            # back, and it times out only after this (default 1 min; GRPC_ARG_PING_TIMEOUT_MS
-            # in chttp2's internal.h). Measured: 60 s to notice a SIGSTOPped server without it.
-            ("grpc.http2.ping_timeout_ms", ms),
-            # idle connections too: a replica that vanished between epochs leaves round_robin
-            # before the next stream is sent to it, not a stall timeout after
-            ("grpc.keepalive_permit_without_calls", 1),
-            # no cap on pings between the client's own data frames: in a StreamEpoch the
-            # client sends nothing after its request, and gRPC's default (2) would stop the
-            # pings for exactly the long streams they are there to watch
-            ("grpc.http2.max_pings_without_data", 0)]
-
-
-def _channel_credentials(tls: str | os.PathLike[str] | bytes | bool) -> grpc.ChannelCredentials:
-    if tls is True:
-        return grpc.ssl_channel_credentials()  # the system's root certificates
-    return grpc.ssl_channel_credentials(root_certificates=tls if isinstance(tls, bytes)
-                                        else Path(tls).read_bytes())  # type: ignore[arg-type]
-
-
-def _ipv4_target(addresses: Sequence[str]) -> str:
-    """Several "host:port" as one gRPC target, ``ipv4:ip:port,...``: host names are resolved here,
-    once (gRPC takes a list only as addresses; one DNS name with several records needs no list).
-
-    Raises:
-        ValueError: an address without a port, or a host name that does not resolve.
-    """
-    resolved: list[str] = []
-    for address in addresses:
-        host, sep, port = address.rpartition(":")
-        if not sep or not host or not port.isdigit():
-            raise ValueError(f"address {address!r} is not host:port")
-        try:
-            infos = socket.getaddrinfo(host, int(port), socket.AF_INET, socket.SOCK_STREAM)
-        except socket.gaierror as exc:
-            raise ValueError(f"cannot resolve {host!r} in {address!r}: {exc.strerror}") from None
-        for info in infos:
-            ip = f"{info[4][0]}:{port}"
-            if ip not in resolved:
-                resolved.append(ip)
-    return "ipv4:" + ",".join(resolved)
-
-
 class Pending(Generic[T]):
     """A call in flight: :meth:`result` waits for the reply and converts it."""
 
@@ -127,13 +60,6 @@ class Pending(Generic[T]):
 
     def cancel(self) -> None:
         self.call.cancel()
-
-
-def pipeline_message(spec: Any) -> pb.Pipeline:
-    """A spec (dict or JSON) or a preset name as the wire's Pipeline message."""
-    if isinstance(spec, str) and not spec.lstrip().startswith(("{", "[")):
-        return pb.Pipeline(preset=spec)
-    return pb.Pipeline(spec_json=spec if isinstance(spec, str) else json.dumps(spec))
 
 
 class AugmentClient:
@@ -171,30 +97,16 @@ class AugmentClient:
             raise ValueError("give at least one address")
         if not 0 <= retries <= 4:
             raise ValueError(f"retries must be from 0 to 4 (gRPC allows 5 attempts), got {retries}")
-        if keepalive is not None and not keepalive >= _MIN_KEEPALIVE:
-            raise ValueError(f"keepalive must be at least {_MIN_KEEPALIVE:g} seconds, or None for "
+        if keepalive is not None and not keepalive >= MIN_KEEPALIVE:
+            raise ValueError(f"keepalive must be at least {MIN_KEEPALIVE:g} seconds, or None for "
                              f"no pings; got {keepalive}")
         if reuse_memory:
             reuse_large_buffers()
-        target = targets[0] if len(targets) == 1 else _ipv4_target(targets)
-        options = [("grpc.lb_policy_name", "round_robin"),
-                   # each client its own connections: SO_REUSEPORT spreads connections, so clients
-                   # sharing one would all land on one server process
-                   ("grpc.use_local_subchannel_pool", 1),
-                   ("grpc.max_receive_message_length", _MAX_MESSAGE),
-                   ("grpc.max_send_message_length", _MAX_MESSAGE),
-                   ("grpc.enable_retries", int(retries > 0))]
-        if retries:
-            options.append(("grpc.service_config", _retry_config(retries)))
-        if keepalive is not None:
-            options += _keepalive_options(keepalive)
-        channel = grpc.insecure_channel(target, options=options) if tls is None or tls is False \
-            else grpc.secure_channel(target, _channel_credentials(tls), options=options)
-        self.channel = channel if token is None \
-            else grpc.intercept_channel(channel, BearerTokenClientInterceptor(token))
+        self.channel = open_channel(targets, token=token, tls=tls, retries=retries,
+                                    keepalive=keepalive)
         self.stub = pb_grpc.AugmenterStub(self.channel)
         self.timeout = timeout
-        self._limits = Limits(max_tensor_bytes=_MAX_MESSAGE, max_pixels=2**62)
+        self._limits = Limits(max_tensor_bytes=MAX_MESSAGE_BYTES, max_pixels=2**62)
 
     def close(self) -> None:
         self.channel.close()
@@ -282,8 +194,6 @@ class AugmentClient:
         """One epoch of a server-side dataset, resuming on failures and stalls.
 
         Keyword arguments (``seed``, ``epoch``, ``batch_size``, ``retries``, ``stall_timeout``,
-        ...) are those of :func:`augsvc.streams.stream_epoch`.
+        ...) are those of :func:`augsvc.client.stream_epoch`.
         """
-        from augsvc.streams import stream_epoch
-
         return stream_epoch(self, dataset, spec, **kwargs)

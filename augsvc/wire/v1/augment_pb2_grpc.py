@@ -3,7 +3,7 @@
 import grpc
 import warnings
 
-from augsvc.v1 import augment_pb2 as augsvc_dot_v1_dot_augment__pb2
+from augsvc.wire.v1 import augment_pb2 as augsvc_dot_wire_dot_v1_dot_augment__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -18,7 +18,7 @@ except ImportError:
 if _version_not_supported:
     raise RuntimeError(
         f'The grpc package installed is at version {GRPC_VERSION},'
-        + ' but the generated code in augsvc/v1/augment_pb2_grpc.py depends on'
+        + ' but the generated code in augsvc/wire/v1/augment_pb2_grpc.py depends on'
         + f' grpcio>={GRPC_GENERATED_VERSION}.'
         + f' Please upgrade your grpc module to grpcio>={GRPC_GENERATED_VERSION}'
         + f' or downgrade your generated code using grpcio-tools<={GRPC_VERSION}.'
@@ -36,38 +36,38 @@ class AugmenterStub:
         """
         self.ListTransforms = channel.unary_unary(
                 '/augsvc.v1.Augmenter/ListTransforms',
-                request_serializer=augsvc_dot_v1_dot_augment__pb2.ListTransformsRequest.SerializeToString,
-                response_deserializer=augsvc_dot_v1_dot_augment__pb2.ListTransformsResponse.FromString,
+                request_serializer=augsvc_dot_wire_dot_v1_dot_augment__pb2.ListTransformsRequest.SerializeToString,
+                response_deserializer=augsvc_dot_wire_dot_v1_dot_augment__pb2.ListTransformsResponse.FromString,
                 _registered_method=True)
         self.AugmentImages = channel.unary_unary(
                 '/augsvc.v1.Augmenter/AugmentImages',
-                request_serializer=augsvc_dot_v1_dot_augment__pb2.AugmentImagesRequest.SerializeToString,
-                response_deserializer=augsvc_dot_v1_dot_augment__pb2.AugmentImagesResponse.FromString,
+                request_serializer=augsvc_dot_wire_dot_v1_dot_augment__pb2.AugmentImagesRequest.SerializeToString,
+                response_deserializer=augsvc_dot_wire_dot_v1_dot_augment__pb2.AugmentImagesResponse.FromString,
                 _registered_method=True)
         self.StreamAugmentImages = channel.stream_stream(
                 '/augsvc.v1.Augmenter/StreamAugmentImages',
-                request_serializer=augsvc_dot_v1_dot_augment__pb2.AugmentImagesRequest.SerializeToString,
-                response_deserializer=augsvc_dot_v1_dot_augment__pb2.AugmentImagesResponse.FromString,
+                request_serializer=augsvc_dot_wire_dot_v1_dot_augment__pb2.AugmentImagesRequest.SerializeToString,
+                response_deserializer=augsvc_dot_wire_dot_v1_dot_augment__pb2.AugmentImagesResponse.FromString,
                 _registered_method=True)
         self.AugmentTexts = channel.unary_unary(
                 '/augsvc.v1.Augmenter/AugmentTexts',
-                request_serializer=augsvc_dot_v1_dot_augment__pb2.AugmentTextsRequest.SerializeToString,
-                response_deserializer=augsvc_dot_v1_dot_augment__pb2.AugmentTextsResponse.FromString,
+                request_serializer=augsvc_dot_wire_dot_v1_dot_augment__pb2.AugmentTextsRequest.SerializeToString,
+                response_deserializer=augsvc_dot_wire_dot_v1_dot_augment__pb2.AugmentTextsResponse.FromString,
                 _registered_method=True)
         self.StreamAugmentTexts = channel.stream_stream(
                 '/augsvc.v1.Augmenter/StreamAugmentTexts',
-                request_serializer=augsvc_dot_v1_dot_augment__pb2.AugmentTextsRequest.SerializeToString,
-                response_deserializer=augsvc_dot_v1_dot_augment__pb2.AugmentTextsResponse.FromString,
+                request_serializer=augsvc_dot_wire_dot_v1_dot_augment__pb2.AugmentTextsRequest.SerializeToString,
+                response_deserializer=augsvc_dot_wire_dot_v1_dot_augment__pb2.AugmentTextsResponse.FromString,
                 _registered_method=True)
         self.ListDatasets = channel.unary_unary(
                 '/augsvc.v1.Augmenter/ListDatasets',
-                request_serializer=augsvc_dot_v1_dot_augment__pb2.ListDatasetsRequest.SerializeToString,
-                response_deserializer=augsvc_dot_v1_dot_augment__pb2.ListDatasetsResponse.FromString,
+                request_serializer=augsvc_dot_wire_dot_v1_dot_augment__pb2.ListDatasetsRequest.SerializeToString,
+                response_deserializer=augsvc_dot_wire_dot_v1_dot_augment__pb2.ListDatasetsResponse.FromString,
                 _registered_method=True)
         self.StreamEpoch = channel.unary_stream(
                 '/augsvc.v1.Augmenter/StreamEpoch',
-                request_serializer=augsvc_dot_v1_dot_augment__pb2.StreamEpochRequest.SerializeToString,
-                response_deserializer=augsvc_dot_v1_dot_augment__pb2.EpochBatch.FromString,
+                request_serializer=augsvc_dot_wire_dot_v1_dot_augment__pb2.StreamEpochRequest.SerializeToString,
+                response_deserializer=augsvc_dot_wire_dot_v1_dot_augment__pb2.EpochBatch.FromString,
                 _registered_method=True)
 
 
@@ -121,38 +121,38 @@ def add_AugmenterServicer_to_server(servicer, server):
     rpc_method_handlers = {
             'ListTransforms': grpc.unary_unary_rpc_method_handler(
                     servicer.ListTransforms,
-                    request_deserializer=augsvc_dot_v1_dot_augment__pb2.ListTransformsRequest.FromString,
-                    response_serializer=augsvc_dot_v1_dot_augment__pb2.ListTransformsResponse.SerializeToString,
+                    request_deserializer=augsvc_dot_wire_dot_v1_dot_augment__pb2.ListTransformsRequest.FromString,
+                    response_serializer=augsvc_dot_wire_dot_v1_dot_augment__pb2.ListTransformsResponse.SerializeToString,
             ),
             'AugmentImages': grpc.unary_unary_rpc_method_handler(
                     servicer.AugmentImages,
-                    request_deserializer=augsvc_dot_v1_dot_augment__pb2.AugmentImagesRequest.FromString,
-                    response_serializer=augsvc_dot_v1_dot_augment__pb2.AugmentImagesResponse.SerializeToString,
+                    request_deserializer=augsvc_dot_wire_dot_v1_dot_augment__pb2.AugmentImagesRequest.FromString,
+                    response_serializer=augsvc_dot_wire_dot_v1_dot_augment__pb2.AugmentImagesResponse.SerializeToString,
             ),
             'StreamAugmentImages': grpc.stream_stream_rpc_method_handler(
                     servicer.StreamAugmentImages,
-                    request_deserializer=augsvc_dot_v1_dot_augment__pb2.AugmentImagesRequest.FromString,
-                    response_serializer=augsvc_dot_v1_dot_augment__pb2.AugmentImagesResponse.SerializeToString,
+                    request_deserializer=augsvc_dot_wire_dot_v1_dot_augment__pb2.AugmentImagesRequest.FromString,
+                    response_serializer=augsvc_dot_wire_dot_v1_dot_augment__pb2.AugmentImagesResponse.SerializeToString,
             ),
             'AugmentTexts': grpc.unary_unary_rpc_method_handler(
                     servicer.AugmentTexts,
-                    request_deserializer=augsvc_dot_v1_dot_augment__pb2.AugmentTextsRequest.FromString,
-                    response_serializer=augsvc_dot_v1_dot_augment__pb2.AugmentTextsResponse.SerializeToString,
+                    request_deserializer=augsvc_dot_wire_dot_v1_dot_augment__pb2.AugmentTextsRequest.FromString,
+                    response_serializer=augsvc_dot_wire_dot_v1_dot_augment__pb2.AugmentTextsResponse.SerializeToString,
             ),
             'StreamAugmentTexts': grpc.stream_stream_rpc_method_handler(
                     servicer.StreamAugmentTexts,
-                    request_deserializer=augsvc_dot_v1_dot_augment__pb2.AugmentTextsRequest.FromString,
-                    response_serializer=augsvc_dot_v1_dot_augment__pb2.AugmentTextsResponse.SerializeToString,
+                    request_deserializer=augsvc_dot_wire_dot_v1_dot_augment__pb2.AugmentTextsRequest.FromString,
+                    response_serializer=augsvc_dot_wire_dot_v1_dot_augment__pb2.AugmentTextsResponse.SerializeToString,
             ),
             'ListDatasets': grpc.unary_unary_rpc_method_handler(
                     servicer.ListDatasets,
-                    request_deserializer=augsvc_dot_v1_dot_augment__pb2.ListDatasetsRequest.FromString,
-                    response_serializer=augsvc_dot_v1_dot_augment__pb2.ListDatasetsResponse.SerializeToString,
+                    request_deserializer=augsvc_dot_wire_dot_v1_dot_augment__pb2.ListDatasetsRequest.FromString,
+                    response_serializer=augsvc_dot_wire_dot_v1_dot_augment__pb2.ListDatasetsResponse.SerializeToString,
             ),
             'StreamEpoch': grpc.unary_stream_rpc_method_handler(
                     servicer.StreamEpoch,
-                    request_deserializer=augsvc_dot_v1_dot_augment__pb2.StreamEpochRequest.FromString,
-                    response_serializer=augsvc_dot_v1_dot_augment__pb2.EpochBatch.SerializeToString,
+                    request_deserializer=augsvc_dot_wire_dot_v1_dot_augment__pb2.StreamEpochRequest.FromString,
+                    response_serializer=augsvc_dot_wire_dot_v1_dot_augment__pb2.EpochBatch.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -180,8 +180,8 @@ class Augmenter:
             request,
             target,
             '/augsvc.v1.Augmenter/ListTransforms',
-            augsvc_dot_v1_dot_augment__pb2.ListTransformsRequest.SerializeToString,
-            augsvc_dot_v1_dot_augment__pb2.ListTransformsResponse.FromString,
+            augsvc_dot_wire_dot_v1_dot_augment__pb2.ListTransformsRequest.SerializeToString,
+            augsvc_dot_wire_dot_v1_dot_augment__pb2.ListTransformsResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -207,8 +207,8 @@ class Augmenter:
             request,
             target,
             '/augsvc.v1.Augmenter/AugmentImages',
-            augsvc_dot_v1_dot_augment__pb2.AugmentImagesRequest.SerializeToString,
-            augsvc_dot_v1_dot_augment__pb2.AugmentImagesResponse.FromString,
+            augsvc_dot_wire_dot_v1_dot_augment__pb2.AugmentImagesRequest.SerializeToString,
+            augsvc_dot_wire_dot_v1_dot_augment__pb2.AugmentImagesResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -234,8 +234,8 @@ class Augmenter:
             request_iterator,
             target,
             '/augsvc.v1.Augmenter/StreamAugmentImages',
-            augsvc_dot_v1_dot_augment__pb2.AugmentImagesRequest.SerializeToString,
-            augsvc_dot_v1_dot_augment__pb2.AugmentImagesResponse.FromString,
+            augsvc_dot_wire_dot_v1_dot_augment__pb2.AugmentImagesRequest.SerializeToString,
+            augsvc_dot_wire_dot_v1_dot_augment__pb2.AugmentImagesResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -261,8 +261,8 @@ class Augmenter:
             request,
             target,
             '/augsvc.v1.Augmenter/AugmentTexts',
-            augsvc_dot_v1_dot_augment__pb2.AugmentTextsRequest.SerializeToString,
-            augsvc_dot_v1_dot_augment__pb2.AugmentTextsResponse.FromString,
+            augsvc_dot_wire_dot_v1_dot_augment__pb2.AugmentTextsRequest.SerializeToString,
+            augsvc_dot_wire_dot_v1_dot_augment__pb2.AugmentTextsResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -288,8 +288,8 @@ class Augmenter:
             request_iterator,
             target,
             '/augsvc.v1.Augmenter/StreamAugmentTexts',
-            augsvc_dot_v1_dot_augment__pb2.AugmentTextsRequest.SerializeToString,
-            augsvc_dot_v1_dot_augment__pb2.AugmentTextsResponse.FromString,
+            augsvc_dot_wire_dot_v1_dot_augment__pb2.AugmentTextsRequest.SerializeToString,
+            augsvc_dot_wire_dot_v1_dot_augment__pb2.AugmentTextsResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -315,8 +315,8 @@ class Augmenter:
             request,
             target,
             '/augsvc.v1.Augmenter/ListDatasets',
-            augsvc_dot_v1_dot_augment__pb2.ListDatasetsRequest.SerializeToString,
-            augsvc_dot_v1_dot_augment__pb2.ListDatasetsResponse.FromString,
+            augsvc_dot_wire_dot_v1_dot_augment__pb2.ListDatasetsRequest.SerializeToString,
+            augsvc_dot_wire_dot_v1_dot_augment__pb2.ListDatasetsResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -342,8 +342,8 @@ class Augmenter:
             request,
             target,
             '/augsvc.v1.Augmenter/StreamEpoch',
-            augsvc_dot_v1_dot_augment__pb2.StreamEpochRequest.SerializeToString,
-            augsvc_dot_v1_dot_augment__pb2.EpochBatch.FromString,
+            augsvc_dot_wire_dot_v1_dot_augment__pb2.StreamEpochRequest.SerializeToString,
+            augsvc_dot_wire_dot_v1_dot_augment__pb2.EpochBatch.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,143 @@
+"""What every dataset is: indexable (sample, label) pairs with a DatasetInfo; in-memory kinds."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["ArrayDataset", "Dataset", "DatasetInfo", "Sample", "TextDataset"]
+
+Sample = np.ndarray | str
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """What a dataset holds.
+
+    Attributes:
+        name: the built-in name, or the path it was opened from.
+        kind: "image" or "text".
+        size: number of samples.
+        class_names: label ``i`` means ``class_names[i]``.
+        description: one line for people.
+        shape: the shape every image has, when they all share one (None for text and folders).
+        dtype: the dtype of every image ("uint8"); None for text.
+    """
+
+    name: str
+    kind: str
+    size: int
+    class_names: tuple[str, ...]
+    description: str
+    shape: tuple[int, ...] | None = None
+    dtype: str | None = None
+
+
+class Dataset:
+    """Indexable samples with integer labels; subclasses implement :meth:`_get`.
+
+    Attributes:
+        info: the :class:`DatasetInfo`.
+        labels: int64 array of shape (N,), the label of every sample (known without loading it).
+    """
+
+    info: DatasetInfo
+    labels: np.ndarray
+
+    def __len__(self) -> int:
+        return self.info.size
+
+    def __getitem__(self, index: int) -> tuple[Sample, int]:
+        return self.sample(index)
+
+    def sample(self, index: int) -> tuple[Sample, int]:
+        """Sample ``index`` and its label.
+
+        Raises:
+            IndexError: ``index`` is not in ``range(len(self))``.
+            InputError: the stored sample cannot be read (image folders).
+        """
+        if isinstance(index, bool) or not isinstance(index, int | np.integer) \
+                or not 0 <= index < self.info.size:
+            raise IndexError(f"sample index {index!r} is out of range for {self.info.size} samples")
+        return self._get(int(index)), int(self.labels[index])
+
+    def samples(self, indices: Sequence[int] | np.ndarray) -> tuple[list[Sample], np.ndarray]:
+        """Several samples at once: ``(samples, labels)`` with labels an int64 array.
+
+        Raises:
+            IndexError: an index is not in ``range(len(self))``.
+            InputError: a stored sample cannot be read (image folders).
+        """
+        idx = _check_indices(indices, self.info.size)
+        return self._get_many(idx), self.labels[idx]
+
+    def _get(self, index: int) -> Sample:
+        raise NotImplementedError
+
+    def _get_many(self, idx: np.ndarray) -> list[Sample]:
+        return [self._get(int(i)) for i in idx]
+
+
+def _check_indices(indices: Sequence[int] | np.ndarray, size: int) -> np.ndarray:
+    idx = np.asarray(indices)
+    if idx.size == 0:
+        return np.zeros(0, np.int64)
+    if idx.ndim != 1 or not np.issubdtype(idx.dtype, np.integer):
+        raise IndexError(f"indices must be a 1-D sequence of integers, got {idx.dtype} of shape {idx.shape}")
+    bad = (idx < 0) | (idx >= size)
+    if bad.any():
+        raise IndexError(f"sample index {idx[bad][0]} is out of range for {size} samples")
+    return idx.astype(np.int64, copy=False)
+
+
+class ArrayDataset(Dataset):
+    """Images held in one uint8 array of shape (N, H, W) or (N, H, W, C); read-only.
+
+    Args:
+        images: uint8 array (N, H, W) or (N, H, W, C).
+        labels: integer labels of shape (N,), in ``range(len(class_names))``.
+        class_names: names of the classes.
+        name: the dataset's name.
+        description: one line for people.
+    """
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray, class_names: Sequence[str], *,
+                 name: str, description: str = "") -> None:
+        self.images = np.ascontiguousarray(images)
+        self.images.flags.writeable = False  # shared by every caller of a cached built-in
+        self.labels = np.asarray(labels, np.int64)
+        self.labels.flags.writeable = False
+        self.info = DatasetInfo(name, "image", len(self.images), tuple(class_names), description,
+                                shape=tuple(self.images.shape[1:]), dtype=str(self.images.dtype))
+
+    def _get(self, index: int) -> np.ndarray:
+        return self.images[index].copy()
+
+    def _get_many(self, idx: np.ndarray) -> list[Sample]:
+        return list(self.images[idx])  # one gather; the rows are views of a fresh, writable array
+
+
+class TextDataset(Dataset):
+    """Texts held in memory.
+
+    Args:
+        texts: the samples.
+        labels: integer labels, one per text, in ``range(len(class_names))``.
+        class_names: names of the classes.
+        name: the dataset's name.
+        description: one line for people.
+        keys: an identifier per text, where the source has one (WordNet synset keys "n:01234567").
+    """
+
+    def __init__(self, texts: Sequence[str], labels: np.ndarray | Sequence[int], class_names: Sequence[str],
+                 *, name: str, description: str = "", keys: Sequence[str] | None = None) -> None:
+        self.texts = tuple(texts)
+        self.labels = np.asarray(labels, np.int64)
+        self.labels.flags.writeable = False
+        self.keys = tuple(keys) if keys is not None else None
+        self.info = DatasetInfo(name, "text", len(self.texts), tuple(class_names), description)
+
+    def _get(self, index: int) -> str:
+        return self.texts[index]

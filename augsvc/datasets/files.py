@@ -1,0 +1,214 @@
+"""Datasets stored in files: image folders, .npz arrays, label<TAB>text lines; a loader per suffix."""
+
+from __future__ import annotations
+
+import zipfile
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from augsvc.datasets.base import ArrayDataset, Dataset, DatasetInfo, TextDataset
+from augsvc.errors import InputError, LimitError
+from augsvc.image.io import IMAGE_SUFFIXES, header_size, read_image, to_uint8
+from augsvc.plan import check_int
+
+__all__ = ["DEFAULT_MAX_FILE_BYTES", "DEFAULT_MAX_PIXELS", "FILE_FORMATS", "FileFormat",
+           "ImageFolderDataset", "load_npz", "load_text_lines", "read_limited_image"]
+
+DEFAULT_MAX_PIXELS = 64_000_000
+"""Largest image (height x width) an image folder will decode; the service's default limit too."""
+DEFAULT_MAX_FILE_BYTES = 256 * 1024 * 1024
+"""Largest image file an image folder will read."""
+_MAX_NPZ_BYTES = 16 * 1024**3  # declared uncompressed size of a .npz: a guard against zip bombs
+class ImageFolderDataset(Dataset):
+    """A folder of class subfolders of image files, each file read when its sample is asked for.
+
+    Class names are the sorted subfolder names (hidden ones skipped); files are every image
+    (by suffix, any case, in nested folders too) sorted by path. Images come back as uint8
+    (16-bit files scaled down) HxW, HxWx3 RGB or HxWx4 RGBA; sizes may differ from file to file.
+
+    Args:
+        root: the folder.
+        max_pixels: largest height x width to decode; checked from the file header before decoding.
+        max_file_bytes: largest file to read.
+
+    Raises:
+        InputError: the folder has no class subfolders, or a class subfolder has no images.
+    """
+
+    def __init__(self, root: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS,
+                 max_file_bytes: int = DEFAULT_MAX_FILE_BYTES) -> None:
+        root = Path(root)
+        self.max_pixels = check_int("max_pixels", max_pixels, 1)
+        self.max_file_bytes = check_int("max_file_bytes", max_file_bytes, 1)
+        classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+        if not classes:
+            raise InputError(f"image folder {root} has no class subfolders (expected {root}/<class>/<image>)")
+        paths: list[Path] = []
+        labels: list[int] = []
+        for label, name in enumerate(classes):
+            files = sorted(p for p in (root / name).rglob("*")
+                           if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
+                           and not any(part.startswith(".") for part in p.relative_to(root).parts))
+            if not files:
+                raise InputError(f"class folder {root / name} has no image files "
+                                 f"(suffixes {', '.join(sorted(IMAGE_SUFFIXES))})")
+            paths += files
+            labels += [label] * len(files)
+        self.root = root
+        self.paths = tuple(paths)
+        self.labels = np.asarray(labels, np.int64)
+        self.labels.flags.writeable = False
+        self.info = DatasetInfo(str(root), "image", len(paths), tuple(classes),
+                                f"image folder {root}: {len(paths)} images in {len(classes)} classes")
+
+    def _get(self, index: int) -> np.ndarray:
+        return read_limited_image(self.paths[index], self.max_pixels, self.max_file_bytes)
+
+
+def read_limited_image(path: Path, max_pixels: int, max_file_bytes: int) -> np.ndarray:
+    """Read an image file as uint8, refusing files or images over the limits before decoding."""
+    try:
+        nbytes = path.stat().st_size
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if nbytes > max_file_bytes:
+        raise InputError(f"{path}: {nbytes} bytes is over the limit of {max_file_bytes}")
+    try:
+        dims = header_size(path)
+    except LimitError as exc:  # a bad file here, skipped and reported like the others
+        raise InputError(f"{path}: {exc}") from None
+    if dims is not None and dims[0] * dims[1] > max_pixels:
+        raise InputError(f"{path}: {dims[0]}x{dims[1]} pixels is over the limit of {max_pixels}")
+    image = read_image(path)
+    if image.shape[0] * image.shape[1] > max_pixels:  # a format the header check did not know
+        raise InputError(f"{path}: {image.shape[0]}x{image.shape[1]} pixels is over the limit of "
+                         f"{max_pixels}")
+    return to_uint8(image)
+
+
+def load_npz(path: str | Path) -> ArrayDataset:
+    """An image dataset from a .npz file.
+
+    Images are array ``x`` or ``images`` of shape (N, H, W) or (N, H, W, C) with C in 1, 3, 4:
+    uint8, or floating point in [0, 1] (scaled by 255 and rounded). Labels are ``y`` or
+    ``labels``: N non-negative integers. ``class_names`` (optional, strings) names label ``i``;
+    without it the names are "0", "1", ... up to the largest label.
+
+    Raises:
+        InputError: the file cannot be read, or an array is missing or malformed.
+    """
+    path = Path(path)
+    try:
+        with zipfile.ZipFile(path) as archive:
+            declared = sum(info.file_size for info in archive.infolist())
+        if declared > _MAX_NPZ_BYTES:
+            raise InputError(f"{path}: {declared} bytes uncompressed is over the limit of {_MAX_NPZ_BYTES}")
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {key: npz[key] for key in npz.files}
+    except (OSError, ValueError, zipfile.BadZipFile) as exc:
+        if isinstance(exc, InputError):
+            raise
+        raise InputError(f"cannot read {path} as .npz: {exc}") from None
+    images = _pick(arrays, path, ("x", "images"))
+    labels = _pick(arrays, path, ("y", "labels"))
+    if images.ndim not in (3, 4) or (images.ndim == 4 and images.shape[3] not in (1, 3, 4)) \
+            or images.shape[0] == 0:
+        raise InputError(f"{path}: images must have shape (N, H, W) or (N, H, W, C) with N >= 1 and "
+                         f"C in 1, 3, 4; got {images.shape}")
+    if images.dtype != np.uint8:
+        if not np.issubdtype(images.dtype, np.floating):
+            raise InputError(f"{path}: images must be uint8, or float in [0, 1]; got {images.dtype}")
+        if not np.isfinite(images).all() or images.min() < 0.0 or images.max() > 1.0:
+            raise InputError(f"{path}: float images must lie in [0, 1]; got values in "
+                             f"[{np.nanmin(images)}, {np.nanmax(images)}]")
+        images = np.round(images * 255.0).astype(np.uint8)
+    if labels.ndim != 1 or len(labels) != len(images):
+        raise InputError(f"{path}: labels must have shape ({len(images)},), got {labels.shape}")
+    if not np.issubdtype(labels.dtype, np.integer) or labels.dtype == np.bool_:
+        raise InputError(f"{path}: labels must be integers, got {labels.dtype}")
+    if labels.min() < 0:
+        raise InputError(f"{path}: labels must be >= 0, got {labels.min()}")
+    if "class_names" in arrays:
+        names = arrays["class_names"]
+        if names.ndim != 1 or names.dtype.kind not in "US":
+            raise InputError(f"{path}: class_names must be a 1-D array of strings, got {names.dtype} "
+                             f"of shape {names.shape}")
+        class_names = tuple(str(n.decode() if isinstance(n, bytes) else n) for n in names)
+        if labels.max() >= len(class_names):
+            raise InputError(f"{path}: label {labels.max()} has no class name ({len(class_names)} given)")
+    else:
+        class_names = tuple(str(i) for i in range(int(labels.max()) + 1))
+    return ArrayDataset(images, labels, class_names, name=str(path),
+                        description=f".npz file {path}: {len(images)} images of {images.shape[1:]}")
+
+
+def _pick(arrays: Mapping[str, np.ndarray], path: Path, keys: tuple[str, str]) -> np.ndarray:
+    found = [k for k in keys if k in arrays]
+    if len(found) != 1:
+        what = "has both" if found else "has neither"
+        raise InputError(f"{path} {what} of the arrays {keys[0]!r} / {keys[1]!r} (it has {sorted(arrays)})")
+    return arrays[found[0]]
+
+
+def load_text_lines(path: str | Path) -> TextDataset:
+    """A text dataset from a file of ``label<TAB>text`` lines (UTF-8; a leading BOM is allowed).
+
+    Blank lines are skipped; the text is everything after the first tab, trailing newline and
+    carriage return removed. Class names are the sorted distinct labels.
+
+    Raises:
+        InputError: the file cannot be read, is not UTF-8, or a line has no tab, an empty label or
+            an empty text (the message gives the line number).
+    """
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror or exc}") from None
+    data = data.removeprefix(b"\xef\xbb\xbf")
+    raw_labels: list[str] = []
+    texts: list[str] = []
+    for number, raw in enumerate(data.split(b"\n"), 1):
+        try:
+            line = raw.decode("utf-8").rstrip("\r")
+        except UnicodeDecodeError as exc:
+            raise InputError(f"{path}, line {number}: not valid UTF-8 ({exc.reason} at byte {exc.start})") \
+                from None
+        if not line.strip():
+            continue
+        label, tab, text = line.partition("\t")
+        if not tab:
+            raise InputError(f"{path}, line {number}: no tab; expected 'label<TAB>text'")
+        if not label.strip() or not text.strip():
+            raise InputError(f"{path}, line {number}: empty {'label' if not label.strip() else 'text'}")
+        raw_labels.append(label)
+        texts.append(text)
+    if not texts:
+        raise InputError(f"{path} has no 'label<TAB>text' lines")
+    class_names = sorted(set(raw_labels))
+    index = {name: i for i, name in enumerate(class_names)}
+    return TextDataset(texts, [index[label] for label in raw_labels], class_names, name=str(path),
+                       description=f"text lines {path}: {len(texts)} texts in {len(class_names)} classes")
+
+
+@dataclass(frozen=True)
+class FileFormat:
+    """A dataset file format: the loader for its suffixes and the options the loader takes."""
+
+    description: str
+    loader: Callable[..., Dataset]
+    options: tuple[str, ...] = ()
+
+
+FILE_FORMATS: Mapping[str, FileFormat] = {
+    ".npz": FileFormat("a .npz file of images and labels", load_npz),
+    ".txt": FileFormat("a .txt file of 'label<TAB>text' lines", load_text_lines),
+    ".tsv": FileFormat("a .tsv file of 'label<TAB>text' lines", load_text_lines),
+}
+"""Dataset files by suffix (lower case); a folder is an :class:`ImageFolderDataset`."""
+
+FOLDER_OPTIONS = ("max_pixels", "max_file_bytes")
+"""The options an image folder takes."""

@@ -1,0 +1,34 @@
+"""Images as torch tensors: CxHxW for one, (B, C, H, W) uint8 for a batch (torch and numpy only)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+__all__ = ["stack_images", "to_tensor"]
+
+
+def to_tensor(image: np.ndarray) -> torch.Tensor:
+    """HxW or HxWxC array -> CxHxW tensor (same dtype, no scaling)."""
+    if image.ndim == 2:
+        image = image[..., None]
+    return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))
+
+
+def stack_images(images: Sequence[np.ndarray]) -> torch.Tensor:
+    """Equal-sized HxW or HxWxC uint8 arrays -> a (B, C, H, W) uint8 tensor.
+
+    Raises:
+        ValueError: sizes or dtypes differ (add a ``resize`` transform to the pipeline).
+    """
+    shapes = {np.shape(image) for image in images}
+    if len(shapes) != 1:
+        raise ValueError(f"a batch needs one or more images of one size, got {sorted(shapes)}; "
+                         "add a resize transform to the pipeline")
+    batch = np.stack([np.asarray(image) for image in images])
+    if batch.dtype != np.uint8:
+        raise ValueError(f"images must be uint8, got {batch.dtype}")
+    batch = batch[:, None] if batch.ndim == 3 else batch.transpose(0, 3, 1, 2)
+    return torch.from_numpy(np.ascontiguousarray(batch))

@@ -1,0 +1,41 @@
+"""The two kinds of samples, image and text: their presets, pipelines and outputs in one place.
+
+Datasets, the server and the trainer say ``kind`` ("image" or "text") and ask here rather than
+branching on it themselves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from augsvc.errors import InputError
+from augsvc.image.pipeline import AugmentedImage, ImagePipeline
+from augsvc.image.presets import IMAGE_PRESETS
+from augsvc.text.pipeline import AugmentedText, TextPipeline
+from augsvc.text.presets import TEXT_PRESETS
+
+__all__ = ["KINDS", "PRESETS", "make_pipeline", "outputs"]
+
+KINDS = ("image", "text")
+PRESETS: Mapping[str, Mapping[str, Any]] = {"image": IMAGE_PRESETS, "text": TEXT_PRESETS}
+"""The presets of each kind, by name."""
+
+
+def make_pipeline(kind: str, spec: Any) -> ImagePipeline | TextPipeline:
+    """The ``kind`` pipeline of ``spec`` (a spec, JSON/YAML text, a file or a preset name).
+
+    Raises:
+        InputError: ``kind`` is neither "image" nor "text".
+        SpecError: the spec is invalid.
+    """
+    if kind == "image":
+        return ImagePipeline(spec)
+    if kind == "text":
+        return TextPipeline(spec)
+    raise InputError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
+
+
+def outputs(results: Sequence[AugmentedImage | AugmentedText]) -> list[Any]:
+    """The augmented samples of a pipeline's results: images or texts."""
+    return [r.image if isinstance(r, AugmentedImage) else r.text for r in results]

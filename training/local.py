@@ -1,0 +1,128 @@
+"""Batches built in this process by the library: a DataLoader over the epoch plan, or in memory."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from augsvc.datasets import open_dataset
+from augsvc.image.pipeline import ImagePipeline
+from augsvc.image.tensors import stack_images
+from augsvc.kinds import make_pipeline, outputs
+from augsvc.plan import EpochPlan
+from training.config import DataConfig
+from training.data import Batch, BatchSource, DataInfo, Vocabulary, split_parts
+
+__all__ = ["LocalSource", "MemorySource"]
+
+
+class _Parts:
+    """The dataset, its training part (after ``train_size``) and its holdout part."""
+
+    def __init__(self, config: DataConfig, seed: int) -> None:
+        self.dataset = open_dataset(config.dataset)
+        self.train, self.holdout = split_parts(len(self.dataset), config, seed)
+
+
+class _EpochBatches(Dataset[Batch]):
+    """Batch ``b`` of a plan, built (and augmented) in whichever DataLoader worker asks."""
+
+    def __init__(self, dataset: Any, plan: EpochPlan, *, pipeline: Any, encode: Any,
+                 start_batch: int = 0) -> None:
+        self.dataset, self.plan, self.pipeline, self.encode = dataset, plan, pipeline, encode
+        self.batches = list(plan.batches(start_batch))
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __getitem__(self, b: int) -> Batch:
+        indices = self.batches[b]
+        samples, labels = self.dataset.samples(indices)
+        if self.pipeline is not None:
+            results = self.pipeline.batch(samples, seed=self.plan.seed,
+                                          indices=self.plan.augment_indices(indices))
+            samples = outputs(results)
+        return self.encode(samples), torch.as_tensor(np.asarray(labels), dtype=torch.int64)
+
+
+class LocalSource(BatchSource):
+    """The library in-process, one batch per DataLoader item (``workers`` processes)."""
+
+    def __init__(self, config: DataConfig, seed: int, *, pin_memory: bool = False) -> None:
+        self.config, self.seed, self.pin_memory = config, seed, pin_memory
+        self.parts = _Parts(config, seed)
+        kind = self.parts.dataset.info.kind
+        self.pipeline = make_pipeline(kind, config.augment) if config.augment is not None else None
+        self.vocab: Vocabulary | None = None
+        if kind == "text":
+            texts, _ = self.parts.dataset.samples(self.parts.train)
+            self.vocab = Vocabulary([str(t) for t in texts])
+            self.info = DataInfo("text", self.parts.dataset.info.class_names, len(self.parts.train),
+                                 len(self.parts.holdout), vocab_size=len(self.vocab))
+        else:
+            first, _ = self.parts.dataset.samples(self.parts.train[:1])
+            probe = np.asarray(first[0])
+            if isinstance(self.pipeline, ImagePipeline):
+                probe = self.pipeline(probe, seed=seed, index=0).image
+            self.info = DataInfo("image", self.parts.dataset.info.class_names, len(self.parts.train),
+                                 len(self.parts.holdout), in_channels=1 if probe.ndim == 2
+                                 else probe.shape[2], image_size=int(probe.shape[0]))
+
+    def encode(self, samples: Sequence[Any]) -> torch.Tensor:
+        if self.vocab is not None:
+            return self.vocab.encode(samples, self.config.max_tokens)
+        return stack_images(samples)
+
+    def plan(self, epoch: int, *, shard: int = 0, num_shards: int = 1) -> EpochPlan:
+        """The epoch plan of the training part, for one shard."""
+        return EpochPlan(len(self.parts.dataset), self.seed, epoch, self.config.batch_size,
+                         self.parts.train, shard, num_shards)
+
+    def num_train_batches(self, *, shard: int = 0, num_shards: int = 1) -> int:
+        return self.plan(0, shard=shard, num_shards=num_shards).num_batches
+
+    def _loader(self, dataset: Dataset[Batch]) -> DataLoader[Batch]:
+        generator = torch.Generator().manual_seed(self.seed)
+        return DataLoader(dataset, batch_size=None, shuffle=False, num_workers=self.config.workers,
+                          pin_memory=self.pin_memory, generator=generator,
+                          persistent_workers=False)
+
+    def train_batches(self, epoch: int, start_batch: int = 0, *, shard: int = 0,
+                      num_shards: int = 1) -> Iterator[Batch]:
+        plan = self.plan(epoch, shard=shard, num_shards=num_shards)
+        yield from self._loader(_EpochBatches(self.parts.dataset, plan, pipeline=self.pipeline,
+                                              encode=self.encode, start_batch=start_batch))
+
+    def holdout_batches(self) -> Iterator[Batch]:
+        plan = EpochPlan(len(self.parts.dataset), self.seed, 0, self.config.batch_size,
+                         self.parts.holdout, shuffle=False)
+        yield from self._loader(_EpochBatches(self.parts.dataset, plan, pipeline=None,
+                                              encode=self.encode))
+
+
+class MemorySource(LocalSource):
+    """Every training sample augmented once (epoch 0's draws) and kept as tensors."""
+
+    def __init__(self, config: DataConfig, seed: int, *, pin_memory: bool = False) -> None:
+        super().__init__(config, seed, pin_memory=pin_memory)
+        # every training sample once, in part order, with epoch 0's draws
+        plan = EpochPlan(len(self.parts.dataset), seed, 0, 256, self.parts.train, shuffle=False)
+        dataset = _EpochBatches(self.parts.dataset, plan, pipeline=self.pipeline,
+                                encode=self.encode)
+        xs, ys = zip(*(dataset[b] for b in range(len(dataset))), strict=True)
+        if self.vocab is not None:
+            width = max(x.shape[1] for x in xs)
+            xs = tuple(torch.nn.functional.pad(x, (0, width - x.shape[1])) for x in xs)
+        self.x, self.y = torch.cat(xs), torch.cat(ys)
+        if pin_memory:
+            self.x, self.y = self.x.pin_memory(), self.y.pin_memory()
+
+    def train_batches(self, epoch: int, start_batch: int = 0, *, shard: int = 0,
+                      num_shards: int = 1) -> Iterator[Batch]:
+        for positions in self.plan(epoch, shard=shard, num_shards=num_shards).positions(start_batch):
+            index = torch.as_tensor(np.array(positions))  # the plan arrays are read-only
+            yield self.x[index], self.y[index]

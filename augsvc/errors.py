@@ -2,10 +2,25 @@
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
 from typing import Any
 
-__all__ = ["AugsvcError", "BusyError", "Cancelled", "InputError", "LimitError", "SpecError",
-           "TransformError"]
+__all__ = ["AugsvcError", "BusyError", "Cancelled", "ConfigError", "InputError", "LimitError",
+           "SpecError", "TransformError", "did_you_mean", "unknown_name"]
+
+
+def did_you_mean(word: str, known: Iterable[str]) -> str:
+    """``" (did you mean 'x'?)"`` for the closest known name, or ``""``: every "unknown name"
+    message of augsvc and its training package ends this way."""
+    close = difflib.get_close_matches(str(word), list(known), n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def unknown_name(what: str, name: str, known: Iterable[str]) -> str:
+    """``unknown optimizer 'adan' (did you mean 'adam'?); known: adam, adamw, ...``"""
+    names = sorted(known)
+    return f"unknown {what} {name!r}{did_you_mean(name, names)}; known: {', '.join(names)}"
 
 
 class AugsvcError(Exception):
@@ -47,6 +62,11 @@ class SpecError(AugsvcError, ValueError):
         if allowed:
             full = f"{full}; allowed: {allowed}"
         super().__init__(full)
+
+
+class ConfigError(AugsvcError, ValueError):
+    """A setting of the server or of a training run is unknown or has a value it does not allow;
+    the message names the setting, where its value came from and what is allowed."""
 
 
 class InputError(AugsvcError, ValueError):

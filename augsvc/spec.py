@@ -13,7 +13,6 @@ the image and the text registries; each domain supplies its registry and top-lev
 from __future__ import annotations
 
 import copy
-import difflib
 import json
 import math
 import re
@@ -24,7 +23,7 @@ from typing import Any, Literal
 
 import yaml
 
-from augsvc.errors import SpecError
+from augsvc.errors import SpecError, did_you_mean
 
 __all__ = [
     "GROUP_KINDS",
@@ -38,7 +37,7 @@ __all__ = [
     "TransformInfo",
     "TransformNode",
     "check_nesting",
-    "did_you_mean",
+
     "is_inline_spec",
     "load_spec",
     "parse_spec",
@@ -63,15 +62,9 @@ class _Required:
 REQUIRED: Any = _Required()
 """Default of a parameter that has no default and must be given."""
 
-ParamKind = Literal["float", "int", "bool", "choice", "range", "pair", "floats", "string",
+ParamKind = Literal["float", "int", "bool", "choice", "range", "pair", "floats", "ints", "string",
                    "strings"]
 ScalarRule = Literal["symmetric", "point", "none"]
-
-
-def did_you_mean(word: str, known: Sequence[str]) -> str:
-    """Return ``" (did you mean 'x'?)"`` for the closest known name, or ``""``."""
-    close = difflib.get_close_matches(str(word), list(known), n=1, cutoff=0.6)
-    return f" (did you mean '{close[0]}'?)" if close else ""
 
 
 def _is_number(value: Any) -> bool:
@@ -101,10 +94,13 @@ class Param:
     odd: bool = False
     scalar: ScalarRule = "none"
     nullable: bool = False
+    low_open: bool = False  # ``low`` itself is not allowed (a learning rate > 0)
+    high_open: bool = False  # ``high`` itself is not allowed (a dropout rate < 1)
 
     def allowed(self) -> str:
         """Describe the accepted values, for error messages and schemas."""
-        bounds = f"[{_fmt(self.low, negative=True)}, {_fmt(self.high)}]"
+        bounds = (f"{'(' if self.low_open else '['}{_fmt(self.low, negative=True)}, "
+                  f"{_fmt(self.high)}{')' if self.high_open else ']'}")
         num = "integer" if self.integer else "number"
         if self.kind == "bool":
             return "true or false"
@@ -122,6 +118,8 @@ class Param:
             return f"[lo, hi] with lo <= hi, {odd}{num}s in {bounds}{scalar}"
         if self.kind == "pair":
             return f"[a, b] of {num}s in {bounds}"
+        if self.kind == "ints":
+            return f"a non-empty list of integers in {bounds}"
         text = f"a {num} or a list of {num}s (one per channel) in {bounds}"
         return f"{text}, or null" if self.nullable else text
 
@@ -161,6 +159,10 @@ class Param:
             return value
         if self.kind in ("float", "int"):
             return self._number(value, fail, integer=self.kind == "int")
+        if self.kind == "ints":
+            if not isinstance(value, list | tuple) or not value:
+                raise fail("must be a non-empty list of integers", value)
+            return tuple(self._number(v, fail, integer=True, whole=value) for v in value)
         if self.kind == "floats":
             if isinstance(value, list | tuple):
                 if not value:
@@ -198,7 +200,9 @@ class Param:
             raise fail("must be a finite number", shown)
         if integer and abs(value) > 2**63:  # also keeps float() and messages away from huge ints
             raise fail("out of range", shown if abs(value) < 10**30 else "a huge integer")
-        if (self.low is not None and value < self.low) or (self.high is not None and value > self.high):
+        if self.low is not None and (value < self.low or (self.low_open and value == self.low)):
+            raise fail("out of range", shown)
+        if self.high is not None and (value > self.high or (self.high_open and value == self.high)):
             raise fail("out of range", shown)
         return value if integer else float(value)
 

@@ -7,11 +7,12 @@ all-zero weights never break symmetry and ``N(0, 0.01^2)`` shrinks activations l
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable
 
 import torch
 from torch import nn
+
+from augsvc.errors import ConfigError, unknown_name
 
 __all__ = ["INITS", "activation_variance", "init_weights", "list_inits"]
 
@@ -51,9 +52,7 @@ def init_weights(model: nn.Module, name: str, *, seed: int = 0) -> nn.Module:
         ValueError: unknown name, with a suggestion.
     """
     if name not in INITS:
-        close = difflib.get_close_matches(name, list_inits(), n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise ValueError(f"unknown init {name!r}{hint}; known: {', '.join(list_inits())}")
+        raise ConfigError(unknown_name('init', name, list_inits()))
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for module in model.modules():

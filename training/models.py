@@ -9,7 +9,6 @@ walks them layer by layer.
 
 from __future__ import annotations
 
-import difflib
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -19,6 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from augsvc.errors import ConfigError, SpecError, unknown_name
+from augsvc.spec import Param
 from training.init import init_weights
 
 __all__ = ["ACTIVATIONS", "MODELS", "NORMS", "TEXT_MODES", "ModelInfo", "TextCNN", "create_model",
@@ -193,32 +194,16 @@ MODELS: dict[str, ModelInfo] = {info.name: info for info in (
 )}
 
 
-def _is_int(value: Any, low: int) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= low
-
-
-def _is_choice(choices: Sequence[str]) -> Callable[[Any], bool]:
-    return lambda value: isinstance(value, str) and value in choices
-
-
-def _is_probability(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value < 1
-
-
-def _is_kernel_sizes(value: Any) -> bool:
-    return isinstance(value, list | tuple) and len(value) > 0 and all(_is_int(k, 1) for k in value)
-
-
-# Every option of every model: (check, what is allowed).
-_CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
-    **{name: ((lambda v: _is_int(v, 1)), "an int >= 1") for name in (
+# Every option of every model, checked by the schema that checks pipeline parameters.
+_OPTIONS: dict[str, Param] = {
+    **{name: Param(name, "int", low=1) for name in (
         "in_channels", "image_size", "num_classes", "width", "depth", "embed_dim")},
-    "vocab_size": (lambda v: _is_int(v, 2), "an int >= 2 (id 0 is padding)"),
-    "norm": (_is_choice(NORMS), f"one of {', '.join(NORMS)}"),
-    "activation": (_is_choice(list(ACTIVATIONS)), f"one of {', '.join(ACTIVATIONS)}"),
-    "dropout": (_is_probability, "a probability p with 0 <= p < 1"),
-    "kernel_sizes": (_is_kernel_sizes, "a non-empty list of ints >= 1"),
-    "mode": (_is_choice(TEXT_MODES), f"one of {', '.join(TEXT_MODES)}"),
+    "vocab_size": Param("vocab_size", "int", low=2, doc="id 0 is padding"),
+    "norm": Param("norm", "choice", choices=tuple(NORMS)),
+    "activation": Param("activation", "choice", choices=tuple(ACTIVATIONS)),
+    "dropout": Param("dropout", "float", low=0, high=1, high_open=True),
+    "kernel_sizes": Param("kernel_sizes", "ints", low=1),
+    "mode": Param("mode", "choice", choices=tuple(TEXT_MODES)),
 }
 
 
@@ -238,9 +223,13 @@ def _options(info: ModelInfo, kwargs: Mapping[str, Any]) -> dict[str, Any]:
         raise ValueError(f"{info.name} needs {', '.join(missing)}")
     options = {**info.defaults, **kwargs}
     for name, value in options.items():
-        check, allowed = _CHECKS[name]
-        if not check(value):
-            raise ValueError(f"{name}: {value!r} is not allowed for {info.name}; expected {allowed}")
+        param = _OPTIONS[name]
+
+        def fail(message: str, shown: Any, param: Param = param) -> SpecError:
+            raise ConfigError(f"{param.name}: {message} (got {shown!r}) for {info.name}; "
+                              f"allowed: {param.allowed()}")
+
+        param.validate(value, fail)
     return options
 
 
@@ -264,9 +253,7 @@ def create_model(name: str, *, init: str | None = None, seed: int = 0, **kwargs:
     """
     info = MODELS.get(name)
     if info is None:
-        close = difflib.get_close_matches(name, list_models(), n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise ValueError(f"unknown model {name!r}{hint}; known: {', '.join(list_models())}")
+        raise ConfigError(unknown_name("model", name, MODELS))
     options = _options(info, kwargs)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)

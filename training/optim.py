@@ -9,13 +9,14 @@ in ``tests/training/test_optim.py``.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import nn
+
+from augsvc.errors import ConfigError, unknown_name
 
 __all__ = ["OPTIMIZERS", "OptimizerInfo", "create_optimizer", "list_optimizers", "param_groups"]
 
@@ -133,9 +134,7 @@ def create_optimizer(name: str, params: nn.Module | Iterable[torch.Tensor], **kw
     """
     info = OPTIMIZERS.get(name)
     if info is None:
-        close = difflib.get_close_matches(name, list_optimizers(), n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise ValueError(f"unknown optimizer {name!r}{hint}; known: {', '.join(list_optimizers())}")
+        raise ConfigError(unknown_name('optimizer', name, list_optimizers()))
     options = {**info.defaults, **kwargs}
     unknown = set(kwargs) - set(info.defaults) - {"foreach", "fused", "maximize"}
     if unknown:

@@ -8,13 +8,14 @@ wrapped in ``torch.optim.lr_scheduler.LambdaLR``; call ``scheduler.step()`` afte
 
 from __future__ import annotations
 
-import difflib
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+
+from augsvc.errors import ConfigError, unknown_name
 
 __all__ = ["SCHEDULES", "ScheduleInfo", "create_schedule", "list_schedules", "schedule_factor"]
 
@@ -72,9 +73,7 @@ def schedule_factor(name: str, total_steps: int, *, warmup_steps: int = 0, **kwa
     """
     info = SCHEDULES.get(name)
     if info is None:
-        close = difflib.get_close_matches(name, list_schedules(), n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise ValueError(f"unknown schedule {name!r}{hint}; known: {', '.join(list_schedules())}")
+        raise ConfigError(unknown_name("schedule", name, SCHEDULES))
     unknown = set(kwargs) - set(info.defaults)
     if unknown:
         raise ValueError(f"{name} has no option(s) {sorted(unknown)}; known: {sorted(info.defaults)}")

@@ -9,9 +9,9 @@ from typing import Any
 
 import albumentations as A
 
-from augsvc.errors import SpecError
+from augsvc.errors import SpecError, did_you_mean
 from augsvc.image.transforms import ENTRIES
-from augsvc.spec import MAX_SPEC_DEPTH, MAX_SPEC_NODES, did_you_mean
+from augsvc.spec import MAX_SPEC_DEPTH, MAX_SPEC_NODES
 
 __all__ = ["ALLOWED_CLASSES", "build_from_albu_dict", "is_albu_dict"]
 

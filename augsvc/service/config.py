@@ -3,37 +3,23 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
-import math
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from augsvc.errors import AugsvcError
+from augsvc.errors import ConfigError, did_you_mean
 from augsvc.service.memory_budget import memory_ceiling, parse_memory
-from augsvc.wire.tensors import Limits
+from augsvc.settings import check_fields, check_value, read_text, setting
+from augsvc.wire.tensors import MAX_MESSAGE_BYTES, Limits
 
 __all__ = ["ENV_PREFIX", "ConfigError", "ServeConfig", "add_serve_arguments", "env_name", "load_config"]
 
 ENV_PREFIX = "AUGSVC_"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
-_MIB = 1024 * 1024
-
-
-class ConfigError(AugsvcError, ValueError):
-    """A server setting is unknown or has a value outside what it allows."""
-
-
-def _rule(allowed: str, help_: str, check: Callable[[Any], bool] = lambda _: True) -> dict[str, Any]:
-    return {"allowed": allowed, "help": help_, "check": check}
-
-
-def _count(low: int, high: int | None = None) -> Callable[[Any], bool]:
-    return lambda v: v >= low and (high is None or v <= high)
 
 
 @dataclass(frozen=True)
@@ -46,67 +32,65 @@ class ServeConfig:
     free port and logs it in its "serving" line).
     """
 
-    host: str = field(default="127.0.0.1", metadata=_rule(
-        "a host name or IP address", "address to bind (127.0.0.1 unless told otherwise)", bool))
-    port: int = field(default=50051, metadata=_rule(
-        "an integer from 0 to 65535", "gRPC port (0 picks a free one)", _count(0, 65535)))
-    processes: int = field(default=1, metadata=_rule(
-        "an integer >= 1", "server processes sharing the port (SO_REUSEPORT)", _count(1)))
-    threads: int = field(default=16, metadata=_rule(
-        "an integer >= 1", "data calls per process at once (a stream holds one for its whole "
-        "life); one more is refused at once with UNAVAILABLE and a retry hint", _count(1)))
-    reserve_threads: int = field(default=4, metadata=_rule(
-        "an integer >= 1", "request threads kept free of data calls, so health checks, "
-        "reflection and refusals never wait behind streams", _count(1)))
-    max_message_bytes: int = field(default=512 * _MIB, metadata=_rule(
-        "an integer >= 1024", "largest gRPC message received or sent", _count(1024)))
-    max_samples: int = field(default=Limits.max_samples, metadata=_rule(
-        "an integer >= 1", "images per request (batch size)", _count(1)))
-    max_pixels: int = field(default=Limits.max_pixels, metadata=_rule(
-        "an integer >= 1", "pixels per image", _count(1)))
-    max_tensor_bytes: int = field(default=Limits.max_tensor_bytes, metadata=_rule(
-        "an integer >= 1", "bytes per array or encoded image", _count(1)))
-    max_texts: int = field(default=Limits.max_texts, metadata=_rule(
-        "an integer >= 1", "texts per request", _count(1)))
-    max_text_chars: int = field(default=Limits.max_text_chars, metadata=_rule(
-        "an integer >= 1", "characters per text", _count(1)))
-    max_text_variants: int = field(default=Limits.max_text_variants, metadata=_rule(
-        "an integer >= 1", "augmented texts per request (texts x n)", _count(1)))
-    max_spec_bytes: int = field(default=Limits.max_spec_bytes, metadata=_rule(
-        "an integer >= 2", "characters of a request's spec_json", _count(2)))
-    max_memory: str = field(default="auto", metadata=_rule(
-        "auto, off, or a size such as 8GiB, 512MB, 2000000000", "memory ceiling of each "
-        "process (server and batch workers): requests that would not fit are refused; auto: "
-        "80% of the machine's (or container's) memory shared by --processes",
-        lambda v: parse_memory(v) is not None))
-    token: str | None = field(default=None, metadata=_rule(
-        "a non-empty string", "require 'authorization: Bearer TOKEN' (prefer AUGSVC_TOKEN: "
-        "flags show in ps)", bool))
-    tls_cert: str | None = field(default=None, metadata=_rule(
-        "a PEM certificate file", "serve TLS with this certificate chain (needs tls_key)",
-        lambda v: Path(v).is_file()))
-    tls_key: str | None = field(default=None, metadata=_rule(
-        "a PEM private key file", "private key of tls_cert", lambda v: Path(v).is_file()))
-    metrics_port: int | None = field(default=None, metadata=_rule(
-        "an integer from 0 to 65535", "serve Prometheus metrics over HTTP on this port "
-        "(process k: port + k; 0: a free port each, logged); off by default", _count(0, 65535)))
-    log_level: str = field(default="INFO", metadata=_rule(
-        f"one of {', '.join(LOG_LEVELS)}", "level of the JSON logs on stderr (INFO: one line per call)",
-        lambda v: v in LOG_LEVELS))
-    datasets: str | None = field(default=None, metadata=_rule(
-        "NAME=PATH[,NAME=PATH...]", "datasets StreamEpoch serves besides the built-ins (image "
-        "folders of class folders, .npz files, label<TAB>text files)", lambda v: _dataset_map(v) is not None))
-    epoch_workers: int = field(default=0, metadata=_rule(
-        "an integer >= 0", "worker processes that build StreamEpoch batches, so one stream uses "
-        "that many cores (0: build them on the request thread)", _count(0)))
-    grace_period: float = field(default=5.0, metadata=_rule(
-        "a number of seconds >= 0", "on SIGTERM, the process has exited within this many seconds; "
-        "in-flight calls may run until up to 1 s before it, then are cancelled",
-        lambda v: math.isfinite(v) and v >= 0))
+    host: str = setting("127.0.0.1", kind="string",
+                        doc="address to bind (127.0.0.1 unless told otherwise)")
+    port: int = setting(50051, kind="int", low=0, high=65535, doc="gRPC port (0 picks a free one)")
+    processes: int = setting(1, kind="int", low=1,
+                             doc="server processes sharing the port (SO_REUSEPORT)")
+    threads: int = setting(16, kind="int", low=1, doc=(
+        "data calls per process at once (a stream holds one for its whole life); one more is "
+        "refused at once with UNAVAILABLE and a retry hint"))
+    reserve_threads: int = setting(4, kind="int", low=1, doc=(
+        "request threads kept free of data calls, so health checks, reflection and refusals "
+        "never wait behind streams"))
+    max_message_bytes: int = setting(MAX_MESSAGE_BYTES, kind="int", low=1024,
+                                     doc="largest gRPC message received or sent")
+    max_samples: int = setting(Limits.max_samples, kind="int", low=1,
+                               doc="images per request (batch size)")
+    max_pixels: int = setting(Limits.max_pixels, kind="int", low=1, doc="pixels per image")
+    max_tensor_bytes: int = setting(Limits.max_tensor_bytes, kind="int", low=1,
+                                    doc="bytes per array or encoded image")
+    max_texts: int = setting(Limits.max_texts, kind="int", low=1, doc="texts per request")
+    max_text_chars: int = setting(Limits.max_text_chars, kind="int", low=1,
+                                  doc="characters per text")
+    max_text_variants: int = setting(Limits.max_text_variants, kind="int", low=1,
+                                     doc="augmented texts per request (texts x n)")
+    max_spec_bytes: int = setting(Limits.max_spec_bytes, kind="int", low=2,
+                                  doc="characters of a request's spec_json")
+    max_memory: str = setting(
+        "auto", kind="string", check=lambda v: parse_memory(v) is not None,
+        allowed="auto, off, or a size such as 8GiB, 512MB, 2000000000", doc=(
+            "memory ceiling of each process (server and batch workers): requests that would not "
+            "fit are refused; auto: 80% of the machine's (or container's) memory shared by "
+            "--processes"))
+    token: str | None = setting(None, kind="string", nullable=True, doc=(
+        "require 'authorization: Bearer TOKEN' (prefer AUGSVC_TOKEN: flags show in ps)"))
+    tls_cert: str | None = setting(
+        None, kind="string", nullable=True, check=lambda v: Path(v).is_file(),
+        allowed="a PEM certificate file",
+        doc="serve TLS with this certificate chain (needs tls_key)")
+    tls_key: str | None = setting(
+        None, kind="string", nullable=True, check=lambda v: Path(v).is_file(),
+        allowed="a PEM private key file", doc="private key of tls_cert")
+    metrics_port: int | None = setting(None, kind="int", low=0, high=65535, nullable=True, doc=(
+        "serve Prometheus metrics over HTTP on this port (process k: port + k; 0: a free port "
+        "each, logged); off by default"))
+    log_level: str = setting("INFO", kind="choice", choices=LOG_LEVELS, doc=(
+        "level of the JSON logs on stderr (INFO: one line per call)"))
+    datasets: str | None = setting(
+        None, kind="string", nullable=True, check=lambda v: _dataset_map(v) is not None,
+        allowed="NAME=PATH[,NAME=PATH...]", doc=(
+            "datasets StreamEpoch serves besides the built-ins (image folders of class folders, "
+            ".npz files, label<TAB>text files)"))
+    epoch_workers: int = setting(0, kind="int", low=0, doc=(
+        "worker processes that build StreamEpoch batches, so one stream uses that many cores "
+        "(0: build them on the request thread)"))
+    grace_period: float = setting(5.0, kind="float", low=0, doc=(
+        "on SIGTERM, the process has exited within this many seconds; in-flight calls may run "
+        "until up to 1 s before it, then are cancelled"))
 
     def __post_init__(self) -> None:
-        for f in dataclasses.fields(self):
-            _check(f, getattr(self, f.name), "")
+        check_fields(self)  # also when built directly, not by load_config
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ConfigError("config keys 'tls_cert' and 'tls_key' go together: give both or neither")
         if self.metrics_port and self.metrics_port + self.processes - 1 > 65535:
@@ -159,35 +143,13 @@ def env_name(key: str) -> str:
     return ENV_PREFIX + key.upper()
 
 
-def _kind(f: dataclasses.Field[Any]) -> type:
-    text = str(f.type)
-    return int if text.startswith("int") else float if text.startswith("float") else str
-
-
-def _check(f: dataclasses.Field[Any], value: Any, source: str) -> None:
-    kind = _kind(f)
-    optional = "None" in str(f.type)
-    ok = (value is None and optional) or (
-        isinstance(value, kind) and not isinstance(value, bool) and f.metadata["check"](value))
-    if not ok:
-        where = f" (from {source})" if source else ""
-        raise ConfigError(f"config key '{f.name}'{where}: {value!r} is not allowed; "
-                          f"allowed: {f.metadata['allowed']}")
-
-
-def _coerce(key: str, value: Any, source: str) -> Any:
-    """``value`` as the type of ``key``; strings (env, YAML) are parsed, other types must match."""
+def _read(key: str, value: Any, source: str) -> Any:
+    """``value`` for setting ``key``: text (environment, flags) is parsed, everything is checked."""
     f = _FIELDS[key]
-    kind = _kind(f)
-    if isinstance(value, str) and kind is not str:
-        with contextlib.suppress(ValueError):  # if not, _check names the key and the allowed values
-            value = kind(value.strip())
-    elif kind is float and isinstance(value, int) and not isinstance(value, bool):
-        value = float(value)
-    if key == "log_level" and isinstance(value, str) and value.upper() in LOG_LEVELS:
-        value = value.upper()
-    _check(f, value, source)
-    return value
+    if key == "log_level" and isinstance(value, str) and value.strip().upper() in LOG_LEVELS:
+        value = value.strip().upper()  # levels are case-blind, as in logging
+    where = f"{key} (from {source})"
+    return read_text(f, value, where) if isinstance(value, str) else check_value(f, value, where)
 
 
 def _read_yaml(path: str | Path) -> dict[str, Any]:
@@ -201,10 +163,11 @@ def _read_yaml(path: str | Path) -> dict[str, Any]:
         return {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path} must hold a mapping of settings, not {type(data).__name__}")
-    unknown = sorted(str(k) for k in data if k not in _FIELDS)
-    if unknown:
-        raise ConfigError(f"{path}: unknown config key {unknown[0]!r}; allowed keys: {', '.join(_FIELDS)}")
-    return {k: _coerce(k, v, str(path)) for k, v in data.items()}
+    for key in data:
+        if key not in _FIELDS:
+            raise ConfigError(f"{key} (from {path}): unknown setting{did_you_mean(str(key), _FIELDS)}; "
+                              f"known: {', '.join(_FIELDS)}")
+    return {k: _read(k, v, str(path)) for k, v in data.items()}
 
 
 def load_config(flags: Mapping[str, Any] | None = None, env: Mapping[str, str] | None = None,
@@ -227,12 +190,13 @@ def load_config(flags: Mapping[str, Any] | None = None, env: Mapping[str, str] |
     for key in _FIELDS:
         raw = (env or {}).get(env_name(key), "")
         if raw != "":
-            values[key] = _coerce(key, raw, f"${env_name(key)}")
+            values[key] = _read(key, raw, f"${env_name(key)}")
     for key, value in (flags or {}).items():
         if value is not None:
             if key not in _FIELDS:
-                raise ConfigError(f"unknown setting {key!r}; allowed: {', '.join(_FIELDS)}")
-            values[key] = _coerce(key, value, f"--{key.replace('_', '-')}")
+                raise ConfigError(f"{key}: unknown setting{did_you_mean(key, _FIELDS)}; known: "
+                                  f"{', '.join(_FIELDS)}")
+            values[key] = _read(key, value, f"--{key.replace('_', '-')}")
     return ServeConfig(**values)
 
 
@@ -243,7 +207,7 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     for key, f in _FIELDS.items():
         flag = "--" + key.replace("_", "-")
         names = [flag, "--workers"] if key == "threads" else [flag]
-        kind = _kind(f)
+        kind = {"int": int, "float": float}.get(f.metadata["param"].kind, str)
         parser.add_argument(*names, dest=key, type=kind, default=None,
                             metavar=key.upper() if kind is str else kind.__name__.upper(),
-                            help=f"{f.metadata['help']} [${env_name(key)}; default {f.default}]")
+                            help=f"{f.metadata['param'].doc} [${env_name(key)}; default {f.default}]")

@@ -232,7 +232,7 @@ def test_kaiming_keeps_relu_variance_and_small_normal_collapses() -> None:
 ])
 def test_bad_option_names_the_field_and_the_allowed_values(name: str, options: dict[str, Any],
                                                            field: str) -> None:
-    with pytest.raises(ValueError, match=rf"^{field}: .* expected "):
+    with pytest.raises(ValueError, match=rf"^{field}: .* for {name}; allowed: "):
         build(name, **options)
 
 

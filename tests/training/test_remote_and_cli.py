@@ -129,7 +129,7 @@ def test_cli_resume_last_continues(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    (["--set", "optimizer.lr=-1"], "optimizer.lr: -1.0 must be > 0"),
+    (["--set", "optimizer.lr=-1"], "optimizer.lr: out of range (got -1); allowed: number in (0, inf]"),
     (["--set", "epochs"], "--set takes key=value"),
     (["--set", "model.name=resnet"], "unknown model 'resnet'"),
 ])

@@ -7,12 +7,12 @@ the full training set); ``smoke`` runs a tiny budget for the test suite.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from augsvc.errors import ConfigError, unknown_name
 from training.experiments import initialization, normalization, optimizers, regularization, text_augmentation
 from training.experiments.common import one_thread
 
@@ -89,9 +89,7 @@ def run_experiment(name: str, out_dir: str | Path | None = None, *, full: bool =
     """
     info = EXPERIMENTS.get(name)
     if info is None:
-        close = difflib.get_close_matches(name, list_experiments(), n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise ValueError(f"unknown experiment {name!r}{hint}; known: {', '.join(list_experiments())}")
+        raise ConfigError(unknown_name('experiment', name, list_experiments()))
     if seeds is not None and seeds < 1:
         raise ValueError(f"seeds must be >= 1, got {seeds}")
     given = {k: v for k, v in options.items() if v is not None}

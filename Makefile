@@ -46,9 +46,11 @@ proto: $(STAMP)
 serve: $(STAMP) wordnet
 	$(VENV)/bin/augsvc serve --port 50051
 
+# ruff, mypy, and the import-linter contracts of pyproject.toml (the layers of docs/architecture.md)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 unit: $(STAMP) wordnet buf
 	$(PY) -m pytest -n 2 tests

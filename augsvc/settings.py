@@ -1,4 +1,4 @@
-"""Settings as frozen dataclasses whose fields carry a :class:`~augsvc.spec.Param`.
+"""Settings as frozen dataclasses whose fields carry a :class:`~augsvc.params.Param`.
 
 The server's ``ServeConfig``, the training run's ``TrainConfig`` and the training models' options
 are checked by the same ``Param`` that checks a transform's parameters in a pipeline spec: one
@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from augsvc.errors import ConfigError, SpecError, did_you_mean
-from augsvc.spec import REQUIRED, Param
+from augsvc.params import REQUIRED, Param
 
 __all__ = ["build", "check_fields", "check_value", "read_text", "setting"]
 

@@ -12,11 +12,8 @@ is saved under ``--out`` (what went wrong and the request in text, and its wire 
 
 from __future__ import annotations
 
-import os
-
-os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
-
 import argparse
+import os
 import re
 import struct
 import sys
@@ -25,14 +22,17 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # tests/fuzz: the generators the test suite uses
+# Run as a file (python benchmarks/x.py) the script's folder is on sys.path, not the repository
+# root that `benchmarks.` and `tests.fuzz` (the generators the test suite uses) need (python -m
+# puts the current folder, the root, there itself).
+if not __package__:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from hypothesis import HealthCheck, Phase, given, seed, settings  # noqa: E402
-from machine import cpu_name  # noqa: E402  (benchmarks/machine.py: scripts run from this folder)
-from tqdm import tqdm  # noqa: E402
+from hypothesis import HealthCheck, Phase, given, seed, settings
+from tqdm import tqdm
 
-from tests.fuzz import (  # noqa: E402
+from benchmarks.common import ROOT, cpu_name, render
+from tests.fuzz import (
     CORPUS,
     RPCS,
     RSS_BOUND,
@@ -44,7 +44,7 @@ from tests.fuzz import (  # noqa: E402
     run_case,
     warm_up,
 )
-from tests.fuzz.strategies import cases  # noqa: E402
+from tests.fuzz.strategies import cases
 
 _MIB = 1024 * 1024
 _DIGITS = re.compile(r"\d+(\.\d+)?")  # failures that differ only in numbers are one kind
@@ -111,11 +111,8 @@ def report(tally: Tally, server: FuzzServer, out: Path, elapsed: float, rss_boun
         counts = tally.codes[rpc]
         rows.append([rpc, str(sum(counts.values())), *(str(counts.get(n, 0)) for n in names),
                      f"{seconds[len(seconds) // 2]:.3f}", f"{seconds[-1]:.2f}"])
-    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
     print()
-    for row in [head, ["-" * w for w in widths], *rows]:
-        cells = [cell.rjust(w) for cell, w in zip(row, widths, strict=True)]
-        print("  ".join([row[0].ljust(widths[0]), *cells[1:]]))
+    print(render(head, rows, markdown=False))
     print(f"\n{tally.cases} cases in {elapsed:.0f} s; peak RSS of one server process "
           f"{tally.peak_rss / _MIB:.0f} MiB (bound {rss_bound / _MIB:.0f} MiB); "
           f"server restarts: {server.restarts}")

@@ -2,38 +2,43 @@
 
 from __future__ import annotations
 
-import os
-
-os.environ["OMP_NUM_THREADS"] = "1"
-os.environ["OPENBLAS_NUM_THREADS"] = "1"
-os.environ["MKL_NUM_THREADS"] = "1"
-os.environ["NUMEXPR_NUM_THREADS"] = "1"
-os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
-
 import argparse
 import gc
-import platform
 import random
 import statistics
-import time
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+
+# Run as a file (python benchmarks/x.py) the script's folder is on sys.path, not the repository
+# root that `benchmarks.` needs (python -m puts the current folder, the root, there itself).
+if not __package__:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.common import (
+    SIZE,
+    cpu_summary,
+    gc_paused,
+    one_thread_per_process,
+    photo_crops,
+    render,
+    timed,
+    versions,
+)
+
+# Run, not imported: one thread per process before numpy and OpenCV load and size their thread pools.
+if __name__ == "__main__":
+    one_thread_per_process()
 
 import albumentations as A
 import cv2
 import numpy as np
-import skimage.data
-from machine import cpu_name  # benchmarks/machine.py (scripts run from this folder)
 
 from augsvc.image import IMAGE_TRANSFORMS, ImagePipeline
 from augsvc.image.presets import image_preset
 from augsvc.spec import TransformNode
-
-cv2.setNumThreads(1)
-
-PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry", "hubble_deep_field")
-SIZE = 256
 
 
 def _one(name: str, **params: Any) -> dict[str, Any]:
@@ -57,19 +62,6 @@ def rows() -> list[tuple[str, dict[str, Any]]]:
     ]
 
 
-def make_images(count: int, seed: int = 0) -> list[np.ndarray]:
-    """``count`` random 256x256 RGB crops of scikit-image's sample photos (fixed seed)."""
-    rng = np.random.default_rng(seed)
-    photos = [getattr(skimage.data, name)() for name in PHOTOS]
-    out = []
-    for k in range(count):
-        photo = photos[k % len(photos)]
-        y = int(rng.integers(0, photo.shape[0] - SIZE + 1))
-        x = int(rng.integers(0, photo.shape[1] - SIZE + 1))
-        out.append(np.ascontiguousarray(photo[y:y + SIZE, x:x + SIZE, :3]))
-    return out
-
-
 def raw_compose(pipe: ImagePipeline) -> A.Compose:
     """Plain ``A.Compose`` of the very transforms (class and arguments) ``pipe`` builds."""
     assert pipe.spec is not None
@@ -90,17 +82,15 @@ class Totals:
     round_ratios: list[float] = field(default_factory=list)
 
 
-def timed(fn: Callable[[np.ndarray, int], Any], images: list[np.ndarray], start: int) -> float:
-    """Seconds to call ``fn(image, start + k)`` for every image (GC paused, as timeit does)."""
-    gc.collect()
-    gc.disable()
-    try:
-        t0 = time.perf_counter()
+def seconds_over(fn: Callable[[np.ndarray, int], Any], images: list[np.ndarray], start: int) -> float:
+    """Seconds to call ``fn(image, start + k)`` for every image (GC paused)."""
+
+    def run() -> None:
         for k, image in enumerate(images):
             fn(image, start + k)
-        return time.perf_counter() - t0
-    finally:
-        gc.enable()
+
+    with gc_paused():
+        return timed(run)[0]
 
 
 def bench_row(spec: dict[str, Any], images: list[np.ndarray], rounds: int, seeded: bool) -> Totals:
@@ -123,12 +113,12 @@ def bench_row(spec: dict[str, Any], images: list[np.ndarray], rounds: int, seede
         raw(image, k), aug(image, 10**9 + k), albu_seeded(image, 10**9 + k)
     totals, n, counter = Totals(), len(images), 0
     for _ in range(rounds):
-        t_raw = timed(raw, images, 0)
-        t_aug = timed(aug, images, counter)
-        t_seeded = timed(albu_seeded, images, counter) if seeded else 0.0
-        t_seeded += timed(albu_seeded, images, counter + n) if seeded else 0.0
-        t_aug += timed(aug, images, counter + n)
-        t_raw += timed(raw, images, 0)
+        t_raw = seconds_over(raw, images, 0)
+        t_aug = seconds_over(aug, images, counter)
+        t_seeded = seconds_over(albu_seeded, images, counter) if seeded else 0.0
+        t_seeded += seconds_over(albu_seeded, images, counter + n) if seeded else 0.0
+        t_aug += seconds_over(aug, images, counter + n)
+        t_raw += seconds_over(raw, images, 0)
         counter += 2 * n
         totals.raw += t_raw
         totals.augsvc += t_aug
@@ -139,9 +129,7 @@ def bench_row(spec: dict[str, Any], images: list[np.ndarray], rounds: int, seede
 
 def header() -> str:
     """Versions and CPU in one line."""
-    cpu = cpu_name()
-    return (f"albumentations {A.__version__}, opencv {cv2.__version__}, numpy {np.__version__}, "
-            f"python {platform.python_version()}; CPU: {cpu} ({os.cpu_count()} cores, 1 thread)")
+    return f"{versions(albumentations=A, opencv=cv2, numpy=np)}; CPU: {cpu_summary('1 thread')}"
 
 
 COLUMNS = ("transform", "raw img/s", "augsvc img/s", "augsvc/raw", "median round ratio",
@@ -158,19 +146,6 @@ def format_row(label: str, t: Totals, samples: int) -> list[str]:
             f"{(t.augsvc - t.raw) / samples * 1e6:+.1f}", *seeded]
 
 
-def render(table: list[list[str]], markdown: bool) -> str:
-    """The table as Markdown or aligned plain text."""
-    if markdown:
-        lines = ["| " + " | ".join(COLUMNS) + " |",
-                 "|" + "|".join(["---"] + ["---:"] * (len(COLUMNS) - 1)) + "|"]
-        return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in table])
-    widths = [max(len(r[i]) for r in [list(COLUMNS), *table]) for i in range(len(COLUMNS))]
-    fmt = [list(COLUMNS), ["-" * w for w in widths], *table]
-    return "\n".join("  ".join(c.ljust(w) if i == 0 else c.rjust(w)
-                               for i, (c, w) in enumerate(zip(r, widths, strict=True)))
-                     for r in fmt)
-
-
 def main(argv: list[str] | None = None) -> None:
     """Parse options, run every row, print the header and the table."""
     ap = argparse.ArgumentParser(description=__doc__)
@@ -184,7 +159,8 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     samples, rounds = (400, 2) if args.quick else (args.samples, args.rounds)
     per_pass = max(1, samples // (2 * rounds))
-    pool = make_images(min(per_pass, 240))  # distinct crops (about 47 MB), cycled below
+    cv2.setNumThreads(1)
+    pool = photo_crops(min(per_pass, 240))  # distinct crops (about 47 MB), cycled below
     images = [pool[k % len(pool)] for k in range(per_pass)]
     gc.freeze()  # long-lived objects (torch et al.) out of the collector: gc.collect() takes µs
     print(header())
@@ -194,7 +170,7 @@ def main(argv: list[str] | None = None) -> None:
     for label, spec in rows():
         totals = bench_row(spec, images, rounds, seeded=not args.no_seeded)
         table.append(format_row(label, totals, 2 * rounds * per_pass))
-    print(render(table, args.markdown))
+    print(render(COLUMNS, table, args.markdown))
 
 
 if __name__ == "__main__":

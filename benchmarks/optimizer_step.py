@@ -5,18 +5,22 @@ from __future__ import annotations
 import argparse
 import copy
 import gc
-import os
-import platform
 import statistics
-import time
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+# Run as a file (python benchmarks/x.py) the script's folder is on sys.path, not the repository
+# root that `benchmarks.` needs (python -m puts the current folder, the root, there itself).
+if not __package__:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 import torch
-from machine import cpu_name  # benchmarks/machine.py (scripts run from this folder)
 from torch import nn
 
+from benchmarks.common import cpu_summary, gc_paused, render, timed, versions
 from training.optim import OPTIMIZERS, create_optimizer, list_optimizers, param_groups
 
 Groups = list[dict[str, Any]]
@@ -156,18 +160,16 @@ class Timings:
 def per_step(opt: torch.optim.Optimizer, steps: int, sync: Callable[[], None],
              reset: Callable[[], None]) -> float:
     """Seconds per ``opt.step()``, averaged over ``steps`` calls (gradients restored first, GC paused)."""
-    reset()
-    gc.collect()
-    gc.disable()
-    try:
-        sync()
-        t0 = time.perf_counter()
+
+    def run() -> None:
         for _ in range(steps):
             opt.step()
         sync()
-        return (time.perf_counter() - t0) / steps
-    finally:
-        gc.enable()
+
+    reset()
+    with gc_paused():
+        sync()
+        return timed(run)[0] / steps
 
 
 def bench(name: str, model: nn.Module, device: torch.device, rounds: int, steps: int, warmup: int
@@ -194,27 +196,14 @@ def header(device: torch.device, threads: int, model: nn.Module) -> str:
     if device.type == "cuda":
         where = torch.cuda.get_device_name(device)
     else:
-        where = f"{cpu_name()} ({os.cpu_count()} cores, {threads} torch thread(s))"
+        where = cpu_summary(f"{threads} torch thread(s)")
     params = list(model.parameters())
-    return (f"torch {torch.__version__}, python {platform.python_version()}; {device.type}: {where}; "
+    return (f"{versions(torch=torch)}; {device.type}: {where}; "
             f"model: {sum(p.numel() for p in params):,} parameters in {len(params)} tensors (float32)")
 
 
 COLUMNS = ("optimizer", "ours path", "ours ms/step", "foreach ms/step", "ours/foreach",
            "median round ratio", "max |Δ| after 3 steps")
-
-
-def render(table: list[list[str]], markdown: bool) -> str:
-    """The table as Markdown or aligned plain text."""
-    if markdown:
-        lines = ["| " + " | ".join(COLUMNS) + " |",
-                 "|" + "|".join(["---", "---"] + ["---:"] * (len(COLUMNS) - 2)) + "|"]
-        return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in table])
-    widths = [max(len(r[i]) for r in [list(COLUMNS), *table]) for i in range(len(COLUMNS))]
-    fmt = [list(COLUMNS), ["-" * w for w in widths], *table]
-    return "\n".join("  ".join(c.ljust(w) if i < 2 else c.rjust(w)
-                               for i, (c, w) in enumerate(zip(r, widths, strict=True)))
-                     for r in fmt)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -253,7 +242,7 @@ def main(argv: list[str] | None = None) -> None:
         ours, base = statistics.median(t.ours), statistics.median(t.baseline)
         table.append([name, path, f"{ours * 1e3:.3f}", f"{base * 1e3:.3f}", f"{ours / base:.3f}",
                       f"{statistics.median(t.round_ratios):.3f}", f"{diff:.1e}"])
-    print(render(table, args.markdown))
+    print(render(COLUMNS, table, args.markdown, left=2))
 
 
 if __name__ == "__main__":

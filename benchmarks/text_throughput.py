@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
-import os
-
-os.environ["OMP_NUM_THREADS"] = "1"
-os.environ["MKL_NUM_THREADS"] = "1"
-
 import argparse
 import re
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+# Run as a file (python benchmarks/x.py) the script's folder is on sys.path, not the repository
+# root that `benchmarks.` needs (python -m puts the current folder, the root, there itself).
+if not __package__:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.common import one_thread_per_process, render, timed
+
+# Run, not imported: one thread per process before numpy and torch load and size their thread pools.
+if __name__ == "__main__":
+    one_thread_per_process()
 
 import numpy as np
 import torch
@@ -22,7 +27,6 @@ import torch
 from augsvc.resources import glove_6b_50d
 from augsvc.text import TextPipeline
 
-torch.set_num_threads(1)
 CACHE = Path.home() / ".cache" / "augsvc-bench"
 
 
@@ -53,17 +57,13 @@ def glove_text_file() -> Path:
     return path
 
 
-def timed(run: Callable[[], list[str]]) -> tuple[float, list[str]]:
-    start = time.perf_counter()
-    out = run()
-    return time.perf_counter() - start, out
-
-
 def changed(before: list[str], after: list[str]) -> float:
     return sum(a != b for a, b in zip(before, after, strict=True)) / len(before)
 
 
 Row = tuple[str, float, float, float, float, float, float, float]
+COLUMNS = ("transform", "nlpaug load s", "nlpaug sent/s", "augsvc load s", "augsvc sent/s (one by one)",
+           "augsvc sent/s (batches of 256)", "batched / nlpaug", "changed nlpaug / augsvc")
 
 
 def contextual_rows(texts: list[str]) -> tuple[list[Row], list[str]]:
@@ -144,14 +144,12 @@ def nlpaug_rows(small: list[str], large: list[str]
 
     rows: list[Row] = []
     # Word-embedding substitution, both on GloVe 6B 50d over the full 400k vocabulary.
-    load_nlpaug, baseline = timed(lambda: [naw.WordEmbsAug(
+    load_nlpaug, aug = timed(lambda: naw.WordEmbsAug(
         model_type="glove", model_path=str(glove_text_file()), action="substitute", aug_p=0.3,
-        top_k=10)])  # type: ignore[list-item]
-    aug = baseline[0]
-    t_base, out_base = timed(lambda: [aug.augment(s)[0] for s in small])  # type: ignore[attr-defined]
+        top_k=10))
+    t_base, out_base = timed(lambda: [aug.augment(s)[0] for s in small])
     spec = [{"name": "embedding", "p": 1.0, "aug_p": 0.3, "top_k": 10, "vocab_size": 400000}]
-    load_ours, pipes = timed(lambda: [TextPipeline(spec)])  # type: ignore[list-item]
-    pipe: TextPipeline = pipes[0]  # type: ignore[assignment]
+    load_ours, pipe = timed(lambda: TextPipeline(spec))
     first, _ = timed(lambda: [o.text for o in pipe.batch(small[:1], seed=0)])
     t_one, _ = timed(lambda: [pipe(s, seed=0, index=i).text for i, s in enumerate(small)])
     t_batch, out_ours = timed(lambda: [o.text for lo in range(0, len(large), 256)
@@ -182,9 +180,7 @@ def nlpaug_rows(small: list[str], large: list[str]
                  len(large) / t_batch, changed(large, out_base), changed(large, out_ours)))
 
     # Synonym: nlpaug's SynonymAug needs NLTK's downloaded tagger, so augsvc runs alone.
-    load_syn, pipes = timed(lambda: [TextPipeline(  # type: ignore[list-item]
-        [{"name": "synonym", "p": 1.0, "aug_p": 0.3}])])
-    pipe = pipes[0]  # type: ignore[assignment]
+    load_syn, pipe = timed(lambda: TextPipeline([{"name": "synonym", "p": 1.0, "aug_p": 0.3}]))
     first, _ = timed(lambda: [o.text for o in pipe.batch(small[:1], seed=0)])
     t_one, _ = timed(lambda: [pipe(s, seed=0, index=i).text for i, s in enumerate(small)])
     t_batch, out_ours = timed(lambda: [o.text for lo in range(0, len(large), 256)
@@ -204,6 +200,7 @@ def main() -> int:
     parser.add_argument("--only-contextual", action="store_true",
                         help="only the contextual rows (no nlpaug needed)")
     args = parser.parse_args()
+    torch.set_num_threads(1)
     if args.quick:
         args.baseline_sentences, args.sentences = 20, 100
     small, large = sentences(args.baseline_sentences), sentences(args.sentences)
@@ -225,15 +222,15 @@ def main() -> int:
           f"({args.contextual_threads} for contextual); {len(small)} sentences for nlpaug and "
           f"single calls, {len(large)} batched")
 
-    print("| transform | nlpaug load s | nlpaug sent/s | augsvc load s | augsvc sent/s (one by one) "
-          "| augsvc sent/s (batches of 256) | batched / nlpaug | changed nlpaug / augsvc |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    table = []
     for name, lb, sb, lo, so, sbat, cb, co in rows:
+        ours = [f"{lo:.1f}", f"{so:,.0f}", f"{sbat:,.0f}"]
         if sb == 0:  # no baseline
-            print(f"| {name} | n/a | n/a | {lo:.1f} | {so:,.0f} | {sbat:,.0f} | n/a | n/a / {co:.0%} |")
-            continue
-        print(f"| {name} | {lb:.1f} | {sb:,.0f} | {lo:.1f} | {so:,.0f} | {sbat:,.0f} | "
-              f"{sbat / sb:,.1f}x | {cb:.0%} / {co:.0%} |")
+            table.append([name, "n/a", "n/a", *ours, "n/a", f"n/a / {co:.0%}"])
+        else:
+            table.append([name, f"{lb:.1f}", f"{sb:,.0f}", *ours, f"{sbat / sb:,.1f}x",
+                          f"{cb:.0%} / {co:.0%}"])
+    print(render(COLUMNS, table, markdown=True))
     for note in notes:
         print(f"\n{note}")
     for who, before_list, after_list in examples:

@@ -15,28 +15,33 @@ Goal: remote >= 0.9x memory when the server keeps up.
 
 from __future__ import annotations
 
-import os
-
-os.environ["OMP_NUM_THREADS"] = "1"
-os.environ["OPENBLAS_NUM_THREADS"] = "1"
-os.environ["MKL_NUM_THREADS"] = "1"
-os.environ["OPENCV_FOR_THREADS_NUM"] = "1"
-os.environ["NO_ALBUMENTATIONS_UPDATE"] = "1"
-
 import argparse
 import contextlib
 import gc
-import platform
+import os
 import statistics
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-import torch
-from machine import cpu_name  # benchmarks/machine.py (scripts run from this folder)
-from service_throughput import render, serve, tree_cpu  # benchmarks/ is on sys.path
+# Run as a file (python benchmarks/x.py) the script's folder is on sys.path, not the repository
+# root that `benchmarks.` needs (python -m puts the current folder, the root, there itself).
+if not __package__:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.common import cpu_summary, load_average, one_thread_per_process, render, tree_cpu, versions
+
+# Run, not imported: one thread per process before numpy, OpenCV and torch load and size their
+# thread pools; the server and DataLoader workers started below inherit it.
+if __name__ == "__main__":
+    one_thread_per_process()
+
+import torch
+
+from benchmarks.service_workloads import serve
 from training.config import load_config
 from training.trainer import Trainer, resolve_device
 
@@ -87,12 +92,11 @@ def timed_pass(trainer: Trainer, epochs: range) -> tuple[float, float, int]:
 
 
 def header(device: torch.device, threads: int) -> str:
-    cpu = cpu_name()
+    """Versions, CPU, device and load in one line."""
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else \
         f"cpu, {threads} torch thread(s) in the trainer"
-    load = " ".join(f"{v:.2f}" for v in os.getloadavg())
-    return (f"torch {torch.__version__}, python {platform.python_version()}; CPU: {cpu} "
-            f"({os.cpu_count()} cores); device: {where}; load average at start {load}")
+    return (f"{versions(torch=torch)}; CPU: {cpu_summary()}; device: {where}; "
+            f"load average at start {load_average()}")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from augsvc.errors import ConfigError, SpecError, unknown_name
-from augsvc.spec import Param
+from augsvc.params import Param
 from training.init import init_weights
 
 __all__ = ["ACTIVATIONS", "MODELS", "NORMS", "TEXT_MODES", "ModelInfo", "TextCNN", "create_model",

@@ -11,7 +11,8 @@ import albumentations as A
 import cv2
 import numpy as np
 
-from augsvc.spec import Param, TransformInfo
+from augsvc.params import Param
+from augsvc.spec import TransformInfo
 
 __all__ = ["BORDER_MODES", "INTERPOLATIONS", "ImageTransformInfo", "border_params", "size_params"]
 

@@ -21,11 +21,13 @@ from albumentations.augmentations.crops.transforms import CropSizeError
 
 from augsvc.errors import AugsvcError, InputError, LimitError, TransformError
 from augsvc.image.albu_dict import build_from_albu_dict, is_albu_dict
+from augsvc.image.inputs import check_image, check_mask, check_points
 from augsvc.image.presets import IMAGE_PRESETS
 from augsvc.image.registry import IMAGE_TRANSFORMS
 from augsvc.image.sizes import SizeBound, output_bound
+from augsvc.params import Param, to_jsonable
 from augsvc.seeding import SampleRandom, check_seed
-from augsvc.spec import GroupNode, Node, Param, PipelineSpec, load_spec, parse_spec, to_jsonable
+from augsvc.spec import GroupNode, Node, PipelineSpec, load_spec, parse_spec
 
 __all__ = ["IMAGE_OPTIONS", "AugmentedImage", "ImagePipeline"]
 
@@ -79,42 +81,6 @@ class _Built:
 
     compose: A.Compose
     leaves: list[tuple[str, A.BasicTransform]]
-
-
-def _check_image(image: Any, what: str = "image") -> np.ndarray:
-    if not isinstance(image, np.ndarray):
-        raise InputError(f"{what} must be a numpy array, got {type(image).__name__}")
-    if image.dtype not in (np.uint8, np.float32):
-        raise InputError(f"{what} dtype must be uint8 or float32, got {image.dtype} "
-                         f"(convert it, e.g. {what}.astype(np.float32))")
-    if image.ndim not in (2, 3):
-        raise InputError(f"{what} must be HxW or HxWxC, got shape {image.shape}")
-    if image.size == 0:
-        raise InputError(f"{what} is empty (shape {image.shape})")
-    return image
-
-
-def _check_mask(mask: Any, image: np.ndarray) -> np.ndarray:
-    if not isinstance(mask, np.ndarray) or mask.ndim not in (2, 3):
-        got = mask.shape if isinstance(mask, np.ndarray) else type(mask).__name__
-        raise InputError(f"mask must be a HxW or HxWxK numpy array, got {got}")
-    if mask.shape[:2] != image.shape[:2]:
-        raise InputError(f"mask size {mask.shape[:2]} differs from image size {image.shape[:2]}")
-    return mask
-
-
-def _check_points(values: Any, what: str, min_cols: int) -> np.ndarray:
-    try:
-        arr = np.asarray(values, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise InputError(f"{what} must be numbers: {exc}") from None
-    if arr.size == 0:
-        return np.zeros((0, min_cols), dtype=np.float64)
-    if arr.ndim != 2 or arr.shape[1] < min_cols:
-        raise InputError(f"{what} must have shape (N, >= {min_cols}), got {arr.shape}")
-    if not np.isfinite(arr).all():
-        raise InputError(f"{what} must be finite numbers")
-    return arr
 
 
 def _clean_params(params: dict[str, Any]) -> dict[str, Any]:
@@ -310,7 +276,7 @@ class ImagePipeline:
             TransformError: a transform failed for another reason; the message names it.
         """
         check_seed(seed, index)
-        data: dict[str, Any] = {"image": _check_image(image)}
+        data: dict[str, Any] = {"image": check_image(image)}
         if self._reflects and min(image.shape[:2]) < 2:
             # OpenCV's warps never return on a 1-pixel-wide image with BORDER_REFLECT_101.
             raise InputError(f"image of shape {image.shape} is too small for border_mode "
@@ -318,17 +284,17 @@ class ImagePipeline:
         if self.max_pixels is not None:
             self.check_size(image.shape, self.max_pixels)
         if mask is not None:
-            data["mask"] = _check_mask(mask, image)
+            data["mask"] = check_mask(mask, image)
         if masks is not None:
             if isinstance(masks, np.ndarray) or not all(m.ndim == 2 for m in
                                                          map(np.asarray, masks)):
                 raise InputError("masks must be a list of HxW arrays")
-            data["masks"] = np.stack([_check_mask(m, image) for m in masks]) if len(masks) else []
+            data["masks"] = np.stack([check_mask(m, image) for m in masks]) if len(masks) else []
         if bboxes is not None:
-            data["bboxes"] = _check_points(bboxes, "bboxes", 4)
+            data["bboxes"] = check_points(bboxes, "bboxes", 4)
         if keypoints is not None:
             fmt = self.spec.options["keypoint_format"] if self.spec is not None else "xy"
-            data["keypoints"] = _check_points(keypoints, f"keypoints ({fmt})", len(fmt))
+            data["keypoints"] = check_points(keypoints, f"keypoints ({fmt})", len(fmt))
         key = ("bboxes" in data or "keypoints" in data, image.ndim == 3 and image.shape[2] == 4)
         built = self._variants.get(key)
         if built is None:

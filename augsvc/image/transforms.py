@@ -23,7 +23,7 @@ from augsvc.image.info import (
     interpolation_param,
     size_params,
 )
-from augsvc.spec import Param
+from augsvc.params import Param
 
 __all__ = ["ENTRIES"]
 

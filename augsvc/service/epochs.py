@@ -1,41 +1,30 @@
-"""StreamEpoch's engine: datasets by name, the epoch plan, and batches built on a worker pool.
+"""StreamEpoch's engine: datasets by name, the epoch plan, and one loop that streams batches.
 
 One stream is spread over all cores: batch ``j`` of a request is built (read + augmented) by
-any worker process, and batches are sent in order. At most ``window`` batches are in flight per
-stream, and a new one is only started when the client has taken one, so a slow client never
-makes the server buffer without bound. Workers hold their own dataset and pipeline caches; the
-bytes they produce are the library's for (spec, seed, epoch * size + index), whatever the worker.
-A worker writes a finished image batch into a shared-memory slot the server lends it, and the
-server copies it once, into the reply's wire bytes (``codec.encode_with_tensor``).
+any worker process (``augsvc.service.batch_workers``), and batches are sent in order. At most
+``window`` batches are in flight per stream, and a new one is only started when the client has
+taken one, so a slow client never makes the server buffer without bound. A finished raw image
+batch comes back in a shared-memory slot (``augsvc.service.slots``), and the server copies it
+once, into the reply's wire bytes (``augsvc.wire.tensors.encode_with_tensor``).
 """
 
 from __future__ import annotations
 
 import contextlib
-import functools
-import json
-import multiprocessing
-import os
-import shutil
-import threading
-import time
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
-from functools import lru_cache
-from multiprocessing.shared_memory import SharedMemory
 from typing import Any
 
 import numpy as np
 
-from augsvc.datasets import BUILTIN_DATASETS, Dataset, open_dataset
+from augsvc.datasets import BUILTIN_DATASETS, Dataset
 from augsvc.errors import InputError, LimitError
-from augsvc.kinds import outputs
-from augsvc.memory import reuse_large_buffers
-from augsvc.plan import EpochPlan, augment_indices
-from augsvc.service.pipelines import bound_images, build_pipeline, image_bytes, resolve_spec
+from augsvc.plan import EpochPlan
+from augsvc.service.batch_workers import BuiltBatch, WorkerPool, build_batch, cached_dataset
+from augsvc.service.pipelines import build_pipeline, image_bytes, resolve_spec
+from augsvc.service.slots import Lease, SlotPool
 from augsvc.spec import dumps
 from augsvc.wire.images import check_encoding, encode_image
 from augsvc.wire.tensors import Encoded, Limits, encode_with_tensor
@@ -44,172 +33,6 @@ from augsvc.wire.v1 import augment_pb2 as pb
 __all__ = ["EpochStreamer"]
 
 _PART_NAMES = {pb.PART_ALL: "all", pb.PART_TRAIN: "train", pb.PART_HOLDOUT: "holdout"}
-
-
-@lru_cache(maxsize=16)
-def _dataset(source: str) -> Dataset:
-    return open_dataset(source)
-
-
-@dataclass(frozen=True)
-class _InSlot:
-    """A batch a worker wrote into the shared-memory slot it was given: the array's layout."""
-
-    shape: tuple[int, ...]
-    dtype: str
-
-
-_attached: OrderedDict[str, SharedMemory] = OrderedDict()  # in a worker: slots it has opened
-
-
-def _slot_buffer(name: str) -> memoryview:
-    """The memory of slot ``name`` (opened once per worker; the 64 most recent stay open)."""
-    slot = _attached.get(name)
-    if slot is None:
-        # Workers share the server's resource tracker (spawned children do), so opening a slot
-        # registers nothing new and the server's unlink is the one that counts.
-        slot = _attached[name] = SharedMemory(name)
-        while len(_attached) > 64:
-            _attached.popitem(last=False)[1].close()
-    _attached.move_to_end(name)
-    buffer = slot.buf
-    assert buffer is not None  # None only after close()
-    return buffer
-
-
-def build_batch(source: str, spec_json: str | None, seed: int, epoch: int, limits: Limits,
-                indices: np.ndarray, slot: tuple[str, int] | None = None
-                ) -> tuple[list[Any] | np.ndarray | _InSlot, np.ndarray]:
-    """Read and augment one batch (runs in a worker process, or inline without a pool).
-
-    Args:
-        limits: every sample's output is bounded (``max_pixels``), and the batch's
-            (``max_reply_bytes``), before any augmentation runs.
-        slot: (name, size) of a shared-memory slot to write the batch into, when it is one
-            array that fits; it then reaches the server without being pickled.
-
-    Raises:
-        LimitError: a sample, or the batch, would be over the limits.
-
-    Returns:
-        (samples, labels): samples as one (N, H, W[, C]) array when the images share a shape
-        (an ``_InSlot`` when it was written into ``slot``), else a list of arrays or strings.
-    """
-    dataset = _dataset(source)
-    samples, labels = dataset.samples(indices)
-    if spec_json is not None:
-        kind = dataset.info.kind
-        pipeline: Any = build_pipeline(kind, json.loads(spec_json))
-        if kind == "image":
-            bound_images(pipeline, [np.asarray(x) for x in samples],
-                         [f"dataset sample {int(i)}" for i in indices], limits,
-                         "ask for a smaller batch_size")
-        results = pipeline.batch(samples, seed=seed,
-                                 indices=augment_indices(epoch, len(dataset), indices))
-        samples = outputs(results)
-    if dataset.info.kind != "image" or not samples or \
-            len({(np.shape(x), np.asarray(x).dtype) for x in samples}) != 1:
-        return samples, labels
-    first = np.asarray(samples[0])
-    shape = (len(samples), *first.shape)
-    if slot is not None and int(np.prod(shape)) * first.dtype.itemsize <= slot[1]:
-        np.stack(samples, out=np.ndarray(shape, first.dtype, buffer=_slot_buffer(slot[0])))
-        return _InSlot(shape, first.dtype.str), labels
-    return np.stack(samples), labels  # one array crosses the process boundary
-
-
-class _Slots:
-    """Shared-memory buffers that workers write finished image batches into.
-
-    A batch in a slot reaches the server process without being pickled through the pool's pipe,
-    and the server copies it once, straight into the reply's wire bytes. Slots are reused across
-    batches and streams. At most ``budget`` bytes are held, and never more than half of what is
-    free in the shared-memory file system (Docker gives /dev/shm 64 MB unless told otherwise);
-    a batch that finds no slot travels pickled, as it would without slots.
-    """
-
-    def __init__(self, budget: int = 512 * 1024 * 1024) -> None:
-        self.budget = budget
-        self._free: list[SharedMemory] = []
-        self._held = 0
-        self._lock = threading.Lock()  # request threads take and give slots concurrently
-
-    def take(self, size: int) -> SharedMemory | None:
-        """A free slot of at least ``size`` bytes, a new one if the budget allows, else None."""
-        with self._lock:
-            fits = [slot for slot in self._free if slot.size >= size]
-            if fits:
-                slot = min(fits, key=lambda s: s.size)
-                self._free.remove(slot)
-                return slot
-            while self._free and self._held + size > self.budget:  # too small: make room
-                self._drop(self._free.pop(0))
-            if self._held + size > self.budget or not _shm_room(size):
-                return None
-            slot = SharedMemory(create=True, size=size)
-            if not _reserve(slot):
-                slot.close()
-                slot.unlink()
-                return None
-            self._held += slot.size
-            return slot
-
-    def give(self, slot: SharedMemory) -> None:
-        """Return a slot once nothing writes into it any more."""
-        with self._lock:
-            self._free.append(slot)
-
-    def close(self) -> None:
-        with self._lock:
-            while self._free:
-                self._drop(self._free.pop())
-
-    def _drop(self, slot: SharedMemory) -> None:
-        self._held -= slot.size
-        slot.unlink()
-        with contextlib.suppress(BufferError):  # a reply still views it: unmapped when it goes
-            slot.close()
-
-
-def _reserve(slot: SharedMemory) -> bool:
-    """Allocate the slot's memory now. The shared-memory file system hands pages out on first
-    write, and a worker whose write finds it full dies of SIGBUS; reserving up front turns that
-    into a slot refused here (False), and the batch travels pickled."""
-    fd = getattr(slot, "_fd", -1)  # POSIX SharedMemory keeps its descriptor open
-    if fd < 0 or not hasattr(os, "posix_fallocate"):
-        return True  # nothing to reserve with (macOS, Windows): as before
-    try:
-        os.posix_fallocate(fd, 0, slot.size)
-    except OSError:
-        return False
-    return True
-
-
-def _shm_room(size: int) -> bool:
-    try:
-        return shutil.disk_usage("/dev/shm").free >= 2 * size
-    except OSError:
-        return True  # no /dev/shm (macOS): SharedMemory uses the system's own store
-
-
-def _warm() -> int:
-    """Run once in each new worker: import everything so the first batch is not slow."""
-    return os.getpid()
-
-
-def _start_worker(parent: int) -> None:
-    """Worker initializer: batch buffers are reused (``augsvc.memory``), and a daemon thread ends
-    this worker once the server process ``parent`` is gone (a pool's workers otherwise outlive a
-    server killed with SIGKILL). The pid comes from the server, since a worker may finish
-    importing only after the server died."""
-    reuse_large_buffers()
-
-    def watch() -> None:
-        while os.getppid() == parent:  # reparented when the server dies
-            time.sleep(0.5)
-        os._exit(0)
-
-    threading.Thread(target=watch, name="augsvc-parent-watch", daemon=True).start()
 
 
 @dataclass(frozen=True)
@@ -238,47 +61,27 @@ class EpochStreamer:
                  workers: int = 0, window: int | None = None) -> None:
         self.sources = {name: name for name in BUILTIN_DATASETS}
         for name, path in (datasets or {}).items():
-            _dataset(str(path))  # a missing or unreadable dataset fails at start-up, not mid-run
+            cached_dataset(str(path))  # a missing or unreadable dataset fails at start-up, not mid-run
             self.sources[name] = str(path)
         self.limits = limits or Limits()
         self.workers = workers
         self.window = window or max(2, 2 * workers)
-        self._pool: ProcessPoolExecutor | None = None
-        self._pool_lock = threading.Lock()  # request threads may ask for the pool at once
-        self._slots = _Slots()
-        self._sizes: dict[tuple[str, str | None, int], int] = {}  # batch bytes by (source, spec, size)
+        self._workers = WorkerPool(workers)
+        self._slots = SlotPool()
 
     def pool(self) -> ProcessPoolExecutor | None:
-        """The worker pool, started on first use (spawned: forking a gRPC process is unsafe)."""
-        with self._pool_lock:
-            return self._start_pool()
-
-    def _start_pool(self) -> ProcessPoolExecutor | None:
-        if self.workers > 0 and self._pool is None:
-            self._pool = ProcessPoolExecutor(self.workers, initializer=_start_worker,
-                                             initargs=(os.getpid(),),
-                                             mp_context=multiprocessing.get_context("spawn"))
-            for future in [self._pool.submit(_warm) for _ in range(self.workers)]:
-                future.result()
-        return self._pool
-
-    def _discard(self, pool: ProcessPoolExecutor | None) -> None:
-        with self._pool_lock:
-            if pool is not None and self._pool is pool:
-                self._pool = None
-                pool.shutdown(wait=False, cancel_futures=True)
+        """The worker pool, started on first use."""
+        return self._workers.get()
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
-            self._pool = None
+        self._workers.close()
         self._slots.close()
 
     def infos(self) -> list[pb.DatasetInfo]:
         """Every dataset this server streams (each is loaded once to learn its size)."""
         out = []
         for name in sorted(self.sources):
-            info = _dataset(self.sources[name]).info
+            info = cached_dataset(self.sources[name]).info
             out.append(pb.DatasetInfo(name=name, kind=info.kind, size=info.size,
                                       class_names=list(info.class_names),
                                       description=info.description))
@@ -291,6 +94,24 @@ class EpochStreamer:
             InputError: unknown dataset, bad shard/batch arguments or pipeline.
             LimitError: batch size over the limit.
         """
+        source = self._source(request)
+        dataset = cached_dataset(source)
+        epoch_plan = EpochPlan.over_part(
+            len(dataset), seed=request.seed, epoch=request.epoch, batch_size=request.batch_size,
+            part=_PART_NAMES.get(request.part, "?"),  # type: ignore[arg-type]
+            holdout_fraction=request.holdout_fraction, limit=request.limit, shard=request.shard,
+            num_shards=request.num_shards or 1)
+        part = epoch_plan.part
+        assert part is not None  # over_part always names the part's indices
+        spec_json, batch_bytes = None, 0
+        if request.HasField("pipeline"):
+            spec_json, batch_bytes = self._pipeline(request, dataset, part)
+        batches = list(epoch_plan.batches(request.start_batch))
+        return _Plan(source, dataset.info.kind, spec_json, batches, int(request.start_batch),
+                     epoch_plan.num_batches, batch_bytes)
+
+    def _source(self, request: pb.StreamEpochRequest) -> str:
+        """The requested dataset's source, once the dataset, batch size and encoding check out."""
         source = self.sources.get(request.dataset)
         if source is None:
             raise InputError(f"dataset: unknown dataset {request.dataset!r}; this server has "
@@ -301,95 +122,43 @@ class EpochStreamer:
         if request.batch_size > self.limits.max_samples:
             raise LimitError(f"batch_size {request.batch_size} is over the limit of "
                              f"{self.limits.max_samples}")
-        dataset = _dataset(source)
-        epoch_plan = EpochPlan.over_part(
-            len(dataset), seed=request.seed, epoch=request.epoch, batch_size=request.batch_size,
-            part=_PART_NAMES.get(request.part, "?"),  # type: ignore[arg-type]
-            holdout_fraction=request.holdout_fraction, limit=request.limit, shard=request.shard,
-            num_shards=request.num_shards or 1)
-        part = epoch_plan.part
-        assert part is not None  # over_part always names the part's indices
+        return source
+
+    def _pipeline(self, request: pb.StreamEpochRequest, dataset: Dataset,
+                  part: np.ndarray) -> tuple[str, int]:
+        """(spec JSON, a batch's estimated reply bytes; 0 unless images) of a valid pipeline."""
         kind = dataset.info.kind
-        spec_json = None
-        batch_bytes = 0
-        if request.HasField("pipeline"):
-            spec = resolve_spec(request.pipeline, kind, self.limits.max_spec_bytes)
-            pipeline: Any = build_pipeline(kind, spec)  # validates the spec
-            spec_json = dumps(pipeline.to_spec())
-            if kind == "image" and len(part):
-                # Refused now, not from a worker mid-stream, when the first sample shows it;
-                # the workers check every sample of every batch again.
-                first = np.asarray(dataset.samples(part[:1])[0][0])
-                one, _ = image_bytes(pipeline, first, self.limits.max_pixels,
-                                     f"dataset sample {int(part[0])}")
-                batch_bytes = one * int(min(request.batch_size, len(part)))
-                if batch_bytes > self.limits.max_reply_bytes:
-                    raise LimitError(f"batch_size {request.batch_size} of augmented images of "
-                                     f"about {one} bytes each could take {batch_bytes} bytes, over "
-                                     f"the reply limit of {self.limits.max_reply_bytes}")
-        batches = list(epoch_plan.batches(request.start_batch))
-        return _Plan(source, kind, spec_json, batches, int(request.start_batch),
-                     epoch_plan.num_batches, batch_bytes)
+        spec = resolve_spec(request.pipeline, kind, self.limits.max_spec_bytes)
+        pipeline: Any = build_pipeline(kind, spec)  # validates the spec
+        spec_json = dumps(pipeline.to_spec())
+        if kind != "image" or not len(part):
+            return spec_json, 0
+        # Refused now, not from a worker mid-stream, when the first sample shows it;
+        # the workers check every sample of every batch again.
+        first = np.asarray(dataset.samples(part[:1])[0][0])
+        one, _ = image_bytes(pipeline, first, self.limits.max_pixels,
+                             f"dataset sample {int(part[0])}")
+        batch_bytes = one * int(min(request.batch_size, len(part)))
+        if batch_bytes > self.limits.max_reply_bytes:
+            raise LimitError(f"batch_size {request.batch_size} of augmented images of "
+                             f"about {one} bytes each could take {batch_bytes} bytes, over "
+                             f"the reply limit of {self.limits.max_reply_bytes}")
+        return spec_json, batch_bytes
 
     def stream(self, request: pb.StreamEpochRequest, plan: _Plan,
                is_active: Callable[[], bool]) -> Iterator[pb.EpochBatch | Encoded]:
         """The batches of ``plan`` in order, at most ``window`` in flight, until the client leaves."""
         pool = self.pool()
-        args = (plan.source, plan.spec_json, request.seed, request.epoch, self.limits)
-        pending: deque[tuple[Future[Any], SharedMemory | None]] = deque()
-        todo = iter(plan.batches)
-        # Raw image batches go through shared-memory slots, sized by the first batch of the kind.
-        key = (plan.source, plan.spec_json, request.batch_size)
-        slotted = pool is not None and plan.kind == "image" and \
-            request.output_encoding == pb.ENCODING_RAW
-
-        def submit() -> None:
-            indices = next(todo, None)
-            if indices is None:
-                return
-            if pool is None:
-                future: Future[Any] = Future()
-                future.set_result(build_batch(*args, indices))
-                pending.append((future, None))
-                return
-            slot = self._slots.take(self._sizes[key]) if slotted and key in self._sizes else None
-            where = (slot.name, slot.size) if slot is not None else None
-            pending.append((pool.submit(build_batch, *args, indices, where), slot))
-
-        try:
-            for _ in range(self.window if pool is not None else 1):
-                submit()
+        in_flight = _InFlight(pool, self._slots, request, plan, self.limits)
+        with contextlib.closing(in_flight), self._workers.discarded_if_broken(pool):
+            in_flight.start(self.window if pool is not None else 1)
             number = plan.first
-            while pending and is_active():
-                future, slot = pending.popleft()
-                try:
-                    samples, labels = future.result()
-                    if isinstance(samples, _InSlot):
-                        assert slot is not None
-                        samples = np.ndarray(samples.shape, samples.dtype, buffer=slot.buf)
-                    elif isinstance(samples, np.ndarray):
-                        self._sizes[key] = max(samples.nbytes, self._sizes.get(key, 0))
-                    submit()
+            while in_flight and is_active():
+                with in_flight.oldest() as (samples, labels):
+                    in_flight.start(1)  # the client took one: the next may begin
                     reply = self._message(request, plan, number, samples, labels)
-                finally:
-                    if slot is not None:
-                        self._slots.give(slot)  # the reply holds its own copy of the batch
-                yield reply
+                yield reply  # the reply holds its own copy: the batch's slot is back already
                 number += 1
-        except BrokenProcessPool:
-            self._discard(pool)  # a worker died: the next call gets a fresh pool
-            raise
-        finally:
-            for future, slot in pending:
-                if slot is None:
-                    future.cancel()
-                elif future.cancel() or future.done():
-                    self._slots.give(slot)
-                else:  # a worker is writing into it: the slot is free once it has finished
-                    future.add_done_callback(functools.partial(self._give_back, slot))
-
-    def _give_back(self, slot: SharedMemory, _done: Future[Any]) -> None:
-        self._slots.give(slot)
 
     def _message(self, request: pb.StreamEpochRequest, plan: _Plan, number: int,
                  samples: list[Any] | np.ndarray, labels: np.ndarray) -> pb.EpochBatch | Encoded:
@@ -404,3 +173,76 @@ class EpochStreamer:
         else:
             reply.images.extend(encode_image(np.asarray(s), request.output_encoding) for s in samples)
         return reply
+
+
+class _InFlight:
+    """The batches of one stream that were started and not yet sent, oldest first.
+
+    Without a pool a batch is built when it is started, in the calling thread.
+    """
+
+    def __init__(self, pool: ProcessPoolExecutor | None, slots: SlotPool,
+                 request: pb.StreamEpochRequest, plan: _Plan, limits: Limits) -> None:
+        self._pool = pool
+        self._slots = slots
+        self._args = (plan.source, plan.spec_json, request.seed, request.epoch, limits)
+        self._todo = iter(plan.batches)
+        self._pending: deque[tuple[Future[BuiltBatch], Lease | None]] = deque()
+        # Raw image batches go through shared-memory slots, sized by the first batch of the kind.
+        self._key = (plan.source, plan.spec_json, request.batch_size)
+        self._slotted = pool is not None and plan.kind == "image" and \
+            request.output_encoding == pb.ENCODING_RAW
+
+    def __len__(self) -> int:
+        return len(self._pending)
+
+    def start(self, count: int) -> None:
+        """Start up to ``count`` more batches (fewer when the plan runs out)."""
+        for _ in range(count):
+            indices = next(self._todo, None)
+            if indices is None:
+                return
+            self._pending.append(self._started(indices))
+
+    def _started(self, indices: np.ndarray) -> tuple[Future[BuiltBatch], Lease | None]:
+        if self._pool is None:
+            future: Future[BuiltBatch] = Future()
+            future.set_result(build_batch(*self._args, indices))
+            return future, None
+        lease = self._slots.lease(self._key) if self._slotted else None
+        try:
+            where = lease.where if lease is not None else None
+            return self._pool.submit(build_batch, *self._args, indices, where), lease
+        except BaseException:  # a broken or closed pool: no worker ever saw the slot
+            if lease is not None:
+                lease.end(None)
+            raise
+
+    @contextlib.contextmanager
+    def oldest(self) -> Iterator[tuple[list[Any] | np.ndarray, np.ndarray]]:
+        """Take the oldest batch, waiting for it: (samples, labels), where samples is one array
+        when the images share a shape. An array in a slot is valid only inside the block."""
+        future, lease = self._pending.popleft()
+        try:
+            batch = future.result()
+            yield self._samples(batch, lease), batch.labels
+        finally:
+            if lease is not None:
+                lease.end(future)
+
+    def _samples(self, batch: BuiltBatch, lease: Lease | None) -> list[Any] | np.ndarray:
+        if batch.in_slot is not None:
+            assert lease is not None  # only a lent slot is written into
+            return lease.view(batch.in_slot.shape, batch.in_slot.dtype)
+        if batch.stacked is not None:
+            self._slots.learn(self._key, batch.stacked.nbytes)
+            return batch.stacked
+        assert batch.samples is not None  # one of the three forms is always set
+        return batch.samples
+
+    def close(self) -> None:
+        """Drop the batches not sent (the client left, or one failed); their slots come back."""
+        for future, lease in self._pending:
+            future.cancel()
+            if lease is not None:
+                lease.end(future)

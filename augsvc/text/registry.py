@@ -6,7 +6,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from augsvc.spec import Param, TransformInfo
+from augsvc.params import Param
+from augsvc.spec import TransformInfo
 from augsvc.text import ops
 from augsvc.text.contextual import contextual
 from augsvc.text.embedding import check_vectors, embedding

@@ -17,7 +17,7 @@ from typing import Any, TypeAlias
 import grpc
 import numpy as np
 
-from augsvc.spec import Param
+from augsvc.params import Param
 from augsvc.wire.v1 import augment_pb2 as pb
 from tests.fuzz.calls import Case, Request
 from tests.fuzz.payloads import (

@@ -25,7 +25,8 @@ from augsvc.image.albu_dict import ALLOWED_CLASSES
 from augsvc.image.pipeline import IMAGE_OPTIONS
 from augsvc.image.presets import IMAGE_PRESETS
 from augsvc.image.registry import IMAGE_TRANSFORMS
-from augsvc.spec import GROUP_KINDS, REQUIRED, Param, TransformInfo
+from augsvc.params import REQUIRED, Param
+from augsvc.spec import GROUP_KINDS, TransformInfo
 from augsvc.text.presets import TEXT_PRESETS
 from augsvc.text.registry import TEXT_GROUPS, TEXT_TRANSFORMS
 from augsvc.wire.tensors import _varint  # the wire's base-128 integers

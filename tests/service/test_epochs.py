@@ -21,9 +21,10 @@ from augsvc.datasets import open_dataset
 from augsvc.image.pipeline import ImagePipeline
 from augsvc.image.presets import image_preset
 from augsvc.plan import augment_index, part_indices
-from augsvc.service.epochs import EpochStreamer, _Slots
+from augsvc.service.epochs import EpochStreamer
 from augsvc.service.process import ServerProcess
 from augsvc.service.server import build_server
+from augsvc.service.slots import SlotPool
 from augsvc.text.pipeline import TextPipeline
 from augsvc.wire.tensors import Limits
 from tests.conftest import structured_image
@@ -340,7 +341,7 @@ def test_without_shared_memory_room_batches_travel_pickled_and_stay_the_same() -
     kw = {"seed": 5, "epoch": 1, "batch_size": 64, "limit": 300}
     inline = EpochStreamer()
     starved = EpochStreamer(workers=2)
-    starved._slots = _Slots(budget=0)
+    starved._slots = SlotPool(budget=0)
     got = []
     for epochs in (inline, starved):
         server, port = build_server("127.0.0.1:0", epochs=epochs)
@@ -357,7 +358,7 @@ def test_without_shared_memory_room_batches_travel_pickled_and_stay_the_same() -
 
 def test_slots_are_reserved_up_front_and_refused_when_the_memory_is_not_there(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    slots = _Slots(budget=64 * 1024 * 1024)
+    slots = SlotPool(budget=64 * 1024 * 1024)
     try:
         slot = slots.take(4 * 1024 * 1024)
         assert slot is not None

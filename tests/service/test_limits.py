@@ -242,7 +242,7 @@ def test_auto_shares_most_of_the_machine_among_processes() -> None:
     assert memory_ceiling("auto", 4) == int(machine_memory() * 0.8) // 4
     assert memory_ceiling("off") is None and memory_ceiling("2GiB", 4) == 2 * 2**30
     assert ServeConfig(max_memory="6GiB", processes=2).memory_ceiling == 6 * 2**30
-    with pytest.raises(ConfigError, match=r"config key 'max_memory'.*allowed: auto, off, or a size"):
+    with pytest.raises(ConfigError, match=r"max_memory: is not allowed.*allowed: auto, off, or a size"):
         ServeConfig(max_memory="plenty")
 
 

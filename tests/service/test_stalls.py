@@ -16,8 +16,8 @@ import grpc
 import numpy as np
 import pytest
 
-from augsvc import streams
 from augsvc.client import AugmentClient
+from augsvc.client import epochs as streams
 from augsvc.client.epochs import EpochBatch, _retry_hint
 from augsvc.datasets import open_dataset
 from augsvc.errors import BusyError

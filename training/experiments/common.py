@@ -19,7 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from augsvc.plan import epoch_batches, num_batches
+from augsvc.plan import EpochPlan
 from training.config import TrainConfig, load_config
 from training.data import Batch, BatchSource, DataInfo
 from training.regularization import penalty
@@ -79,14 +79,17 @@ class TensorSource(BatchSource):
         self.x, self.y, self.holdout_x, self.holdout_y = x, y, holdout_x, holdout_y
         self.info, self.batch_size, self.seed = info, batch_size, seed
 
+    def plan(self, epoch: int, *, shard: int = 0, num_shards: int = 1) -> EpochPlan:
+        """The epoch plan over the training tensors (the same order a LocalSource would use)."""
+        return EpochPlan(len(self.y), self.seed, epoch, self.batch_size, shard=shard,
+                         num_shards=num_shards)
+
     def num_train_batches(self, *, shard: int = 0, num_shards: int = 1) -> int:
-        return num_batches(len(self.y), batch_size=self.batch_size, shard=shard, num_shards=num_shards)
+        return self.plan(0, shard=shard, num_shards=num_shards).num_batches
 
     def train_batches(self, epoch: int, start_batch: int = 0, *, shard: int = 0,
                       num_shards: int = 1) -> Iterator[Batch]:
-        for positions in epoch_batches(len(self.y), seed=self.seed, epoch=epoch,
-                                       batch_size=self.batch_size, shard=shard,
-                                       num_shards=num_shards, start_batch=start_batch):
+        for positions in self.plan(epoch, shard=shard, num_shards=num_shards).positions(start_batch):
             index = torch.as_tensor(np.array(positions))  # the plan arrays are read-only
             yield self.x[index], self.y[index]
 

@@ -151,7 +151,11 @@ def bench_processes(path: str, args: argparse.Namespace
     counts = sorted(set(args.processes))
     rates: list[list[float]] = [[] for _ in counts]
     cores: list[list[float]] = [[] for _ in counts]
-    threads = str(max(4, args.streams))  # every stream gets a request thread on any one process
+    # Every stream gets a request slot on any one process, and as many again: a client asks for
+    # its next epoch as soon as the last batch arrives, and the server may not have released the
+    # finished stream's slot yet (the call ends on its side a moment later). With exactly one
+    # slot per stream, that next call was refused with a 1 s retry hint, several times a pass.
+    threads = str(2 * max(4, args.streams))
     try:
         with contextlib.ExitStack() as stack:
             servers = [stack.enter_context(serve(

@@ -104,3 +104,30 @@ def test_text_streams_json_lines_reproducibly(tmp_path, monkeypatch, capsys) -> 
     assert [(r["index"], r["variant"]) for r in first] == [(i, v) for i in range(4) for v in (0, 1)]
     assert first[2]["text"] == "" and first[2]["ops"] == []
     assert sorted(first[0]["text"].split()) == sorted(["the", "quick", "brown", "fox"])
+
+
+def test_a_spec_is_a_preset_name_json_text_or_a_file_for_every_command(tmp_path, monkeypatch,
+                                                                        capsys) -> None:
+    import io
+
+    from augsvc.text.pipeline import TextPipeline
+    from augsvc.text.presets import TEXT_PRESETS
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "eda.json").write_text('{"transforms": [{"name": "random_swap", "p": 1}]}')
+
+    def run(spec: str) -> tuple[int, list[str], str]:
+        monkeypatch.setattr("sys.stdin", io.StringIO("the quick brown fox jumps\n"))
+        status = main(["text", "--spec", spec, "--seed", "3"])
+        captured = capsys.readouterr()
+        return status, [json.loads(x)["text"] for x in captured.out.splitlines()], captured.err
+
+    want = [r.text for r in TextPipeline(TEXT_PRESETS["eda"]).batch(
+        ["the quick brown fox jumps"], seed=3)]
+    assert run("eda") == (0, want, "")  # the preset, not the eda.json file beside it
+    status, texts, _ = run('{"transforms": [{"name": "random_swap", "p": 1}]}')
+    assert status == 0 and sorted(texts[0].split()) == sorted(["the", "quick", "brown", "fox", "jumps"])
+    assert run("eda.json")[:2] == (status, texts)  # the file holds the same spec
+    status, texts, err = run("edaa")
+    assert status == 2 and texts == []
+    assert "spec file not found: edaa; nor is it a preset (eda, embedding, synonym" in err

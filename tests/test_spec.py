@@ -256,3 +256,37 @@ def test_a_spec_has_at_most_a_thousand_nodes() -> None:
 def test_a_long_string_that_is_no_file_is_a_spec_error() -> None:
     with pytest.raises(SpecError, match="spec file not found"):
         load_spec("x" * 5000)
+
+
+def test_a_string_is_text_then_a_preset_then_a_file(tmp_path, monkeypatch) -> None:
+    from augsvc.spec import is_inline_spec
+
+    presets = {"flip": {"transforms": [{"name": "horizontal_flip"}]}}
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "flip").write_text("transforms: [{name: vertical_flip}]\n")  # shadows nothing
+    (tmp_path / "mine.yaml").write_text("transforms: [{name: rotate}]\n")
+    assert load_spec("flip", presets) == presets["flip"]
+    assert load_spec("flip", presets) is not presets["flip"]  # a copy: callers may change it
+    assert load_spec("flip") == {"transforms": [{"name": "vertical_flip"}]}  # no presets: a file
+    assert load_spec("mine.yaml", presets) == {"transforms": [{"name": "rotate"}]}
+    assert load_spec(' {"transforms": []}', presets) == {"transforms": []}
+    assert load_spec("transforms:\n  - name: gamma\n", presets) == {"transforms": [{"name": "gamma"}]}
+    assert [is_inline_spec(s) for s in ("{}", " [1]", "a: 1\nb: 2", "default", "x.yaml")] == \
+        [True, True, True, False, False]
+    with pytest.raises(SpecError, match=r"spec file not found: flp; nor is it a preset \(flip\)"):
+        load_spec("flp", presets)
+
+
+def test_the_client_sends_a_string_by_the_same_rule(tmp_path, monkeypatch) -> None:
+    from augsvc.wire.pipeline import pipeline_message
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "default").write_text("transforms: [{name: rotate}]\n")
+    (tmp_path / "mine.yaml").write_text("transforms: [{name: rotate}]\n")
+    assert pipeline_message("default").preset == "default"  # augsvc's preset, not the file
+    assert pipeline_message("server_only").preset == "server_only"  # the server decides
+    assert json.loads(pipeline_message("mine.yaml").spec_json) == {"transforms": [{"name": "rotate"}]}
+    assert pipeline_message('{"transforms": [}').spec_json == '{"transforms": [}'  # as given
+    assert json.loads(pipeline_message("transforms:\n  - name: gamma\n").spec_json) == \
+        {"transforms": [{"name": "gamma"}]}
+    assert json.loads(pipeline_message({"transforms": []}).spec_json) == {"transforms": []}

@@ -69,13 +69,16 @@ def _cmd_gallery(args: argparse.Namespace) -> int:
 
     if args.images:
         folder = Path(args.images)
-        paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not folder.is_dir():
+            raise AugsvcError(f"input folder not found: {folder}")
+        # the same files as `augment` (class folders included), labelled by their relative path
+        paths = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
         if not paths:
-            raise AugsvcError(f"no images under {folder}")
+            raise AugsvcError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) under {folder}")
         images = []
         for path in paths:
             try:
-                images.append((path.name, read_image(path)))
+                images.append((path.relative_to(folder).as_posix(), read_image(path)))
             except AugsvcError as exc:
                 print(f"skipped {path}: {exc}", file=sys.stderr)
             if len(images) == args.max_images:
@@ -90,6 +93,21 @@ def _cmd_gallery(args: argparse.Namespace) -> int:
     write_image(args.out, grid)
     print(f"wrote {args.out} ({grid.shape[1]}x{grid.shape[0]})", file=sys.stderr)
     return 0
+
+
+def _cmd_datasets(args: argparse.Namespace) -> int:
+    from augsvc.datasets import open_dataset
+    from augsvc.datasets.check import check_dataset
+
+    options = {"channels": args.channels} if args.channels else {}
+    report = check_dataset(open_dataset(args.path, **options))
+    if args.json:
+        print(json.dumps({"name": report.name, "size": report.size, "ok": report.ok,
+                          "unreadable": report.unreadable, "oversized": report.oversized,
+                          "odd": report.odd}, indent=2))
+    else:
+        print("\n".join(report.lines()))
+    return 0 if report.ok else 1
 
 
 def _cmd_samples(args: argparse.Namespace) -> int:
@@ -201,7 +219,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--spec", default="default", help="pipeline file (JSON/YAML) or preset name")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("-n", "--num", type=int, default=4, help="augmented samples per row")
-    p.add_argument("--images", help="folder of images (default: bundled sample photos)")
+    p.add_argument("--images", help="folder of images, searched recursively like augment's IN_DIR "
+                   "(default: bundled sample photos)")
     p.add_argument("--max-images", type=int, default=4)
     p.add_argument("--cell", type=int, default=160, help="tile size in pixels")
     p.add_argument("-o", "--out", default="gallery.png")
@@ -233,6 +252,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=3.0)
     p.add_argument("--tls", metavar="CA_PEM", help="connect with TLS, trusting this CA certificate")
     p.set_defaults(func=_cmd_health)
+
+    p = sub.add_parser("datasets", help="check a dataset before training: unreadable, oversized "
+                       "and odd files")
+    p.add_argument("action", choices=("check",))
+    p.add_argument("path", help="an image folder, .npz or label<TAB>text file, or a built-in name")
+    p.add_argument("--channels", choices=("rgb", "gray", "keep"), default=None,
+                   help="an image folder's channel policy (default rgb)")
+    p.add_argument("--json", action="store_true", help="the report as JSON")
+    p.set_defaults(func=_cmd_datasets)
 
     p = sub.add_parser("transforms", help="list transforms with their parameters")
     p.add_argument("domain", nargs="?", choices=("image", "text"), default="image")

@@ -43,7 +43,8 @@ import torch
 
 from benchmarks.service_workloads import serve
 from training.config import load_config
-from training.trainer import Trainer, resolve_device
+from training.devices import resolve_device
+from training.trainer import Trainer
 
 SOURCES = ("memory", "local w0", "local w1", "remote")
 

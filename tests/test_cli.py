@@ -76,6 +76,36 @@ def test_gallery_writes_a_grid_with_a_row_per_transform(photos, tmp_path) -> Non
     assert not np.array_equal(first_original, first_sample)
 
 
+def test_gallery_recurses_into_class_folders_like_augment(tmp_path, monkeypatch, capsys) -> None:
+    import augsvc.image.gallery
+
+    folder = tmp_path / "classes"  # no image at the top: every image is in a class folder
+    write_image(folder / "dog" / "b.png", structured_image(40, 48, seed=2))
+    write_image(folder / "cat" / "a.png", structured_image(48, 40, seed=1))
+    write_image(folder / "cat" / "kitten" / "c.jpg", structured_image(32, 32, seed=3))
+    (folder / "cat" / "broken.png").write_bytes(b"not a png")
+    (folder / "dog" / "notes.txt").write_text("ignored: not an image suffix")
+    real, labels = augsvc.image.gallery.make_gallery, []
+
+    def spy(images, *args, **kwargs):
+        labels.extend(name for name, _ in images)
+        return real(images, *args, **kwargs)
+
+    monkeypatch.setattr(augsvc.image.gallery, "make_gallery", spy)
+    out = tmp_path / "g.png"
+    assert main(["gallery", "--spec", '{"transforms": [{"name": "rotate", "p": 1}]}',
+                 "--images", str(folder), "--max-images", "3", "-n", "1", "--cell", "32",
+                 "-o", str(out)]) == 0
+    assert "skipped" in (err := capsys.readouterr().err) and "broken.png" in err
+    # sorted like augment's files; the broken file does not take one of the three places
+    assert labels == ["cat/a.png", "cat/kitten/c.jpg", "dog/b.png"]
+    assert read_image(out).shape[0] == 28 + (1 + 3) * 38 + 6  # one transform row + 3 images
+    assert main(["gallery", "--images", str(folder / "dog" / "notes.txt")]) == 2
+    (tmp_path / "empty" / "sub").mkdir(parents=True)
+    assert main(["gallery", "--images", str(tmp_path / "empty")]) == 2
+    assert "no images (" in capsys.readouterr().err
+
+
 def test_samples_and_transform_listing(tmp_path, capsys) -> None:
     assert main(["samples", str(tmp_path / "s")]) == 0
     assert (tmp_path / "s" / "astronaut.png").is_file()

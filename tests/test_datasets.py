@@ -193,7 +193,7 @@ def test_image_folder_round_trips(tmp_path: Path) -> None:
     _png(tmp_path / ".hidden/x.png", np.zeros((2, 2), np.uint8))
     _png(tmp_path / "cat/.cache/x.png", np.zeros((2, 2), np.uint8))
 
-    ds = open_dataset(str(tmp_path))
+    ds = open_dataset(str(tmp_path), channels="keep")  # as decoded: the files' own channels
     assert isinstance(ds, ImageFolderDataset)
     assert ds.info.class_names == ("bird", "cat") and ds.info.kind == "image" and ds.info.shape is None
     names = [p.relative_to(tmp_path).as_posix() for p in ds.paths]
@@ -219,7 +219,7 @@ def test_image_folder_errors_name_the_path(tmp_path: Path) -> None:
     (tmp_path / "empty").rmdir()
     _png(tmp_path / "a/ok.png", np.full((20, 20), 9, np.uint8))
     (tmp_path / "a/broken.png").write_bytes(b"\x89PNG not really")
-    ds = open_dataset(str(tmp_path))
+    ds = open_dataset(str(tmp_path), channels="gray")
     assert ds.sample(1)[0].tolist() == np.full((20, 20), 9).tolist()  # type: ignore[union-attr]
     with pytest.raises(InputError, match=r"cannot decode .*broken\.png"):
         ds.sample(0)

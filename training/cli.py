@@ -56,14 +56,25 @@ def _train(args: argparse.Namespace) -> int:
     result = trainer.fit()
     if trainer.rank == 0:
         plot_curves(result.history, result.out_dir / "curves.png",
-                    title=f"{config.model.name} on {config.data.dataset}")
+                    title=f"{config.model.name} on {config.data.dataset}",
+                    best_epoch=result.best_epoch)
         if trainer.info.kind == "image":
             images, labels = trainer.source.gallery(0)
             plot_gallery(images, labels, trainer.info.class_names, result.out_dir / "gallery.png")
         final = result.final
         print(f"final: val_accuracy {final['val_accuracy']:.4f}  val_loss {final['val_loss']:.4f}"
               f"  ({len(result.history)} epochs{', stopped early' if result.stopped_early else ''})")
-        print(f"outputs: {result.out_dir}/ (metrics.csv, curves.png, last.pt, tensorboard/)")
+        if result.best_epoch is not None:
+            print(f"best: epoch {result.best_epoch}  {result.metric} {result.best_value:.4f}"
+                  + (f"  ({result.best_path})" if result.best_path is not None else
+                     "  (reached before the resume; its best.pt is in that run's folder)"))
+        if result.skipped:
+            print(f"skipped: {len(result.skipped)} sample(s) could not be read and were left out "
+                  "of every batch that planned them:", flush=True)
+            for index, reason in sorted(result.skipped.items())[:20]:
+                print(f"  {index}: {reason}")
+        best = ", best.pt" if result.best_path is not None else ""
+        print(f"outputs: {result.out_dir}/ (metrics.csv, curves.png, last.pt{best}, tensorboard/)")
     trainer.source.close()
     return 0
 

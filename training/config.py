@@ -53,6 +53,8 @@ class DataConfig:
         token: the service's bearer token, when it requires one.
         tls: a CA certificate (PEM path) to reach a TLS service; null for plaintext.
         augment: an image/text pipeline spec or a preset name; null for none.
+        eval_augment: the pipeline of the holdout (e.g. the ``eval`` preset: resize and
+            centre-crop, nothing random), so held-out photos of mixed sizes stack; null for none.
         holdout_fraction: the share held out for validation.
         train_size: keep only this many training samples (null: all of them).
         workers: DataLoader worker processes for ``local``.
@@ -67,6 +69,7 @@ class DataConfig:
     token: str | None = setting(None, kind="string", nullable=True)
     tls: str | None = setting(None, kind="string", nullable=True)
     augment: Any = None
+    eval_augment: Any = None
     batch_size: int = setting(64, kind="int", low=1)
     holdout_fraction: float = setting(0.2, kind="float", low=0, high=1, low_open=True,
                                       high_open=True)

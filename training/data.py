@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from abc import ABC, abstractmethod
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -89,11 +89,22 @@ class BatchSource(ABC):
 
     @abstractmethod
     def holdout_batches(self) -> Iterator[Batch]:
-        """The validation batches (never augmented), in a fixed order."""
+        """The validation batches in a fixed order: not augmented, only given the run's
+        ``eval_augment`` (deterministic resizing and cropping) when it has one."""
 
     @abstractmethod
     def num_train_batches(self, *, shard: int = 0, num_shards: int = 1) -> int:
         """Batches per training epoch in one shard (shard 0 is the longest)."""
+
+    @property
+    def skipped(self) -> dict[int, str]:
+        """Planned samples that could not be read so far (corrupt files), by dataset index: the
+        run's summary lists them. Empty for sources that read nothing from files."""
+        return self.__dict__.setdefault("_skipped", {})  # type: ignore[no-any-return]
+
+    def note_skipped(self, skipped: Iterable[tuple[int, str]]) -> None:
+        """Remember samples a batch left out because they could not be read."""
+        self.skipped.update(skipped)
 
     def gallery(self, epoch: int, count: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
         """The first ``count`` training samples of ``epoch``, as the model sees them."""

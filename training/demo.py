@@ -79,7 +79,8 @@ def run_demo(root: str | Path = "runs", *, epochs: int | None = None, workers: i
         code = server.stop()
     if code != 0:
         raise RuntimeError(f"augsvc serve exited with {code} after SIGTERM (expected 0)")
-    plot_curves(result.history, out / "curves.png", title="CNN on digits, augmented by augsvc")
+    plot_curves(result.history, out / "curves.png", title="CNN on digits, augmented by augsvc",
+                best_epoch=result.best_epoch)
     plot_gallery(images, labels, trainer.info.class_names, out / "gallery.png")
     print("server stopped cleanly (SIGTERM, exit 0)\n", flush=True)
     print(_summary(config, result.history, out, server.address, str(trainer.device),

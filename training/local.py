@@ -14,7 +14,7 @@ from augsvc.image.pipeline import ImagePipeline
 from augsvc.image.tensors import stack_images
 from augsvc.kinds import make_pipeline, outputs
 from augsvc.plan import EpochPlan
-from training.config import DataConfig
+from training.config import ConfigError, DataConfig
 from training.data import Batch, BatchSource, DataInfo, Vocabulary, split_parts
 
 __all__ = ["LocalSource", "MemorySource"]
@@ -28,8 +28,12 @@ class _Parts:
         self.train, self.holdout = split_parts(len(self.dataset), config, seed)
 
 
-class _EpochBatches(Dataset[Batch]):
-    """Batch ``b`` of a plan, built (and augmented) in whichever DataLoader worker asks."""
+_Item = tuple[Any, torch.Tensor, tuple[tuple[int, str], ...]]
+
+
+class _EpochBatches(Dataset[_Item]):
+    """Batch ``b`` of a plan, built (and augmented) in whichever DataLoader worker asks, with the
+    samples it skipped (files that cannot be read) as (index, reason); x is None when none is left."""
 
     def __init__(self, dataset: Any, plan: EpochPlan, *, pipeline: Any, encode: Any,
                  start_batch: int = 0) -> None:
@@ -39,14 +43,16 @@ class _EpochBatches(Dataset[Batch]):
     def __len__(self) -> int:
         return len(self.batches)
 
-    def __getitem__(self, b: int) -> Batch:
-        indices = self.batches[b]
-        samples, labels = self.dataset.samples(indices)
-        if self.pipeline is not None:
+    def __getitem__(self, b: int) -> _Item:
+        taken = self.dataset.take(self.batches[b])
+        samples = taken.samples
+        if self.pipeline is not None and samples:
             results = self.pipeline.batch(samples, seed=self.plan.seed,
-                                          indices=self.plan.augment_indices(indices))
+                                          indices=self.plan.augment_indices(taken.indices))
             samples = outputs(results)
-        return self.encode(samples), torch.as_tensor(np.asarray(labels), dtype=torch.int64)
+        skipped = tuple((s.index, s.reason) for s in taken.skipped)
+        labels = torch.as_tensor(np.asarray(taken.labels), dtype=torch.int64)
+        return (self.encode(samples) if samples else None), labels, skipped
 
 
 class LocalSource(BatchSource):
@@ -57,6 +63,8 @@ class LocalSource(BatchSource):
         self.parts = _Parts(config, seed)
         kind = self.parts.dataset.info.kind
         self.pipeline = make_pipeline(kind, config.augment) if config.augment is not None else None
+        self.eval_pipeline = make_pipeline(kind, config.eval_augment) \
+            if config.eval_augment is not None else None
         self.vocab: Vocabulary | None = None
         if kind == "text":
             texts, _ = self.parts.dataset.samples(self.parts.train)
@@ -64,8 +72,11 @@ class LocalSource(BatchSource):
             self.info = DataInfo("text", self.parts.dataset.info.class_names, len(self.parts.train),
                                  len(self.parts.holdout), vocab_size=len(self.vocab))
         else:
-            first, _ = self.parts.dataset.samples(self.parts.train[:1])
-            probe = np.asarray(first[0])
+            first = self.parts.dataset.take(self.parts.train[:8])  # the first that reads
+            if not first.samples:
+                raise ConfigError(f"data.dataset: none of the first training samples of "
+                                  f"{config.dataset} can be read: {first.skipped[0].reason}")
+            probe = np.asarray(first.samples[0])
             if isinstance(self.pipeline, ImagePipeline):
                 probe = self.pipeline(probe, seed=seed, index=0).image
             self.info = DataInfo("image", self.parts.dataset.info.class_names, len(self.parts.train),
@@ -85,7 +96,7 @@ class LocalSource(BatchSource):
     def num_train_batches(self, *, shard: int = 0, num_shards: int = 1) -> int:
         return self.plan(0, shard=shard, num_shards=num_shards).num_batches
 
-    def _loader(self, dataset: Dataset[Batch]) -> DataLoader[Batch]:
+    def _loader(self, dataset: Dataset[_Item]) -> DataLoader[_Item]:
         generator = torch.Generator().manual_seed(self.seed)
         return DataLoader(dataset, batch_size=None, shuffle=False, num_workers=self.config.workers,
                           pin_memory=self.pin_memory, generator=generator,
@@ -94,14 +105,21 @@ class LocalSource(BatchSource):
     def train_batches(self, epoch: int, start_batch: int = 0, *, shard: int = 0,
                       num_shards: int = 1) -> Iterator[Batch]:
         plan = self.plan(epoch, shard=shard, num_shards=num_shards)
-        yield from self._loader(_EpochBatches(self.parts.dataset, plan, pipeline=self.pipeline,
-                                              encode=self.encode, start_batch=start_batch))
+        yield from self._batches(_EpochBatches(self.parts.dataset, plan, pipeline=self.pipeline,
+                                               encode=self.encode, start_batch=start_batch))
 
     def holdout_batches(self) -> Iterator[Batch]:
         plan = EpochPlan(len(self.parts.dataset), self.seed, 0, self.config.batch_size,
                          self.parts.holdout, shuffle=False)
-        yield from self._loader(_EpochBatches(self.parts.dataset, plan, pipeline=None,
-                                              encode=self.encode))
+        yield from self._batches(_EpochBatches(self.parts.dataset, plan,
+                                               pipeline=self.eval_pipeline, encode=self.encode))
+
+    def _batches(self, dataset: _EpochBatches) -> Iterator[Batch]:
+        """The non-empty batches of ``dataset``; what they skipped is remembered."""
+        for x, y, skipped in self._loader(dataset):
+            self.note_skipped(skipped)
+            if x is not None:
+                yield x, y
 
 
 class MemorySource(LocalSource):
@@ -113,7 +131,12 @@ class MemorySource(LocalSource):
         plan = EpochPlan(len(self.parts.dataset), seed, 0, 256, self.parts.train, shuffle=False)
         dataset = _EpochBatches(self.parts.dataset, plan, pipeline=self.pipeline,
                                 encode=self.encode)
-        xs, ys = zip(*(dataset[b] for b in range(len(dataset))), strict=True)
+        items = [dataset[b] for b in range(len(dataset))]
+        unread = [skipped for _, _, batch in items for skipped in batch]
+        if unread:
+            raise ConfigError(f"data.source: memory needs every training sample; {len(unread)} "
+                              f"cannot be read (the first: {unread[0][1]}); use source local")
+        xs, ys = zip(*((x, y) for x, y, _ in items), strict=True)
         if self.vocab is not None:
             width = max(x.shape[1] for x in xs)
             xs = tuple(torch.nn.functional.pad(x, (0, width - x.shape[1])) for x in xs)

@@ -17,7 +17,8 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from training.trainer import Trainer, to_inputs
+from training.devices import to_inputs
+from training.trainer import Trainer
 
 __all__ = ["LRFindResult", "lr_find", "suggest_lr"]
 

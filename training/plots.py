@@ -15,13 +15,21 @@ import torch
 __all__ = ["plot_curves", "plot_gallery", "plot_lr_find"]
 
 
-def plot_curves(history: Sequence[Mapping[str, float]], path: str | Path, title: str = "") -> Path:
-    """Three panels: loss (train, val), accuracy (train, val), and the accuracy gap train - val."""
+def plot_curves(history: Sequence[Mapping[str, float]], path: str | Path, title: str = "",
+                best_epoch: int | None = None) -> Path:
+    """Three panels: loss (train, val), accuracy (train, val), and the accuracy gap train - val.
+
+    ``best_epoch`` (1-based, the epoch of ``best.pt``) is marked by a dashed vertical line, so
+    the plot shows which model the best checkpoint holds.
+    """
     epochs = [row["epoch"] for row in history]
     fig, axes = plt.subplots(1, 3, figsize=(14, 4))
     for ax, key in zip(axes[:2], ("loss", "accuracy"), strict=True):
         ax.plot(epochs, [row[f"train_{key}"] for row in history], "o-", label="train")
         ax.plot(epochs, [row[f"val_{key}"] for row in history], "s--", label="validation")
+        if best_epoch is not None:
+            ax.axvline(best_epoch, color="tab:gray", linestyle="--", linewidth=1,
+                       label=f"best (epoch {best_epoch})")
         ax.set(xlabel="epoch", ylabel=key, title=key)
         ax.grid(alpha=0.3)
         ax.legend()

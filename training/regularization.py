@@ -64,11 +64,13 @@ class EarlyStopping:
         self.best = math.inf if self.mode == "min" else -math.inf
 
     def step(self, value: float, epoch: int) -> bool:
-        """Record the metric of ``epoch``; True when training should stop."""
+        """Record the metric of ``epoch``; True when training should stop: after exactly
+        ``patience`` epochs in a row without improvement by ``min_delta`` (0 and 1 both stop at
+        the first such epoch, as Keras and Lightning do)."""
         better = value < self.best - self.min_delta if self.mode == "min" \
             else value > self.best + self.min_delta
         if better:
             self.best, self.best_epoch, self.epochs_without_improvement = value, epoch, 0
         else:
             self.epochs_without_improvement += 1
-        return self.epochs_without_improvement > self.patience
+        return self.epochs_without_improvement >= max(self.patience, 1)

@@ -61,11 +61,19 @@ class RemoteSource(BatchSource):
             self.info = DataInfo("text", classes, self.train_count, len(holdout),
                                  vocab_size=len(self.vocab))
         else:
-            first = next(iter(self._stream("train", config.augment, epoch=0, batch_size=1)))
-            probe = np.asarray(first.samples[0])
+            probe = self._probe(config.augment)
             self.info = DataInfo("image", classes, self.train_count, len(holdout),
                                  in_channels=1 if probe.ndim == 2 else probe.shape[2],
                                  image_size=int(probe.shape[0]))
+
+    def _probe(self, spec: Any) -> np.ndarray:
+        """The first training sample that can be read, as the model will see it."""
+        for batch in self._stream("train", spec, epoch=0, batch_size=1):
+            if batch.samples:
+                return np.asarray(batch.samples[0])
+            self.note_skipped(batch.skipped)
+        raise ConfigError(f"data.dataset: no training sample of {self.config.dataset} can be "
+                          f"read: {next(iter(self.skipped.values()), 'the part is empty')}")
 
     def _stream(self, part: str, spec: Any, *, epoch: int, batch_size: int | None = None) -> Any:
         limit = (self.config.train_size or 0) if part == "train" else 0
@@ -92,13 +100,17 @@ class RemoteSource(BatchSource):
         stream = self._open(epoch, start_batch, shard, num_shards)
         remaining = self.num_train_batches(shard=shard, num_shards=num_shards) - start_batch
         received: list[torch.Tensor] = []
+        batches = 0
         try:
-            for x, y, indices in stream:
-                received.append(indices)
-                if len(received) == remaining:  # the last batch: start the next epoch's stream
+            for x, y, indices, skipped in stream:
+                received += [indices, torch.as_tensor([i for i, _ in skipped], dtype=torch.int64)]
+                self.note_skipped(skipped)
+                batches += 1
+                if batches == remaining:  # the last batch: start the next epoch's stream
                     self._ahead = ((epoch + 1, 0, shard, num_shards),
                                    self._open(epoch + 1, 0, shard, num_shards))
-                yield (self.encode(x) if self.vocab is not None else x), y
+                if len(y):
+                    yield (self.encode(x) if self.vocab is not None else x), y
         finally:
             stream.close()
         self._check_exactly_once(epoch, start_batch, shard, num_shards, received)
@@ -124,7 +136,8 @@ class RemoteSource(BatchSource):
 
     def _check_exactly_once(self, epoch: int, start_batch: int, shard: int, num_shards: int,
                             received: list[torch.Tensor]) -> None:
-        """Compare what arrived with the epoch plan: every planned sample once, nothing else.
+        """Compare what arrived with the epoch plan: every planned sample once, delivered or
+        reported skipped, nothing else.
 
         Raises:
             AugsvcError: a sample was lost or repeated (a server or network fault got through).
@@ -140,8 +153,10 @@ class RemoteSource(BatchSource):
         self.verified_samples += got.size
 
     def holdout_batches(self) -> Iterator[Batch]:
-        for batch in self._stream("holdout", None, epoch=0):
-            yield self.encode(batch.samples), torch.from_numpy(batch.labels)
+        for batch in self._stream("holdout", self.config.eval_augment, epoch=0):
+            self.note_skipped(batch.skipped)
+            if batch.samples:
+                yield self.encode(batch.samples), torch.from_numpy(batch.labels)
 
     def close(self) -> None:
         if self._ahead is not None:

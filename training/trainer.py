@@ -1,12 +1,15 @@
 """The training loop: one config in, a trained model, metrics (CSV + TensorBoard), checkpoints, plots.
 
 Per step: ``loss = mean CE + strength * R(W)``; backward; optional global-norm clipping; optimizer
-and schedule step. Per epoch: validation on the holdout, a CSV row, a checkpoint, early stopping.
+and schedule step. Per epoch: validation on the holdout, a CSV row, a checkpoint (``last.pt``;
+``best.pt`` when the monitored metric improves), early stopping.
 
 Reproducibility: the model is created from the run seed; batches are a pure function of
 (seed, epoch) (see ``training.data``); torch's generator (dropout) is reseeded from
 (seed, epoch) at the start of every epoch. A run resumed from the checkpoint of epoch ``e``
-therefore produces the same metrics, bit for bit, as the run that never stopped.
+therefore produces the same metrics, bit for bit, as the run that never stopped. A resumed run
+whose ``epochs`` (so its total step count) changed re-plans the LR schedule for the new total and
+continues at the step it stopped at.
 """
 
 from __future__ import annotations
@@ -30,35 +33,17 @@ from tqdm.auto import tqdm
 from augsvc.seeding import sample_entropy
 from training.config import ConfigError, TrainConfig, to_dict
 from training.data import BatchSource, DataInfo
+from training.devices import distributed, resolve_device, to_inputs
 from training.models import MODELS, create_model
 from training.optim import create_optimizer
 from training.regularization import EarlyStopping, penalty
-from training.schedules import create_schedule
+from training.schedules import create_schedule, schedule_factor
 from training.sources import create_source
 
-__all__ = ["METRIC_FIELDS", "RunResult", "Trainer", "resolve_device", "to_inputs"]
+__all__ = ["METRIC_FIELDS", "RunResult", "Trainer"]
 
 METRIC_FIELDS = ("epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr",
                  "seconds", "samples_per_second")
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` -> cuda when present, else cpu. Raises ConfigError for cuda without a GPU."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("device: 'cuda' asked for, but torch sees no GPU (use auto or cpu)")
-    return torch.device(name)
-
-
-def to_inputs(x: torch.Tensor, device: torch.device, *, channels_last: bool = False) -> torch.Tensor:
-    """Move a batch to ``device`` (non-blocking from pinned memory); uint8 images -> [-1, 1]."""
-    x = x.to(device, non_blocking=True)
-    if x.dtype == torch.uint8:
-        x = x.float().div_(127.5).sub_(1.0)
-        if channels_last and x.ndim == 4:
-            x = x.contiguous(memory_format=torch.channels_last)
-    return x
 
 
 @dataclass
@@ -68,6 +53,11 @@ class RunResult:
     history: list[dict[str, float]] = field(default_factory=list)
     out_dir: Path = Path()
     stopped_early: bool = False
+    metric: str = "val_loss"
+    best_epoch: int | None = None  # 1-based, as in metrics.csv; None: no finite metric yet
+    best_value: float | None = None
+    best_path: Path | None = None  # OUT/best.pt, when this run's folder holds it
+    skipped: dict[int, str] = field(default_factory=dict)  # unreadable samples: index -> why
 
     @property
     def final(self) -> dict[str, float]:
@@ -96,7 +86,7 @@ class Trainer:
         self.config = config
         self.report = report
         self.device = resolve_device(config.device)
-        self.rank, self.world = _distributed()
+        self.rank, self.world = distributed()
         self.progress = progress
         self.source = source or create_source(config.data, config.seed,
                                               pin_memory=self.device.type == "cuda")
@@ -109,7 +99,7 @@ class Trainer:
             self.net = nn.parallel.DistributedDataParallel(
                 self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
         self.optimizer = self._optimizer()
-        total = config.epochs * self.steps_per_epoch()
+        self.total_steps = total = config.epochs * self.steps_per_epoch()
         try:
             self.scheduler = create_schedule(config.schedule.name, self.optimizer, total,
                                              warmup_steps=config.schedule.warmup_steps,
@@ -123,6 +113,9 @@ class Trainer:
         self.early = EarlyStopping(patience=es.patience if es.patience is not None else 10**9,
                                    mode="min" if es.metric == "val_loss" else "max",
                                    min_delta=es.min_delta)
+        self.metric = es.metric  # what best.pt follows, with or without early stopping
+        self.best_value: float | None = None
+        self.best_epoch: int | None = None  # 1-based
         self.out_dir = Path(config.out_dir)
         self.history: list[dict[str, float]] = []
         self.start_epoch = 0
@@ -169,7 +162,9 @@ class Trainer:
         return {"epoch": len(self.history), "model": self.model.state_dict(),
                 "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
                 "scaler": self.scaler.state_dict(), "history": self.history,
-                "early": vars(self.early).copy(), "config": to_dict(self.config)}
+                "early": vars(self.early).copy(), "config": to_dict(self.config),
+                "total_steps": self.total_steps,
+                "best": {"metric": self.metric, "value": self.best_value, "epoch": self.best_epoch}}
 
     def save(self, path: Path) -> None:
         tmp = path.with_suffix(".tmp")
@@ -194,6 +189,49 @@ class Trainer:
         for key, value in state["early"].items():
             setattr(self.early, key, value)
         self.start_epoch = int(state["epoch"])
+        best = state.get("best") or {}
+        if best.get("metric") == self.metric:
+            self.best_value, self.best_epoch = best["value"], best["epoch"]
+        else:  # an older checkpoint, or another metric now: the history holds every epoch's value
+            self.best_value, self.best_epoch = None, None
+            for row in self.history:
+                self._track_best(row)
+        if state.get("total_steps") != self.total_steps:
+            self._replan(state.get("total_steps"))
+
+    def _replan(self, old_total: int | None) -> None:
+        """Put the schedule planned for this config's total in charge from the current step.
+
+        The optimizer state carries the rate the old plan set for this step (0 at the end of a
+        finished cosine run); without this, the first epoch after the resume would use it.
+        """
+        cfg, step = self.config.schedule, self.scheduler.last_epoch
+        factor = schedule_factor(cfg.name, self.total_steps, warmup_steps=cfg.warmup_steps,
+                                 **cfg.options)
+        self.scheduler.lr_lambdas = [factor] * len(self.optimizer.param_groups)
+        for group, base in zip(self.optimizer.param_groups, self.scheduler.base_lrs, strict=True):
+            group["lr"] = base * factor(step)
+        self.scheduler._last_lr = [group["lr"] for group in self.optimizer.param_groups]
+        if self.report and self.rank == 0 and old_total is not None:
+            print(f"schedule: re-planned for {self.total_steps} steps (was {old_total}), "
+                  f"continuing at step {step}", flush=True)
+
+    def _track_best(self, row: dict[str, float]) -> bool:
+        """Record ``row`` if its monitored metric beats the best so far (NaN never does)."""
+        value = row[self.metric]
+        if not math.isfinite(value):
+            return False
+        if self.best_value is not None and (value >= self.best_value if self.metric == "val_loss"
+                                            else value <= self.best_value):
+            return False
+        self.best_value, self.best_epoch = value, int(row["epoch"])
+        return True
+
+    def _should_stop(self, value: float, epoch: int) -> bool:
+        """Whether early stopping (when configured) ends the run at ``epoch``: the rule is
+        ``EarlyStopping.step``'s, which also counts the epochs without improvement."""
+        stop = self.early.step(value, epoch)
+        return self.config.early_stopping.patience is not None and stop
 
     # ---- the loop ------------------------------------------------------------------------
     def _autocast(self) -> contextlib.AbstractContextManager[Any]:
@@ -280,6 +318,8 @@ class Trainer:
         if lead:
             self.out_dir.mkdir(parents=True, exist_ok=True)
             (self.out_dir / "config.json").write_text(json.dumps(to_dict(cfg), indent=2) + "\n")
+            if not self.history:  # a fresh run never reports an older run's best.pt
+                (self.out_dir / "best.pt").unlink(missing_ok=True)
             writer = self._tensorboard()
         stopped = False
         try:
@@ -288,10 +328,12 @@ class Trainer:
                 row.update(self.train_epoch(epoch))
                 row.update(self.evaluate())
                 self.history.append({k: row[k] for k in METRIC_FIELDS})
-                metric = row[cfg.early_stopping.metric]
-                stopped = cfg.early_stopping.patience is not None and self.early.step(metric, epoch)
+                stopped = self._should_stop(row[cfg.early_stopping.metric], epoch)
+                improved = self._track_best(row)
                 if lead:
                     self._log(row, writer)
+                    if improved:
+                        self.save(self.out_dir / "best.pt")
                     if (epoch + 1) % cfg.checkpoint_every == 0 or epoch + 1 == end or stopped:
                         self.save(self.out_dir / "last.pt")
                 if stopped:
@@ -299,7 +341,11 @@ class Trainer:
         finally:
             if writer is not None:
                 writer.close()
-        return RunResult(history=self.history, out_dir=self.out_dir, stopped_early=stopped)
+        best = self.out_dir / "best.pt"
+        return RunResult(history=self.history, out_dir=self.out_dir, stopped_early=stopped,
+                         metric=self.metric, best_epoch=self.best_epoch, best_value=self.best_value,
+                         best_path=best if self.best_epoch is not None and best.exists() else None,
+                         skipped=dict(self.source.skipped))
 
     def _show_progress(self) -> bool:
         if self.progress is not None:
@@ -331,15 +377,3 @@ class Trainer:
                   f"acc {row['train_accuracy']:.3f}  val_loss {row['val_loss']:.4f}  "
                   f"val_acc {row['val_accuracy']:.3f}  {row['samples_per_second']:.0f} samples/s",
                   flush=True)
-
-
-def _distributed() -> tuple[int, int]:
-    """(rank, world size) under torchrun, initialising the process group once; (0, 1) otherwise."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return 0, 1
-    import torch.distributed as dist
-
-    if not dist.is_initialized():
-        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
-    return dist.get_rank(), dist.get_world_size()

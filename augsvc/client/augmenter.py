@@ -7,15 +7,16 @@ import os
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
 import grpc
 import numpy as np
 
 from augsvc.client.connection import MIN_KEEPALIVE, open_channel
 from augsvc.client.epochs import EpochBatch, stream_epoch
+from augsvc.errors import InputError, did_you_mean
 from augsvc.memory import reuse_large_buffers
-from augsvc.wire.images import decode_image
+from augsvc.wire.images import decode_image, encode_image
 from augsvc.wire.pipeline import pipeline_message
 from augsvc.wire.tensors import MAX_MESSAGE_BYTES, Limits, from_tensor, to_tensor
 from augsvc.wire.v1 import augment_pb2 as pb
@@ -24,6 +25,48 @@ from augsvc.wire.v1 import augment_pb2_grpc as pb_grpc
 __all__ = ["AugmentClient", "Pending", "RemoteImage", "RemoteText"]
 
 T = TypeVar("T")
+
+InputEncoding = Literal["png", "jpeg"]
+"""How ``augment_images(encode=...)`` sends images (None: raw arrays)."""
+OutputEncoding = Literal["raw", "png", "jpeg"]
+"""How ``augment_images(output_encoding=...)`` asks for the results."""
+_INPUT_ENCODINGS = {"png": pb.ENCODING_PNG, "jpeg": pb.ENCODING_JPEG}
+_OUTPUT_ENCODINGS = {"raw": pb.ENCODING_RAW, **_INPUT_ENCODINGS}
+
+
+def _encoding(what: str, name: object, allowed: dict[str, pb.Encoding]) -> pb.Encoding:
+    """The wire enum for an encoding name; ValueError naming the allowed ones otherwise."""
+    if isinstance(name, str) and name in allowed:
+        return allowed[name]
+    names = ", ".join(repr(n) for n in allowed) + (" or None" if what == "encode" else "")
+    hint = did_you_mean(name, allowed) if isinstance(name, str) else ""
+    raise ValueError(f"{what} must be one of {names}; got {name!r}{hint}")
+
+
+def _wire_image(image: np.ndarray | bytes, encoding: int | None, what: str) -> tuple[pb.Image, bool]:
+    """An image as the wire's Image (raw, or PNG/JPEG when ``encoding`` is given; ``bytes`` go
+    as they are), and whether it is an HxWx1 array (that PNG/JPEG bring back as HxW)."""
+    if isinstance(image, (bytes, bytearray, memoryview)):
+        if not len(image):
+            raise ValueError(f"{what} is empty: give the bytes of a PNG/JPEG file, or an array")
+        return pb.Image(encoded=bytes(image)), False
+    array = np.asarray(image)
+    single = array.ndim == 3 and array.shape[2] == 1
+    if encoding is None:
+        return pb.Image(array=to_tensor(array)), single
+    name = "png" if encoding == pb.ENCODING_PNG else "jpeg"
+    if array.dtype != np.uint8:
+        raise ValueError(f"{what}: encode={name!r} needs a uint8 image, this one is {array.dtype}; "
+                         "pass encode=None to send it as a raw array")
+    if array.ndim not in (2, 3):
+        raise ValueError(f"{what}: encode={name!r} needs an HxW or HxWxC image, got shape "
+                         f"{array.shape}")
+    if encoding == pb.ENCODING_JPEG and array.ndim == 3 and array.shape[2] == 4:
+        raise ValueError(f"{what}: JPEG has no alpha channel; use encode='png' for RGBA images")
+    try:
+        return encode_image(array, encoding), single
+    except InputError as exc:
+        raise ValueError(f"{what}: {exc}") from None
 
 
 @dataclass
@@ -128,47 +171,97 @@ class AugmentClient:
                  "params": json.loads(t.params_json), "targets": list(t.targets)}
                 for t in reply.transforms]
 
-    def augment_images(self, images: Sequence[np.ndarray], spec: Any, *, seed: int | None = None,
-                       start: int = 0, indices: Sequence[int] | None = None,
+    def augment_images(self, images: Sequence[np.ndarray | bytes], spec: Any, *,
+                       seed: int | None = None, start: int = 0,
+                       indices: Sequence[int] | None = None,
                        masks: Sequence[np.ndarray | None] | None = None,
-                       bboxes: Sequence[Any] | None = None, return_params: bool = False
-                       ) -> list[RemoteImage]:
+                       bboxes: Sequence[Any] | None = None,
+                       keypoints: Sequence[Any] | None = None, return_params: bool = False,
+                       encode: InputEncoding | None = None,
+                       output_encoding: OutputEncoding = "raw") -> list[RemoteImage]:
         """Augment ``images`` remotely; the same results as ``ImagePipeline(spec).batch(...)``.
 
-        ``indices`` (one per image) replaces ``start``: image ``k`` is global index ``indices[k]``.
+        Args:
+            images: HxW(xC) arrays, or PNG/JPEG file bytes (a ``bytes`` item is sent as it is
+                and decoded by the server to RGB(A) uint8).
+            spec: a spec (list, dict, JSON, albumentations' ``A.to_dict``) or a preset name.
+            seed: None for fresh randomness; with a seed, image ``k`` depends only on
+                (spec, seed, its index).
+            start: the global index of ``images[0]``; image ``k`` is index ``start + k``.
+            indices: one global index per image, instead of ``start``.
+            masks, bboxes, keypoints: one entry per image, or None for an image without; boxes
+                are (N, 4 + extra) in the spec's ``bbox_format``, keypoints (N, 2 + extra) in
+                its ``keypoint_format``.
+            return_params: also return the transforms that fired and their values.
+            encode: None sends arrays raw; ``"png"`` (lossless) or ``"jpeg"`` (lossy, a fraction
+                of the bytes for photos) sends them encoded; uint8 images with 1, 3 or 4
+                channels only (JPEG: not 4).
+            output_encoding: how the server sends the results back: ``"raw"``, ``"png"``
+                (lossless: equal to raw) or ``"jpeg"`` (lossy: close to raw, not equal; RGBA
+                loses its alpha); PNG/JPEG need uint8 results. ``RemoteImage.image`` is always
+                a decoded array.
+
+        Raises:
+            ValueError: an unknown encoding name, an image that cannot be encoded, or
+                masks/bboxes/keypoints with another length than ``images``.
         """
         return self.augment_images_async(images, spec, seed=seed, start=start, indices=indices,
-                                         masks=masks, bboxes=bboxes,
-                                         return_params=return_params).result()
+                                         masks=masks, bboxes=bboxes, keypoints=keypoints,
+                                         return_params=return_params, encode=encode,
+                                         output_encoding=output_encoding).result()
 
-    def augment_images_async(self, images: Sequence[np.ndarray], spec: Any, *,
+    def augment_images_async(self, images: Sequence[np.ndarray | bytes], spec: Any, *,
                              seed: int | None = None, start: int = 0,
                              indices: Sequence[int] | None = None,
                              masks: Sequence[np.ndarray | None] | None = None,
-                             bboxes: Sequence[Any] | None = None, return_params: bool = False
+                             bboxes: Sequence[Any] | None = None,
+                             keypoints: Sequence[Any] | None = None, return_params: bool = False,
+                             encode: InputEncoding | None = None,
+                             output_encoding: OutputEncoding = "raw"
                              ) -> Pending[list[RemoteImage]]:
-        """:meth:`augment_images` without waiting: ``.result()`` gives the images (or raises)."""
-        samples = []
+        """:meth:`augment_images` without waiting: ``.result()`` gives the images (or raises).
+
+        Arguments are checked (``ValueError``) before anything is sent.
+        """
+        sending = None if encode is None else _encoding("encode", encode, _INPUT_ENCODINGS)
+        receiving = _encoding("output_encoding", output_encoding, _OUTPUT_ENCODINGS)
+        for what, extra in (("masks", masks), ("bboxes", bboxes), ("keypoints", keypoints)):
+            if extra is not None and len(extra) != len(images):
+                raise ValueError(f"{what} has {len(extra)} entries for {len(images)} images "
+                                 "(give None for an image without)")
+        samples, one_channel = [], []
         for k, image in enumerate(images):
-            sample = pb.ImageSample(image=pb.Image(array=to_tensor(np.asarray(image))))
+            wire, single = _wire_image(image, sending, f"images[{k}]")
+            sample = pb.ImageSample(image=wire)
             if masks is not None and masks[k] is not None:
                 sample.mask.CopyFrom(to_tensor(np.asarray(masks[k])))
             if bboxes is not None and bboxes[k] is not None:
                 sample.bboxes.CopyFrom(to_tensor(np.asarray(bboxes[k], dtype=np.float64)))
+            if keypoints is not None and keypoints[k] is not None:
+                sample.keypoints.CopyFrom(to_tensor(np.asarray(keypoints[k], dtype=np.float64)))
             samples.append(sample)
+            one_channel.append(single)
         request = pb.AugmentImagesRequest(request_id=uuid.uuid4().hex, pipeline=pipeline_message(spec),
                                           start_index=start, samples=samples,
-                                          indices=list(indices or []), return_params=return_params)
+                                          indices=list(indices or []), return_params=return_params,
+                                          output_encoding=receiving)
         if seed is not None:
             request.seed = seed
         call = self.stub.AugmentImages.future(request, timeout=self.timeout)
-        return Pending(call, lambda reply: [RemoteImage(
-            index=s.index, image=decode_image(s.image, "image", self._limits),
+        return Pending(call, lambda reply: [self._remote_image(s, one_channel[k])
+                                            for k, s in enumerate(reply.samples)])
+
+    def _remote_image(self, s: pb.AugmentedImage, one_channel: bool) -> RemoteImage:
+        image = decode_image(s.image, "image", self._limits)
+        if one_channel and image.ndim == 2:  # PNG/JPEG carry HxWx1 as HxW: keep the raw shape
+            image = image[..., None]
+        return RemoteImage(
+            index=s.index, image=image,
             mask=from_tensor(s.mask, "mask", self._limits) if s.HasField("mask") else None,
             bboxes=from_tensor(s.bboxes, "bboxes", self._limits) if s.HasField("bboxes") else None,
             keypoints=from_tensor(s.keypoints, "keypoints", self._limits)
             if s.HasField("keypoints") else None,
-            params=json.loads(s.params_json) if s.params_json else None) for s in reply.samples])
+            params=json.loads(s.params_json) if s.params_json else None)
 
     def augment_texts(self, texts: Sequence[str], spec: Any, *, seed: int | None = None,
                       start: int = 0, indices: Sequence[int] | None = None, n: int = 1,

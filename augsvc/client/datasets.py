@@ -8,9 +8,10 @@ that ``world_size x num_workers`` streams split the epoch between them without o
 
 from __future__ import annotations
 
+import logging
 from collections import deque
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -22,7 +23,19 @@ from augsvc.client.prefetch import Prefetch
 from augsvc.image.tensors import stack_images
 from augsvc.plan import EpochPlan
 
-__all__ = ["RemoteAugmentDataset", "RemoteEpochDataset", "worker_shard"]
+__all__ = ["EpochItem", "RemoteAugmentDataset", "RemoteEpochDataset", "worker_shard"]
+
+_log = logging.getLogger("augsvc.client")
+
+
+class EpochItem(NamedTuple):
+    """A batch with its report: the dataset indices of its samples, and the planned samples the
+    server skipped as (index, reason). ``indices`` and the skipped indices are the batch's plan."""
+
+    x: Any
+    labels: torch.Tensor
+    indices: torch.Tensor
+    skipped: tuple[tuple[int, str], ...]
 
 
 def worker_shard(rank: int | None = None, world_size: int | None = None) -> tuple[int, int]:
@@ -41,9 +54,12 @@ def worker_shard(rank: int | None = None, world_size: int | None = None) -> tupl
 class RemoteEpochDataset(IterableDataset[Any]):
     """Batches of a server-side dataset, augmented by the service, for a torch training loop.
 
-    Items are whole batches ``(x, labels)``, or ``(x, labels, indices)`` with ``with_indices``:
-    x is a uint8 ``(B, C, H, W)`` tensor for images and a list of strings for text; use
-    ``DataLoader(ds, batch_size=None)`` or iterate directly.
+    Items are whole batches ``(x, labels)``, or :class:`EpochItem` ``(x, labels, indices,
+    skipped)`` with ``with_indices``: x is a uint8 ``(B, C, H, W)`` tensor for images and a list of
+    strings for text; use ``DataLoader(ds, batch_size=None)`` or iterate directly. Samples the
+    server could not read (corrupt files) are logged as warnings (logger ``augsvc.client``) and
+    listed in ``skipped`` as (index, reason); a batch left with no sample is not yielded unless
+    ``with_indices`` is set (its report still arrives).
 
     Args:
         addresses: one server or several replicas.
@@ -111,7 +127,9 @@ class RemoteEpochDataset(IterableDataset[Any]):
         client = AugmentClient(self.addresses, **self.client_options)
         batches = self.open(client)
         try:
-            yield from batches
+            for item in batches:
+                if self.with_indices or len(item[1]):
+                    yield item
         finally:
             batches.close()
             client.close()
@@ -126,7 +144,13 @@ class RemoteEpochDataset(IterableDataset[Any]):
             x = stack_images(batch.samples)
         else:
             x = batch.samples
-        return (x, labels, torch.from_numpy(batch.indices)) if self.with_indices else (x, labels)
+        if batch.skipped:
+            _log.warning("%s: the server skipped %d unreadable sample(s) of batch %d: %s",
+                         self.dataset, len(batch.skipped), batch.batch_index,
+                         "; ".join(f"{i}: {why}" for i, why in batch.skipped[:3]))
+        if self.with_indices:
+            return EpochItem(x, labels, torch.from_numpy(batch.indices), batch.skipped)
+        return (x, labels)
 
 class RemoteAugmentDataset(IterableDataset[Any]):
     """A local dataset augmented by the service: this process reads, the servers augment.

@@ -54,7 +54,9 @@ class EpochBatch:
     """One received batch: samples (HxW(xC) arrays or strings), labels and dataset indices.
 
     ``stacked`` is the whole image batch as one (N, H, W[, C]) array when the server sent it so
-    (images of one shape); ``samples`` are then views into it.
+    (images of one shape); ``samples`` are then views into it. ``skipped`` lists the planned
+    samples the server could not read, as (index, reason): with ``indices`` they are exactly the
+    batch's plan.
     """
 
     batch_index: int
@@ -63,6 +65,7 @@ class EpochBatch:
     labels: np.ndarray
     indices: np.ndarray
     stacked: np.ndarray | None = None
+    skipped: tuple[tuple[int, str], ...] = ()
 
 
 def _decode(reply: pb.EpochBatch) -> EpochBatch:
@@ -71,7 +74,7 @@ def _decode(reply: pb.EpochBatch) -> EpochBatch:
         decode_image(image, f"images[{k}]", _LIMITS) for k, image in enumerate(reply.images)]
     return EpochBatch(reply.batch_index, reply.num_batches, samples or list(reply.texts),
                       np.asarray(reply.labels, dtype=np.int64), np.asarray(reply.indices, np.int64),
-                      stacked)
+                      stacked, tuple((int(s.index), s.reason) for s in reply.skipped))
 
 
 class _StallWatch:

@@ -12,7 +12,17 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from augsvc.datasets.base import ArrayDataset, Dataset, DatasetInfo, Sample, TextDataset
+from augsvc.datasets.base import (
+    ON_ERROR,
+    ArrayDataset,
+    Dataset,
+    DatasetInfo,
+    OnError,
+    Sample,
+    Skipped,
+    Taken,
+    TextDataset,
+)
 from augsvc.datasets.builtins import BUILTIN_DATASETS, WORDNET_LEXNAMES, BuiltinInfo, list_datasets
 from augsvc.datasets.files import (
     DEFAULT_MAX_FILE_BYTES,
@@ -28,9 +38,9 @@ from augsvc.datasets.files import (
 from augsvc.errors import InputError
 
 __all__ = ["BUILTIN_DATASETS", "DEFAULT_MAX_FILE_BYTES", "DEFAULT_MAX_PIXELS", "FILE_FORMATS",
-           "WORDNET_LEXNAMES", "ArrayDataset", "BuiltinInfo", "Dataset", "DatasetInfo", "FileFormat",
-           "ImageFolderDataset", "Sample", "TextDataset", "list_datasets", "load_npz",
-           "load_text_lines", "open_dataset", "read_limited_image"]
+           "ON_ERROR", "WORDNET_LEXNAMES", "ArrayDataset", "BuiltinInfo", "Dataset", "DatasetInfo",
+           "FileFormat", "ImageFolderDataset", "OnError", "Sample", "Skipped", "Taken", "TextDataset",
+           "list_datasets", "load_npz", "load_text_lines", "open_dataset", "read_limited_image"]
 
 
 @lru_cache(maxsize=16)

@@ -3,13 +3,39 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 
-__all__ = ["ArrayDataset", "Dataset", "DatasetInfo", "Sample", "TextDataset"]
+from augsvc.errors import InputError
+
+__all__ = ["ON_ERROR", "ArrayDataset", "Dataset", "DatasetInfo", "OnError", "Sample", "Skipped",
+           "Taken", "TextDataset"]
 
 Sample = np.ndarray | str
+OnError = Literal["skip", "raise"]
+ON_ERROR: tuple[OnError, ...] = ("skip", "raise")
+"""What a dataset does with a sample it cannot read: skip it and report it, or raise."""
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A sample that could not be read, and why (the file, and what was wrong with it)."""
+
+    index: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class Taken:
+    """The samples of a batch that could be read, and the ones skipped: ``indices`` and the
+    indices of ``skipped`` together are exactly the indices asked for."""
+
+    samples: list[Sample]
+    labels: np.ndarray
+    indices: np.ndarray
+    skipped: tuple[Skipped, ...] = field(default=())
 
 @dataclass(frozen=True)
 class DatasetInfo:
@@ -44,6 +70,7 @@ class Dataset:
 
     info: DatasetInfo
     labels: np.ndarray
+    on_error: OnError = "raise"  # in-memory datasets have nothing that can fail to read
 
     def __len__(self) -> int:
         return self.info.size
@@ -72,6 +99,29 @@ class Dataset:
         """
         idx = _check_indices(indices, self.info.size)
         return self._get_many(idx), self.labels[idx]
+
+    def take(self, indices: Sequence[int] | np.ndarray) -> Taken:
+        """Several samples under the dataset's ``on_error`` policy: with "skip", a sample that
+        cannot be read is left out and reported in ``Taken.skipped``; with "raise" it raises.
+
+        Raises:
+            IndexError: an index is not in ``range(len(self))``.
+            InputError: a stored sample cannot be read, and the policy is "raise".
+        """
+        idx = _check_indices(indices, self.info.size)
+        if self.on_error == "raise":
+            return Taken(self._get_many(idx), self.labels[idx], idx)
+        samples: list[Sample] = []
+        kept: list[int] = []
+        skipped: list[Skipped] = []
+        for index in idx.tolist():
+            try:
+                samples.append(self._get(index))
+                kept.append(index)
+            except InputError as exc:
+                skipped.append(Skipped(index, str(exc)))
+        kept_idx = np.asarray(kept, np.int64)
+        return Taken(samples, self.labels[kept_idx], kept_idx, tuple(skipped))
 
     def _get(self, index: int) -> Sample:
         raise NotImplementedError

@@ -6,12 +6,21 @@ import zipfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from augsvc.datasets.base import ArrayDataset, Dataset, DatasetInfo, TextDataset
+from augsvc.datasets.base import ON_ERROR, ArrayDataset, Dataset, DatasetInfo, OnError, TextDataset
 from augsvc.errors import InputError, LimitError
-from augsvc.image.io import IMAGE_SUFFIXES, header_size, read_image, to_uint8
+from augsvc.image.io import (
+    CHANNEL_POLICIES,
+    IMAGE_SUFFIXES,
+    ChannelPolicy,
+    header_size,
+    read_image,
+    to_channels,
+    to_uint8,
+)
 from augsvc.plan import check_int
 
 __all__ = ["DEFAULT_MAX_FILE_BYTES", "DEFAULT_MAX_PIXELS", "FILE_FORMATS", "FileFormat",
@@ -26,21 +35,35 @@ class ImageFolderDataset(Dataset):
     """A folder of class subfolders of image files, each file read when its sample is asked for.
 
     Class names are the sorted subfolder names (hidden ones skipped); files are every image
-    (by suffix, any case, in nested folders too) sorted by path. Images come back as uint8
-    (16-bit files scaled down) HxW, HxWx3 RGB or HxWx4 RGBA; sizes may differ from file to file.
+    (by suffix, any case, in nested folders too) sorted by path. Images come back upright (the
+    EXIF orientation applied) as uint8 (16-bit files scaled down), with the channels of
+    ``channels``; sizes may differ from file to file.
 
     Args:
         root: the folder.
+        channels: "rgb" (default: HxWx3; gray repeated, alpha dropped, palette and CMYK
+            converted), "gray" (HxW) or "keep" (as decoded: HxW, HxWx3 or HxWx4).
+        on_error: "skip" (default: a file that cannot be read is left out of its batch and
+            reported) or "raise".
+        orient: apply the EXIF orientation (default); False reads the pixels as stored.
         max_pixels: largest height x width to decode; checked from the file header before decoding.
         max_file_bytes: largest file to read.
 
     Raises:
-        InputError: the folder has no class subfolders, or a class subfolder has no images.
+        InputError: the folder has no class subfolders, a class subfolder has no images, or an
+            option is not one of its values.
     """
 
-    def __init__(self, root: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS,
+    def __init__(self, root: str | Path, *, channels: ChannelPolicy = "rgb",
+                 on_error: OnError = "skip", orient: bool = True,
+                 max_pixels: int = DEFAULT_MAX_PIXELS,
                  max_file_bytes: int = DEFAULT_MAX_FILE_BYTES) -> None:
         root = Path(root)
+        self.channels = _choice("channels", channels, CHANNEL_POLICIES)
+        self.on_error = _choice("on_error", on_error, ON_ERROR)
+        if not isinstance(orient, bool):
+            raise InputError(f"orient must be true or false, got {orient!r}")
+        self.orient = orient
         self.max_pixels = check_int("max_pixels", max_pixels, 1)
         self.max_file_bytes = check_int("max_file_bytes", max_file_bytes, 1)
         classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
@@ -65,10 +88,22 @@ class ImageFolderDataset(Dataset):
                                 f"image folder {root}: {len(paths)} images in {len(classes)} classes")
 
     def _get(self, index: int) -> np.ndarray:
-        return read_limited_image(self.paths[index], self.max_pixels, self.max_file_bytes)
+        image = read_limited_image(self.paths[index], self.max_pixels, self.max_file_bytes,
+                                   orient=self.orient)
+        try:
+            return to_channels(image, self.channels)
+        except InputError as exc:
+            raise InputError(f"{self.paths[index]}: {exc}") from None
 
 
-def read_limited_image(path: Path, max_pixels: int, max_file_bytes: int) -> np.ndarray:
+def _choice(name: str, value: Any, allowed: tuple[str, ...]) -> Any:
+    if value not in allowed:
+        raise InputError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
+    return value
+
+
+def read_limited_image(path: Path, max_pixels: int, max_file_bytes: int, *,
+                       orient: bool = True) -> np.ndarray:
     """Read an image file as uint8, refusing files or images over the limits before decoding."""
     try:
         nbytes = path.stat().st_size
@@ -82,7 +117,7 @@ def read_limited_image(path: Path, max_pixels: int, max_file_bytes: int) -> np.n
         raise InputError(f"{path}: {exc}") from None
     if dims is not None and dims[0] * dims[1] > max_pixels:
         raise InputError(f"{path}: {dims[0]}x{dims[1]} pixels is over the limit of {max_pixels}")
-    image = read_image(path)
+    image = read_image(path, orient=orient)
     if image.shape[0] * image.shape[1] > max_pixels:  # a format the header check did not know
         raise InputError(f"{path}: {image.shape[0]}x{image.shape[1]} pixels is over the limit of "
                          f"{max_pixels}")
@@ -210,5 +245,5 @@ FILE_FORMATS: Mapping[str, FileFormat] = {
 }
 """Dataset files by suffix (lower case); a folder is an :class:`ImageFolderDataset`."""
 
-FOLDER_OPTIONS = ("max_pixels", "max_file_bytes")
+FOLDER_OPTIONS = ("channels", "on_error", "orient", "max_pixels", "max_file_bytes")
 """The options an image folder takes."""

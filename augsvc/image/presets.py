@@ -21,6 +21,14 @@ IMAGE_PRESETS: dict[str, dict[str, Any]] = {
                         {"name": "gaussian_blur", "blur_limit": [3, 5]}], "p": 0.2},
         ]
     },
+    # The evaluation counterpart of "default": photos of any size to 224x224, nothing random, so
+    # a holdout or validation set of mixed sizes stacks into batches.
+    "eval": {
+        "transforms": [
+            {"name": "resize", "height": 256, "width": 256},
+            {"name": "center_crop", "height": 224, "width": 224},
+        ]
+    },
     # The seven transforms of the product brief, for 256x256 inputs (used by the benchmark).
     "seed7": {
         "transforms": [

@@ -8,6 +8,7 @@ into the shared-memory slot the server lends it (``augsvc.service.slots``) when 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import multiprocessing
 import os
@@ -24,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from augsvc.datasets import Dataset, open_dataset
+from augsvc.datasets import Dataset, Skipped, open_dataset
 from augsvc.kinds import outputs
 from augsvc.memory import reuse_large_buffers
 from augsvc.plan import augment_indices
@@ -50,9 +51,12 @@ class InSlot:
 
 @dataclass(frozen=True)
 class BuiltBatch:
-    """One built batch, in exactly one of three forms (the other two are None)."""
+    """One built batch, in exactly one of three forms (the other two are None), with the
+    dataset indices it holds and the planned samples that could not be read."""
 
     labels: np.ndarray
+    indices: np.ndarray
+    skipped: tuple[Skipped, ...] = ()
     stacked: np.ndarray | None = None  # images of one shape and dtype: one (N, H, W[, C]) array
     in_slot: InSlot | None = None  # the same array, written into the lent slot instead
     samples: list[Any] | None = None  # texts, or images that differ in shape or dtype
@@ -72,18 +76,20 @@ def build_batch(source: str, spec_json: str | None, seed: int, epoch: int, limit
         LimitError: a sample, or the batch, would be over the limits.
     """
     dataset = cached_dataset(source)
-    samples, labels = dataset.samples(indices)
-    if spec_json is not None:
-        samples = _augment(dataset, spec_json, seed, epoch, limits, indices, samples)
+    taken = dataset.take(indices)  # unreadable files are skipped and reported, or raise
+    samples = taken.samples
+    if spec_json is not None and samples:
+        samples = _augment(dataset, spec_json, seed, epoch, limits, taken.indices, samples)
+    report = BuiltBatch(taken.labels, taken.indices, taken.skipped)  # filled in below
     if dataset.info.kind != "image" or not samples or \
             len({(np.shape(x), np.asarray(x).dtype) for x in samples}) != 1:
-        return BuiltBatch(labels, samples=samples)
+        return dataclasses.replace(report, samples=samples)
     first = np.asarray(samples[0])
     shape = (len(samples), *first.shape)
     if slot is not None and int(np.prod(shape)) * first.dtype.itemsize <= slot[1]:
         np.stack(samples, out=np.ndarray(shape, first.dtype, buffer=_slot_buffer(slot[0])))
-        return BuiltBatch(labels, in_slot=InSlot(shape, first.dtype.str))
-    return BuiltBatch(labels, stacked=np.stack(samples))  # one array crosses the process boundary
+        return dataclasses.replace(report, in_slot=InSlot(shape, first.dtype.str))
+    return dataclasses.replace(report, stacked=np.stack(samples))  # one array crosses the process boundary
 
 
 def _augment(dataset: Dataset, spec_json: str, seed: int, epoch: int, limits: Limits,

@@ -11,6 +11,7 @@ once, into the reply's wire bytes (``augsvc.wire.tensors.encode_with_tensor``).
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -33,6 +34,25 @@ from augsvc.wire.v1 import augment_pb2 as pb
 __all__ = ["EpochStreamer"]
 
 _PART_NAMES = {pb.PART_ALL: "all", pb.PART_TRAIN: "train", pb.PART_HOLDOUT: "holdout"}
+_REASON = 500  # characters of a skipped sample's reason sent to the client
+_PROBES = 8  # samples tried, at most, to find one that reads for the reply-size estimate
+_log = logging.getLogger("augsvc.epochs")
+
+
+def _first_readable(dataset: Dataset, part: np.ndarray) -> tuple[int, np.ndarray] | None:
+    """(index, image) of the first of the part's first samples that can be read: a corrupt
+    first file must cost its own sample, not refuse the whole stream."""
+    taken = dataset.take(part[:_PROBES])
+    if not taken.samples:
+        return None
+    return int(taken.indices[0]), np.asarray(taken.samples[0])
+
+
+def _report_skipped(dataset: str, batch: BuiltBatch) -> None:
+    """Log each sample a batch skipped: the file and why, where an operator looks."""
+    for skipped in batch.skipped:
+        _log.warning("skipped a sample that cannot be read", extra={"fields": {
+            "dataset": dataset, "index": skipped.index, "reason": skipped.reason[:_REASON]}})
 
 
 @dataclass(frozen=True)
@@ -135,9 +155,11 @@ class EpochStreamer:
             return spec_json, 0
         # Refused now, not from a worker mid-stream, when the first sample shows it;
         # the workers check every sample of every batch again.
-        first = np.asarray(dataset.samples(part[:1])[0][0])
-        one, _ = image_bytes(pipeline, first, self.limits.max_pixels,
-                             f"dataset sample {int(part[0])}")
+        first = _first_readable(dataset, part)
+        if first is None:
+            return spec_json, 0  # nothing readable to estimate from: the workers bound each batch
+        index, image = first
+        one, _ = image_bytes(pipeline, image, self.limits.max_pixels, f"dataset sample {index}")
         batch_bytes = one * int(min(request.batch_size, len(part)))
         if batch_bytes > self.limits.max_reply_bytes:
             raise LimitError(f"batch_size {request.batch_size} of augmented images of "
@@ -154,17 +176,20 @@ class EpochStreamer:
             in_flight.start(self.window if pool is not None else 1)
             number = plan.first
             while in_flight and is_active():
-                with in_flight.oldest() as (samples, labels):
+                with in_flight.oldest() as (samples, batch):
                     in_flight.start(1)  # the client took one: the next may begin
-                    reply = self._message(request, plan, number, samples, labels)
+                    reply = self._message(request, plan, number, samples, batch)
+                    _report_skipped(request.dataset, batch)
                 yield reply  # the reply holds its own copy: the batch's slot is back already
                 number += 1
 
     def _message(self, request: pb.StreamEpochRequest, plan: _Plan, number: int,
-                 samples: list[Any] | np.ndarray, labels: np.ndarray) -> pb.EpochBatch | Encoded:
+                 samples: list[Any] | np.ndarray, batch: BuiltBatch) -> pb.EpochBatch | Encoded:
         reply = pb.EpochBatch(request_id=request.request_id, batch_index=number,
-                              num_batches=plan.total, labels=labels.tolist(),
-                              indices=plan.batches[number - plan.first].tolist())
+                              num_batches=plan.total, labels=batch.labels.tolist(),
+                              indices=batch.indices.tolist(),
+                              skipped=[pb.SkippedSample(index=s.index, reason=s.reason[:_REASON])
+                                       for s in batch.skipped])
         if plan.kind == "text":
             reply.texts.extend(samples)
         elif isinstance(samples, np.ndarray) and request.output_encoding == pb.ENCODING_RAW:
@@ -219,13 +244,13 @@ class _InFlight:
             raise
 
     @contextlib.contextmanager
-    def oldest(self) -> Iterator[tuple[list[Any] | np.ndarray, np.ndarray]]:
-        """Take the oldest batch, waiting for it: (samples, labels), where samples is one array
-        when the images share a shape. An array in a slot is valid only inside the block."""
+    def oldest(self) -> Iterator[tuple[list[Any] | np.ndarray, BuiltBatch]]:
+        """Take the oldest batch, waiting for it: (samples, the batch), where samples is one
+        array when the images share a shape. An array in a slot is valid only inside the block."""
         future, lease = self._pending.popleft()
         try:
             batch = future.result()
-            yield self._samples(batch, lease), batch.labels
+            yield self._samples(batch, lease), batch
         finally:
             if lease is not None:
                 lease.end(future)

@@ -66,7 +66,7 @@ class CallLog:
     def received(self, call: Call) -> None:
         pass
 
-    def sent(self, call: Call, samples: int) -> None:
+    def sent(self, call: Call, samples: int, skipped: int) -> None:
         pass
 
     def finished(self, call: Call) -> None:
@@ -78,6 +78,8 @@ class CallLog:
             "method": call.method, "code": call.code.name, "duration_ms": round(call.seconds * 1000, 3),
             "samples": call.samples, "messages_in": call.received, "messages_out": call.sent,
             "peer": call.peer}
+        if call.skipped:
+            fields["skipped"] = call.skipped
         if call.details:
             fields["details"] = call.details[:500]
         self.logger.log(level, "call", extra={"fields": fields})

@@ -45,6 +45,9 @@ class Metrics:
                                       _LABELS, registry=r)
         self.samples_total = Counter("augsvc_samples", "Augmented samples in responses.",
                                      ("grpc_method",), registry=r)
+        self.skipped_total = Counter("augsvc_skipped_samples", "Planned samples that could not be "
+                                     "read (corrupt or oversized files), reported instead of sent.",
+                                     ["grpc_method"], registry=r)
         self.handling_seconds = Histogram("grpc_server_handling_seconds",
                                           "Time from the start of an RPC to its end.", _LABELS,
                                           buckets=LATENCY_BUCKETS, registry=r)
@@ -66,10 +69,12 @@ class Metrics:
     def received(self, call: Call) -> None:
         self.msg_received_total.labels(*self._labels(call)).inc()
 
-    def sent(self, call: Call, samples: int) -> None:
+    def sent(self, call: Call, samples: int, skipped: int) -> None:
         self.msg_sent_total.labels(*self._labels(call)).inc()
         if samples:
             self.samples_total.labels(call.name).inc(samples)
+        if skipped:
+            self.skipped_total.labels(call.name).inc(skipped)
 
     def finished(self, call: Call) -> None:
         self.handled_total.labels(*self._labels(call), call.code.name).inc()

@@ -32,6 +32,7 @@ class Call:
     received: int = 0  # request messages
     sent: int = 0  # response messages
     samples: int = 0  # items in the responses' ``samples`` fields
+    skipped: int = 0  # planned samples the responses report as unreadable (StreamEpoch)
     code: grpc.StatusCode = grpc.StatusCode.OK
     details: str = ""
     seconds: float = 0.0
@@ -54,7 +55,7 @@ class CallObserver(Protocol):
 
     def received(self, call: Call) -> None: ...
 
-    def sent(self, call: Call, samples: int) -> None: ...
+    def sent(self, call: Call, samples: int, skipped: int) -> None: ...
 
     def finished(self, call: Call) -> None: ...
 
@@ -63,13 +64,15 @@ class CallObserver(Protocol):
 _SAMPLE_FIELDS = ("samples", "indices")
 
 
-def _samples(message: Any) -> int:
-    """How many samples a response carries (0 for responses that carry none)."""
+def _samples(message: Any) -> tuple[int, int]:
+    """How many samples a response carries, and how many it reports skipped (0 and 0 for
+    responses that carry none)."""
     if isinstance(message, Encoded):
         message = message.message
     fields = getattr(getattr(message, "DESCRIPTOR", None), "fields_by_name", {})
     name = next((n for n in _SAMPLE_FIELDS if n in fields), None)
-    return len(getattr(message, name)) if name is not None else 0
+    samples = len(getattr(message, name)) if name is not None else 0
+    return samples, len(message.skipped) if "skipped" in fields else 0
 
 
 def wrap_handler(handler: grpc.RpcMethodHandler,
@@ -180,11 +183,12 @@ class ObservingInterceptor(grpc.ServerInterceptor):
             observer.received(call)
 
     def _sent(self, call: Call, message: Any) -> None:
-        samples = _samples(message)
+        samples, skipped = _samples(message)
         call.sent += 1
         call.samples += samples
+        call.skipped += skipped
         for observer in self.observers:
-            observer.sent(call, samples)
+            observer.sent(call, samples, skipped)
 
     def _finish(self, call: Call, context: grpc.ServicerContext, failed: bool) -> None:
         _end_code(call, context, failed)

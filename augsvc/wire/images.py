@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 
 from augsvc.errors import InputError, LimitError
-from augsvc.image.io import header_size
+from augsvc.image.io import cv2_reason, decode_image_bytes, header_size
 from augsvc.wire.tensors import Limits, from_tensor, to_tensor
 from augsvc.wire.v1 import augment_pb2 as pb
 
@@ -35,28 +35,15 @@ def decode_image(image: pb.Image, what: str, limits: Limits) -> np.ndarray:
             raise LimitError(f"{what}: the image header says {dims[0]}x{dims[1]} (width x height) "
                              f"pixels, over the limit of {limits.max_pixels}")
         try:
-            decoded = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
-        except cv2.error as exc:  # OpenCV's own caps and malformed headers raise, not return None
-            raise InputError(f"{what}: cannot decode the image bytes: "
-                             f"{_cv2_reason(exc)}") from None
-        if decoded is None:
-            raise InputError(f"{what}: cannot decode the image bytes (PNG or JPEG expected)")
-        if decoded.ndim == 3 and decoded.shape[2] in (3, 4):
-            code = cv2.COLOR_BGR2RGB if decoded.shape[2] == 3 else cv2.COLOR_BGRA2RGBA
-            decoded = cv2.cvtColor(decoded, code)
-        array = decoded
+            array = decode_image_bytes(data)  # upright: the EXIF orientation is applied
+        except InputError as exc:
+            raise InputError(f"{what}: cannot decode the image bytes: {exc}") from None
     else:
         raise InputError(f"{what}: no image given")
     if array.ndim >= 2 and array.shape[0] * array.shape[1] > limits.max_pixels:
         raise LimitError(f"{what}: {array.shape[0]}x{array.shape[1]} pixels is over the limit of "
                          f"{limits.max_pixels}")
     return array
-
-
-def _cv2_reason(exc: cv2.error) -> str:
-    """The readable part of an OpenCV error (its message without the source location)."""
-    text = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
-    return text.split(") ", 1)[-1][:300]
 
 
 def check_encoding(encoding: int) -> None:
@@ -83,7 +70,7 @@ def encode_image(array: np.ndarray, encoding: int) -> pb.Image:
         ok, data = cv2.imencode(".png" if encoding == pb.ENCODING_PNG else ".jpg", bgr)
     except cv2.error as exc:
         raise InputError(f"cannot encode an image of shape {array.shape}: "
-                         f"{_cv2_reason(exc)}") from None
+                         f"{cv2_reason(exc)}") from None
     if not ok:
         raise InputError(f"cannot encode an image of shape {array.shape}")
     return pb.Image(encoded=data.tobytes())

@@ -51,7 +51,7 @@ def test_early_stopping_waits_for_patience() -> None:
     stopper = EarlyStopping(patience=2, mode="min", min_delta=0.01)
     losses = [1.0, 0.8, 0.795, 0.81, 0.79, 0.9]
     decisions = [stopper.step(v, e) for e, v in enumerate(losses)]
-    assert decisions == [False, False, False, False, True, True]
+    assert decisions == [False, False, False, True, True, True]  # stops after exactly 2
     assert stopper.best == 0.8 and stopper.best_epoch == 1
     accuracy = EarlyStopping(patience=0, mode="max")
     assert [accuracy.step(v, e) for e, v in enumerate([0.5, 0.6, 0.6])] == [False, False, True]

@@ -120,12 +120,23 @@ def test_cli_train_eval_and_lr_find(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert (out / "lr_find.png").stat().st_size > 10_000
 
 
-def test_cli_resume_last_continues(tmp_path: Path) -> None:
+def test_cli_resume_last_continues(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     config = _write_config(tmp_path)
     assert main(["train", "--config", str(config), "-q", "--set", "epochs=1"]) == 0
+    out = tmp_path / "out"
+    assert "best: epoch 1  val_loss " in capsys.readouterr().out
+    assert torch.load(out / "best.pt", weights_only=False)["epoch"] == 1
     assert main(["train", "--config", str(config), "-q", "--resume-last"]) == 0
-    rows = list(csv.DictReader((tmp_path / "out" / "metrics.csv").open()))
+    printed = capsys.readouterr().out
+    rows = list(csv.DictReader((out / "metrics.csv").open()))
     assert [r["epoch"] for r in rows] == ["1", "2"]
+    # epochs 1 -> 2 doubles the steps: the schedule is re-planned, not left at its end
+    assert "schedule: re-planned for 10 steps (was 5), continuing at step 5" in printed
+    losses = [float(r["val_loss"]) for r in rows]
+    best = 1 + losses.index(min(losses))  # the first of equal values: only a strict gain counts
+    assert f"best: epoch {best}  val_loss {min(losses):.4f}  ({out / 'best.pt'})" in printed
+    assert torch.load(out / "best.pt", weights_only=False)["epoch"] == best
+    assert "best.pt" in printed.splitlines()[-1]
 
 
 @pytest.mark.parametrize(("args", "message"), [

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import itertools
 import math
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from training.config import ConfigError, load_config
 from training.data import Vocabulary
 from training.local import LocalSource, MemorySource
 from training.lr_find import lr_find, suggest_lr
+from training.schedules import schedule_factor
 from training.trainer import Trainer
 
 TIMING = ("seconds", "samples_per_second")
@@ -192,3 +194,136 @@ def test_gradient_clipping_bounds_the_update(tmp_path: Path) -> None:
     # plain SGD with lr 1: the update is the (clipped) gradient itself (one batch of 64)
     assert first_step_change(0.01) == pytest.approx(0.01, rel=1e-3)
     assert first_step_change(None) > 0.05
+
+
+def _scripted(monkeypatch: pytest.MonkeyPatch, trainer: Trainer, val_losses: list[float]) -> None:
+    """Replace training and validation by a fixed val_loss sequence (val_accuracy = 1 - loss):
+    the stop rule and the best checkpoint are then a pure function of the sequence."""
+    values = iter(val_losses)
+    monkeypatch.setattr(trainer, "train_epoch", lambda epoch: {
+        "train_loss": 1.0, "train_accuracy": 0.5, "seconds": 1.0, "samples_per_second": 1.0})
+
+    def evaluate() -> dict[str, float]:
+        loss = next(values)
+        return {"val_loss": loss, "val_accuracy": 1.0 - loss}
+
+    monkeypatch.setattr(trainer, "evaluate", evaluate)
+
+
+def _scripted_config(tmp_path: Path, epochs: int = 8, **extra: Any) -> Any:
+    return _config(tmp_path, epochs=epochs, data__train_size=64, data__augment=None,
+                   schedule__warmup_steps=0, **extra)
+
+
+LOSSES = [1.0, 0.8, 0.795, 0.81, 0.79, 0.5, 0.4, 0.3]
+
+
+@pytest.mark.parametrize(("patience", "min_delta", "metric", "epochs_run", "best_epoch"), [
+    # 0.795 and 0.79 are not better than 0.8 by 0.01: epochs 3 and 4 are the two without
+    # improvement, so patience 2 stops after epoch 4 (not after epoch 5); best.pt follows the
+    # lowest loss itself (epoch 3), min_delta only decides when to stop
+    (2, 0.01, "val_loss", 4, 3),
+    (2, 0.01, "val_accuracy", 4, 3),
+    (2, 0.0, "val_loss", 8, 8),  # 0.795 and 0.79 improve; 0.81 alone is one epoch, not two
+    (1, 0.0, "val_loss", 4, 3),
+    (0, 0.0, "val_loss", 4, 3),  # 0 stops at the first epoch without improvement, as 1 does
+    (3, 0.01, "val_loss", 5, 5),
+    (None, 0.01, "val_loss", 8, 8),  # no early stopping: all epochs, best still kept
+])
+def test_early_stopping_stops_after_exactly_patience_epochs(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, patience: int | None, min_delta: float,
+        metric: str, epochs_run: int, best_epoch: int) -> None:
+    config = _scripted_config(tmp_path, early_stopping__patience=patience,
+                              early_stopping__min_delta=min_delta, early_stopping__metric=metric)
+    trainer = Trainer(config, progress=False, report=False)
+    _scripted(monkeypatch, trainer, LOSSES)
+    result = trainer.fit()
+    assert len(result.history) == epochs_run
+    assert result.stopped_early == (epochs_run < len(LOSSES))
+    assert (result.metric, result.best_epoch) == (metric, best_epoch)
+    want = LOSSES[best_epoch - 1] if metric == "val_loss" else 1.0 - LOSSES[best_epoch - 1]
+    assert result.best_value == want
+    assert result.best_path == result.out_dir / "best.pt"
+    best = torch.load(result.best_path, weights_only=False)
+    assert best["epoch"] == best_epoch and len(best["history"]) == best_epoch
+    assert best["best"] == {"metric": metric, "value": want, "epoch": best_epoch}
+    assert torch.load(result.out_dir / "last.pt", weights_only=False)["epoch"] == epochs_run
+
+
+def test_best_checkpoint_survives_a_resume(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    first = Trainer(_scripted_config(tmp_path, epochs=6), progress=False, report=False)
+    _scripted(monkeypatch, first, [1.0, 0.5, 0.7])
+    assert first.fit(stop_after=3).best_epoch == 2
+    last = tmp_path / "run" / "last.pt"
+
+    # 0.6 and 0.55 are worse than epoch 2's 0.5: a resume that forgot the best would take epoch 4
+    second = Trainer(_scripted_config(tmp_path, epochs=5), progress=False, report=False)
+    second.load(last)
+    _scripted(monkeypatch, second, [0.6, 0.55])
+    result = second.fit()
+    assert (result.best_epoch, result.best_value) == (2, 0.5)
+    assert torch.load(tmp_path / "run" / "best.pt", weights_only=False)["epoch"] == 2
+
+    # a checkpoint without the "best" entry (older runs): the best is read back from the history
+    state = torch.load(last, weights_only=False)
+    del state["best"]
+    torch.save(state, last)
+    third = Trainer(_scripted_config(tmp_path, epochs=6), progress=False, report=False)
+    third.load(last)
+    assert (third.best_epoch, third.best_value) == (2, 0.5)
+    _scripted(monkeypatch, third, [0.4])
+    result = third.fit()
+    assert (result.best_epoch, result.best_value) == (6, 0.4)
+    assert torch.load(tmp_path / "run" / "best.pt", weights_only=False)["epoch"] == 6
+
+
+def test_a_fresh_run_removes_an_older_runs_best_checkpoint(tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    stale = tmp_path / "run" / "best.pt"
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"from another run")
+    trainer = Trainer(_scripted_config(tmp_path, epochs=2), progress=False, report=False)
+    _scripted(monkeypatch, trainer, [math.nan, math.nan])  # no finite metric: nothing is best
+    result = trainer.fit()
+    assert (result.best_epoch, result.best_path) == (None, None) and not stale.exists()
+
+
+def test_resume_with_more_epochs_replans_the_schedule(tmp_path: Path) -> None:
+    def config(epochs: int) -> Any:
+        return _config(tmp_path, epochs=epochs, data__train_size=64, data__batch_size=32,
+                       data__augment=None, schedule__warmup_steps=0, model__width=16)
+
+    first = Trainer(config(2), progress=False, report=False)
+    first.fit()
+    assert first.total_steps == 4
+    assert first.optimizer.param_groups[0]["lr"] == 0.0  # the 2-epoch cosine has ended
+    second = Trainer(config(4), progress=False, report=False)
+    second.load(tmp_path / "run" / "last.pt")
+    lrs: list[float] = []
+    second.optimizer.register_step_pre_hook(
+        lambda opt, args, kwargs: lrs.append(opt.param_groups[0]["lr"]))
+    history = second.fit().history
+    fresh = schedule_factor("cosine", 8)  # what a 4-epoch run would use at the same steps
+    assert lrs == pytest.approx([0.01 * fresh(step) for step in range(4, 8)], rel=1e-12, abs=0)
+    assert lrs[0] > 0 and all(a > b for a, b in itertools.pairwise(lrs))
+    assert [row["lr"] for row in history[2:]] == [lrs[0], lrs[2]]  # the CSV's lr column too
+
+
+def test_curves_mark_the_best_epoch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import training.plots
+
+    figures: list[Any] = []
+    monkeypatch.setattr(training.plots, "_save", lambda fig, path: figures.append(fig) or Path(path))
+    history = [{"epoch": e, "train_loss": 1 / e, "val_loss": v, "train_accuracy": 0.5,
+                "val_accuracy": 1 - v} for e, v in enumerate([0.9, 0.4, 0.6], start=1)]
+
+    def marks(fig: Any) -> list[tuple[str, str, list[float]]]:
+        return [(line.get_label(), line.get_linestyle(), list(line.get_xdata()))
+                for ax in fig.axes for line in ax.get_lines() if line.get_label().startswith("best")]
+
+    training.plots.plot_curves(history, tmp_path / "c.png", best_epoch=2)
+    training.plots.plot_curves(history, tmp_path / "c.png")
+    assert marks(figures[0]) == [("best (epoch 2)", "--", [2, 2])] * 2  # loss and accuracy
+    assert marks(figures[1]) == []
+    legend = [t.get_text() for t in figures[0].axes[0].get_legend().get_texts()]
+    assert "best (epoch 2)" in legend

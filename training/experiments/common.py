@@ -22,8 +22,9 @@ import torch.nn.functional as F
 from augsvc.plan import EpochPlan
 from training.config import TrainConfig, load_config
 from training.data import Batch, BatchSource, DataInfo
+from training.devices import to_inputs
 from training.regularization import penalty
-from training.trainer import Trainer, to_inputs
+from training.trainer import Trainer
 
 __all__ = [
     "StepLog",

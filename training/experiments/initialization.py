@@ -16,11 +16,12 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
+from training.devices import to_inputs
 from training.experiments.common import digits_config, one_thread, plot_loss_band, train_steps
 from training.experiments.report import Report, pm
 from training.init import activation_variance
 from training.local import MemorySource
-from training.trainer import Trainer, to_inputs
+from training.trainer import Trainer
 
 __all__ = ["INITS", "run"]
 

@@ -231,8 +231,16 @@ class StreamEpochRequest(_message.Message):
     output_encoding: Encoding
     def __init__(self, request_id: _Optional[str] = ..., dataset: _Optional[str] = ..., pipeline: _Optional[_Union[Pipeline, _Mapping]] = ..., seed: _Optional[int] = ..., epoch: _Optional[int] = ..., batch_size: _Optional[int] = ..., shard: _Optional[int] = ..., num_shards: _Optional[int] = ..., start_batch: _Optional[int] = ..., part: _Optional[_Union[Part, str]] = ..., holdout_fraction: _Optional[float] = ..., limit: _Optional[int] = ..., output_encoding: _Optional[_Union[Encoding, str]] = ...) -> None: ...
 
+class SkippedSample(_message.Message):
+    __slots__ = ("index", "reason")
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    index: int
+    reason: str
+    def __init__(self, index: _Optional[int] = ..., reason: _Optional[str] = ...) -> None: ...
+
 class EpochBatch(_message.Message):
-    __slots__ = ("request_id", "batch_index", "num_batches", "images", "texts", "labels", "indices", "stacked")
+    __slots__ = ("request_id", "batch_index", "num_batches", "images", "texts", "labels", "indices", "stacked", "skipped")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     BATCH_INDEX_FIELD_NUMBER: _ClassVar[int]
     NUM_BATCHES_FIELD_NUMBER: _ClassVar[int]
@@ -241,6 +249,7 @@ class EpochBatch(_message.Message):
     LABELS_FIELD_NUMBER: _ClassVar[int]
     INDICES_FIELD_NUMBER: _ClassVar[int]
     STACKED_FIELD_NUMBER: _ClassVar[int]
+    SKIPPED_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     batch_index: int
     num_batches: int
@@ -249,4 +258,5 @@ class EpochBatch(_message.Message):
     labels: _containers.RepeatedScalarFieldContainer[int]
     indices: _containers.RepeatedScalarFieldContainer[int]
     stacked: Tensor
-    def __init__(self, request_id: _Optional[str] = ..., batch_index: _Optional[int] = ..., num_batches: _Optional[int] = ..., images: _Optional[_Iterable[_Union[Image, _Mapping]]] = ..., texts: _Optional[_Iterable[str]] = ..., labels: _Optional[_Iterable[int]] = ..., indices: _Optional[_Iterable[int]] = ..., stacked: _Optional[_Union[Tensor, _Mapping]] = ...) -> None: ...
+    skipped: _containers.RepeatedCompositeFieldContainer[SkippedSample]
+    def __init__(self, request_id: _Optional[str] = ..., batch_index: _Optional[int] = ..., num_batches: _Optional[int] = ..., images: _Optional[_Iterable[_Union[Image, _Mapping]]] = ..., texts: _Optional[_Iterable[str]] = ..., labels: _Optional[_Iterable[int]] = ..., indices: _Optional[_Iterable[int]] = ..., stacked: _Optional[_Union[Tensor, _Mapping]] = ..., skipped: _Optional[_Iterable[_Union[SkippedSample, _Mapping]]] = ...) -> None: ...

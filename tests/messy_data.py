@@ -5,6 +5,7 @@ Written by Pillow from scikit-image's sample photos, so every case is a real enc
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -54,4 +55,47 @@ def write_messy_folder(root: Path) -> Path:
     (root / "dog/notes.png").write_text("meeting notes, saved with the wrong suffix\n")
     whole = (root / "dog/large.jpg").read_bytes()
     (root / "dog/truncated.jpg").write_bytes(whole[: len(whole) // 3])
+    return root
+
+
+def write_coco(root: Path) -> Path:
+    """``root/instances.json`` with three photos: polygons, an RLE mask, a crowd annotation
+    (left out by readers), an image with nothing in it, and category ids that are not 0..K-1."""
+    from pycocotools import mask as coco_mask
+
+    root.mkdir(parents=True, exist_ok=True)
+    images = []
+    for k, (height, width) in enumerate([(64, 80), (72, 72), (48, 96)], 1):
+        Image.fromarray(photo(height, width, seed=30 + k)).save(root / f"img{k}.png")
+        images.append({"id": k * 10, "file_name": f"img{k}.png", "height": height, "width": width})
+    blob = np.zeros((72, 72), np.uint8, order="F")
+    blob[20:50, 30:60] = 1
+    rle = coco_mask.encode(blob)
+    rle["counts"] = rle["counts"].decode()
+    annotations = [
+        {"id": 1, "image_id": 10, "category_id": 7, "bbox": [10, 8, 30, 20], "iscrowd": 0,
+         "area": 600, "segmentation": [[10, 8, 40, 8, 40, 28, 10, 28]]},
+        {"id": 2, "image_id": 10, "category_id": 3, "bbox": [50, 30, 25, 30], "iscrowd": 0,
+         "area": 375, "segmentation": [[50, 30, 75, 30, 62, 60]]},
+        {"id": 3, "image_id": 20, "category_id": 3, "bbox": [30, 20, 30, 30], "iscrowd": 0,
+         "area": 900, "segmentation": rle},
+        {"id": 4, "image_id": 20, "category_id": 7, "bbox": [0, 0, 72, 72], "iscrowd": 1,
+         "area": 5184, "segmentation": {"size": [72, 72], "counts": [0, 72 * 72]}},  # crowd: RLE
+    ]
+    categories = [{"id": 3, "name": "cat"}, {"id": 7, "name": "dog"}]
+    (root / "instances.json").write_text(json.dumps(
+        {"images": images, "annotations": annotations, "categories": categories}))
+    return root / "instances.json"
+
+
+def write_segmentation_folder(root: Path) -> Path:
+    """``root/images`` + ``root/masks``: four photos of two sizes with class maps of 0, 1 and 2."""
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    for k, (height, width) in enumerate([(40, 60), (40, 60), (56, 48), (56, 48)]):
+        Image.fromarray(photo(height, width, seed=40 + k)).save(root / f"images/s{k}.jpg", quality=95)
+        mask = np.zeros((height, width), np.uint8)
+        mask[5:20, 5:30] = 1
+        mask[25:, 20:] = 2
+        Image.fromarray(mask).save(root / f"masks/s{k}.png")
     return root

@@ -50,7 +50,8 @@ def _train(args: argparse.Namespace) -> int:
         print(f"resumed from {resume} after epoch {trainer.start_epoch}", flush=True)
     if trainer.rank == 0:
         print(f"training {config.model.name} on {config.data.dataset} ({config.data.source}, "
-              f"{trainer.info.train_size} train / {trainer.info.holdout_size} holdout) on "
+              f"{trainer.info.train_size} train / {trainer.info.holdout_size} "
+              f"{'validation' if config.data.val_dataset else 'holdout'}) on "
               f"{trainer.device}" + (f" x {trainer.world} processes" if trainer.world > 1 else ""),
               flush=True)
     result = trainer.fit()
@@ -68,11 +69,12 @@ def _train(args: argparse.Namespace) -> int:
             print(f"best: epoch {result.best_epoch}  {result.metric} {result.best_value:.4f}"
                   + (f"  ({result.best_path})" if result.best_path is not None else
                      "  (reached before the resume; its best.pt is in that run's folder)"))
-        if result.skipped:
-            print(f"skipped: {len(result.skipped)} sample(s) could not be read and were left out "
-                  "of every batch that planned them:", flush=True)
-            for index, reason in sorted(result.skipped.items())[:20]:
-                print(f"  {index}: {reason}")
+        for what, skipped in (("", result.skipped), (" of data.val_dataset", result.val_skipped)):
+            if skipped:
+                print(f"skipped: {len(skipped)} sample(s){what} could not be read and were left "
+                      "out of every batch that planned them:", flush=True)
+                for index, reason in sorted(skipped.items())[:20]:
+                    print(f"  {index}: {reason}")
         best = ", best.pt" if result.best_path is not None else ""
         print(f"outputs: {result.out_dir}/ (metrics.csv, curves.png, last.pt{best}, tensorboard/)")
     trainer.source.close()

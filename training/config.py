@@ -47,6 +47,10 @@ class DataConfig:
 
     Attributes:
         dataset: a built-in dataset name or a path (folder of class folders, .npz, text lines).
+        val_dataset: a separate validation dataset (e.g. ImageNet-style ``train/`` and ``val/``
+            folders): a built-in name or a path, or for ``remote`` a name the server lists. Every
+            sample of it is validated on (with ``eval_augment``) and all of ``dataset`` is
+            trained on, so ``holdout_fraction`` must be 0. Its class names must be ``dataset``'s.
         source: ``local`` (library + DataLoader), ``remote`` (the service's StreamEpoch) or
             ``memory`` (augmented once, kept as tensors).
         addresses: service addresses for ``remote`` (several: round_robin over replicas).
@@ -55,7 +59,8 @@ class DataConfig:
         augment: an image/text pipeline spec or a preset name; null for none.
         eval_augment: the pipeline of the holdout (e.g. the ``eval`` preset: resize and
             centre-crop, nothing random), so held-out photos of mixed sizes stack; null for none.
-        holdout_fraction: the share held out for validation.
+        holdout_fraction: the share of ``dataset`` held out for validation, in [0, 1); 0 holds
+            nothing out (validation metrics are NaN unless ``val_dataset`` is set).
         train_size: keep only this many training samples (null: all of them).
         workers: DataLoader worker processes for ``local``.
         prefetch: batches a remote stream keeps ready ahead of the trainer.
@@ -63,6 +68,7 @@ class DataConfig:
     """
 
     dataset: str = setting("digits", kind="string")
+    val_dataset: str | None = setting(None, kind="string", nullable=True)
     source: Literal["local", "remote", "memory"] = setting(
         "local", kind="choice", choices=("local", "remote", "memory"))
     addresses: list[str] = setting(kind="strings", default_factory=lambda: ["127.0.0.1:50051"])
@@ -71,12 +77,18 @@ class DataConfig:
     augment: Any = None
     eval_augment: Any = None
     batch_size: int = setting(64, kind="int", low=1)
-    holdout_fraction: float = setting(0.2, kind="float", low=0, high=1, low_open=True,
-                                      high_open=True)
+    holdout_fraction: float = setting(0.2, kind="float", low=0, high=1, high_open=True)
     train_size: int | None = setting(None, kind="int", low=1, nullable=True)
     workers: int = setting(0, kind="int", low=0)
     prefetch: int = setting(4, kind="int", low=1)
     max_tokens: int = setting(64, kind="int", low=1)
+
+    def __post_init__(self) -> None:
+        if self.val_dataset is not None and self.holdout_fraction > 0:
+            raise ConfigError(
+                f"data.holdout_fraction: {self.holdout_fraction} with data.val_dataset "
+                f"{self.val_dataset!r}: validation comes from val_dataset and all of "
+                f"{self.dataset!r} is trained on, so holdout_fraction must be 0")
 
 
 @dataclass(frozen=True)
@@ -146,6 +158,12 @@ class TrainConfig:
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     regularization: RegularizationConfig = field(default_factory=RegularizationConfig)
     early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
+
+    def __post_init__(self) -> None:
+        if self.early_stopping.patience is not None and self.data.val_dataset is None \
+                and self.data.holdout_fraction == 0:
+            raise ConfigError("early_stopping.patience: early stopping needs validation data; "
+                              "set data.val_dataset or a data.holdout_fraction above 0")
 
 
 def load_config(source: str | Path | Mapping[str, Any] | None = None,

@@ -24,14 +24,18 @@ import torch
 from augsvc.plan import part_indices
 from training.config import ConfigError, DataConfig
 
-__all__ = ["Batch", "BatchSource", "DataInfo", "Vocabulary", "split_parts"]
+__all__ = ["Batch", "BatchSource", "DataInfo", "Vocabulary", "check_val_dataset", "split_parts"]
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 
 
 @dataclass(frozen=True)
 class DataInfo:
-    """What a model needs to know about its inputs."""
+    """What a model needs to know about its inputs.
+
+    ``holdout_size`` counts the validation samples: the holdout part of ``data.dataset``, or
+    every sample of ``data.val_dataset`` when the run has one (0: no validation).
+    """
 
     kind: str  # "image" or "text"
     class_names: tuple[str, ...]
@@ -89,8 +93,9 @@ class BatchSource(ABC):
 
     @abstractmethod
     def holdout_batches(self) -> Iterator[Batch]:
-        """The validation batches in a fixed order: not augmented, only given the run's
-        ``eval_augment`` (deterministic resizing and cropping) when it has one."""
+        """The validation batches (the holdout part, or all of ``data.val_dataset``): not
+        augmented, only given the run's ``eval_augment`` (deterministic resizing and cropping)
+        when it has one. No batches when there is no validation data."""
 
     @abstractmethod
     def num_train_batches(self, *, shard: int = 0, num_shards: int = 1) -> int:
@@ -102,9 +107,16 @@ class BatchSource(ABC):
         run's summary lists them. Empty for sources that read nothing from files."""
         return self.__dict__.setdefault("_skipped", {})  # type: ignore[no-any-return]
 
-    def note_skipped(self, skipped: Iterable[tuple[int, str]]) -> None:
-        """Remember samples a batch left out because they could not be read."""
-        self.skipped.update(skipped)
+    @property
+    def val_skipped(self) -> dict[int, str]:
+        """Samples of ``data.val_dataset`` that could not be read, by that dataset's index (kept
+        apart from ``skipped``: the indices count in another dataset)."""
+        return self.__dict__.setdefault("_val_skipped", {})  # type: ignore[no-any-return]
+
+    def note_skipped(self, skipped: Iterable[tuple[int, str]], *, val: bool = False) -> None:
+        """Remember samples a batch left out because they could not be read (``val``: samples
+        of ``data.val_dataset``)."""
+        (self.val_skipped if val else self.skipped).update(skipped)
 
     def gallery(self, epoch: int, count: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
         """The first ``count`` training samples of ``epoch``, as the model sees them."""
@@ -124,6 +136,7 @@ class BatchSource(ABC):
 def split_parts(size: int, config: DataConfig, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """(training part after ``train_size``, holdout part) of a ``size``-sample dataset: the
     same indices the service's StreamEpoch uses for PART_TRAIN (with ``limit``) and PART_HOLDOUT.
+    With ``holdout_fraction`` 0 (always so with ``val_dataset``) the holdout part is empty.
 
     Raises:
         ConfigError: ``train_size`` is more than the training part holds.
@@ -137,3 +150,21 @@ def split_parts(size: int, config: DataConfig, seed: int) -> tuple[np.ndarray, n
         train = part_indices(size, part="train", holdout_fraction=fraction, seed=seed,
                              limit=config.train_size)
     return train, part_indices(size, part="holdout", holdout_fraction=fraction, seed=seed)
+
+
+def check_val_dataset(config: DataConfig, kind: str, class_names: Sequence[str], val_kind: str,
+                      val_class_names: Sequence[str]) -> None:
+    """Check that ``data.val_dataset`` can validate a model trained on ``data.dataset``: the same
+    kind of samples and the same class names in the same order, so a label means one class.
+
+    Raises:
+        ConfigError: naming both datasets and what differs.
+    """
+    if val_kind != kind:
+        raise ConfigError(f"data.val_dataset: {config.val_dataset} holds {val_kind} samples but "
+                          f"data.dataset {config.dataset} holds {kind} samples")
+    if tuple(val_class_names) != tuple(class_names):
+        raise ConfigError(f"data.val_dataset: the class names of {config.val_dataset} "
+                          f"{list(val_class_names)} differ from those of data.dataset "
+                          f"{config.dataset} {list(class_names)}; labels would mean different "
+                          "classes")

@@ -15,17 +15,32 @@ from augsvc.image.tensors import stack_images
 from augsvc.kinds import make_pipeline, outputs
 from augsvc.plan import EpochPlan
 from training.config import ConfigError, DataConfig
-from training.data import Batch, BatchSource, DataInfo, Vocabulary, split_parts
+from training.data import Batch, BatchSource, DataInfo, Vocabulary, check_val_dataset, split_parts
 
 __all__ = ["LocalSource", "MemorySource"]
 
 
 class _Parts:
-    """The dataset, its training part (after ``train_size``) and its holdout part."""
+    """The dataset, its training part (after ``train_size``), and the validation samples: the
+    holdout part of ``dataset``, or every index of ``data.val_dataset`` (``val``) when set.
+
+    Raises:
+        ConfigError: ``val_dataset`` cannot be opened or does not match ``dataset``.
+    """
 
     def __init__(self, config: DataConfig, seed: int) -> None:
         self.dataset = open_dataset(config.dataset)
         self.train, self.holdout = split_parts(len(self.dataset), config, seed)
+        self.val = self.dataset  # the dataset ``holdout`` indexes
+        if config.val_dataset is not None:
+            try:
+                self.val = open_dataset(config.val_dataset)
+            except (ValueError, OSError) as exc:
+                raise ConfigError(f"data.val_dataset: {exc}") from exc
+            info, val_info = self.dataset.info, self.val.info
+            check_val_dataset(config, info.kind, info.class_names, val_info.kind,
+                              val_info.class_names)
+            self.holdout = np.arange(len(self.val), dtype=np.int64)
 
 
 _Item = tuple[Any, torch.Tensor, tuple[tuple[int, str], ...]]
@@ -109,15 +124,19 @@ class LocalSource(BatchSource):
                                                encode=self.encode, start_batch=start_batch))
 
     def holdout_batches(self) -> Iterator[Batch]:
-        plan = EpochPlan(len(self.parts.dataset), self.seed, 0, self.config.batch_size,
+        if not len(self.parts.holdout):
+            return  # no validation data: the trainer's metrics are NaN
+        plan = EpochPlan(len(self.parts.val), self.seed, 0, self.config.batch_size,
                          self.parts.holdout, shuffle=False)
-        yield from self._batches(_EpochBatches(self.parts.dataset, plan,
-                                               pipeline=self.eval_pipeline, encode=self.encode))
+        yield from self._batches(_EpochBatches(self.parts.val, plan,
+                                               pipeline=self.eval_pipeline, encode=self.encode),
+                                 val=self.parts.val is not self.parts.dataset)
 
-    def _batches(self, dataset: _EpochBatches) -> Iterator[Batch]:
-        """The non-empty batches of ``dataset``; what they skipped is remembered."""
+    def _batches(self, dataset: _EpochBatches, *, val: bool = False) -> Iterator[Batch]:
+        """The non-empty batches of ``dataset``; what they skipped is remembered (``val``: as
+        samples of ``data.val_dataset``)."""
         for x, y, skipped in self._loader(dataset):
-            self.note_skipped(skipped)
+            self.note_skipped(skipped, val=val)
             if x is not None:
                 yield x, y
 

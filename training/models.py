@@ -1,4 +1,5 @@
-"""Models by name: an MLP and a small CNN for images, a bag-of-embeddings / CNN text classifier.
+"""Models by name: an MLP, a small CNN and a small ResNet for images, a bag-of-embeddings / CNN text
+classifier.
 
 ``create_model("cnn", in_channels=1, image_size=32, num_classes=10, norm="batch")`` validates every
 option (naming the bad field and what is allowed), builds the model from ``seed`` without touching
@@ -21,6 +22,7 @@ from torch import nn
 from augsvc.errors import ConfigError, SpecError, unknown_name
 from augsvc.params import Param
 from training.init import init_weights
+from training.resnet import resnet
 
 __all__ = ["ACTIVATIONS", "MODELS", "NORMS", "TEXT_MODES", "ModelInfo", "TextCNN", "create_model",
            "list_models"]
@@ -64,6 +66,15 @@ def _norm1d(norm: str, features: int) -> nn.Module | None:
     return None
 
 
+def _norm2d(norm: str, channels: int) -> nn.Module | None:
+    """Batch norm, or ``GroupNorm(1, C)`` for "layer", over (B, C, H, W); None for "none"."""
+    if norm == "batch":
+        return nn.BatchNorm2d(channels)
+    if norm == "layer":
+        return nn.GroupNorm(1, channels)
+    return None
+
+
 def _mlp(*, in_channels: int, image_size: int, num_classes: int, width: int, depth: int, norm: str,
          dropout: float, activation: str) -> nn.Sequential:
     """Flatten -> ``depth`` x [Linear -> norm -> activation -> Dropout] -> Linear."""
@@ -95,10 +106,8 @@ def _cnn(*, in_channels: int, image_size: int, num_classes: int, width: int, dep
     for k in range(depth):
         out = width * 2**k
         layers[f"conv{k}"] = nn.Conv2d(channels, out, 3, padding=1)
-        if norm == "batch":
-            layers[f"norm{k}"] = nn.BatchNorm2d(out)
-        elif norm == "layer":
-            layers[f"norm{k}"] = nn.GroupNorm(1, out)
+        if (layer := _norm2d(norm, out)) is not None:
+            layers[f"norm{k}"] = layer
         layers[f"act{k}"] = ACTIVATIONS[activation]()
         if size >= 2:
             layers[f"pool{k}"] = nn.MaxPool2d(2)
@@ -110,6 +119,12 @@ def _cnn(*, in_channels: int, image_size: int, num_classes: int, width: int, dep
         layers["drop"] = nn.Dropout(dropout)
     layers["head"] = nn.Linear(channels, num_classes)
     return nn.Sequential(layers)
+
+
+def _resnet(*, norm: str, activation: str, **options: Any) -> nn.Sequential:
+    """``training.resnet.resnet`` with the norm (as in ``cnn``) and activation chosen by name."""
+    return resnet(norm_layer=lambda channels: _norm2d(norm, channels),
+                  activation=ACTIVATIONS[activation], **options)
 
 
 class TextCNN(nn.Module):
@@ -187,6 +202,11 @@ MODELS: dict[str, ModelInfo] = {info.name: info for info in (
               "-> dropout -> Linear; channels width, 2 width, ...", _cnn,
               ("in_channels", "image_size", "num_classes"),
               {"width": 32, "depth": 3, **_COMMON_DEFAULTS}),
+    ModelInfo("resnet", "image", "stem (Conv7x7/2 + MaxPool from 64 px, else Conv3x3) -> depth "
+              "stages x blocks basic residual blocks (stride 2 and a 1x1 projection after the first "
+              "stage) -> global avg pool -> dropout -> Linear; channels width, 2 width, ...", _resnet,
+              ("in_channels", "image_size", "num_classes"),
+              {"width": 16, "depth": 4, "blocks": 1, **_COMMON_DEFAULTS}),
     ModelInfo("text_cnn", "text", "embeddings -> masked mean + MLP (bag) or Conv1d + masked "
               "max-pool per kernel size (cnn) -> Linear", TextCNN, ("vocab_size", "num_classes"),
               {"embed_dim": 64, "width": 64, "kernel_sizes": (3, 4, 5), "mode": "cnn",
@@ -194,7 +214,8 @@ MODELS: dict[str, ModelInfo] = {info.name: info for info in (
 )}
 
 
-# Every option of every model, checked by the schema that checks pipeline parameters.
+# Every option of every model, checked by the schema that checks pipeline parameters; a
+# "model.option" key replaces the plain one for that model.
 _OPTIONS: dict[str, Param] = {
     **{name: Param(name, "int", low=1) for name in (
         "in_channels", "image_size", "num_classes", "width", "depth", "embed_dim")},
@@ -204,6 +225,8 @@ _OPTIONS: dict[str, Param] = {
     "dropout": Param("dropout", "float", low=0, high=1, high_open=True),
     "kernel_sizes": Param("kernel_sizes", "ints", low=1),
     "mode": Param("mode", "choice", choices=tuple(TEXT_MODES)),
+    "blocks": Param("blocks", "int", low=1, high=16, doc="basic blocks per stage"),
+    "resnet.depth": Param("depth", "int", low=1, high=4, doc="stages, width * 2**k channels each"),
 }
 
 
@@ -223,7 +246,7 @@ def _options(info: ModelInfo, kwargs: Mapping[str, Any]) -> dict[str, Any]:
         raise ValueError(f"{info.name} needs {', '.join(missing)}")
     options = {**info.defaults, **kwargs}
     for name, value in options.items():
-        param = _OPTIONS[name]
+        param = _OPTIONS.get(f"{info.name}.{name}") or _OPTIONS[name]
 
         def fail(message: str, shown: Any, param: Param = param) -> SpecError:
             raise ConfigError(f"{param.name}: {message} (got {shown!r}) for {info.name}; "

@@ -19,7 +19,7 @@ from augsvc.errors import AugsvcError
 from augsvc.image.tensors import stack_images
 from augsvc.plan import EpochPlan
 from training.config import ConfigError, DataConfig
-from training.data import Batch, BatchSource, DataInfo, Vocabulary, split_parts
+from training.data import Batch, BatchSource, DataInfo, Vocabulary, check_val_dataset, split_parts
 
 __all__ = ["RemoteSource"]
 
@@ -27,8 +27,12 @@ __all__ = ["RemoteSource"]
 class RemoteSource(BatchSource):
     """Training batches streamed from ``config.addresses`` (round_robin over replicas).
 
+    Validation streams the holdout part of ``config.dataset``, or all of ``config.val_dataset``
+    (StreamEpoch part=all, epoch 0) when the run has one.
+
     Raises:
-        ConfigError: no server answers, or it does not have ``config.dataset``.
+        ConfigError: no server answers, it does not have ``config.dataset`` (or
+            ``config.val_dataset``), or the validation dataset does not match the training one.
     """
 
     def __init__(self, config: DataConfig, seed: int, *, pin_memory: bool = False,
@@ -54,15 +58,23 @@ class RemoteSource(BatchSource):
         self.train, holdout = split_parts(self.size, config, seed)  # what the server will stream
         self.train_count = len(self.train)
         classes = tuple(meta["class_names"])
+        holdout_size = len(holdout)
+        if config.val_dataset is not None:
+            val = found.get(config.val_dataset)
+            if val is None:
+                raise ConfigError(f"data.val_dataset: the server has no dataset "
+                                  f"{config.val_dataset!r}; it has {', '.join(sorted(found))}")
+            check_val_dataset(config, meta["kind"], classes, val["kind"], val["class_names"])
+            holdout_size = int(val["size"])
         self.vocab: Vocabulary | None = None
         if meta["kind"] == "text":
             texts = [t for b in self._stream("train", None, epoch=0) for t in b.samples]
             self.vocab = Vocabulary(texts)
-            self.info = DataInfo("text", classes, self.train_count, len(holdout),
+            self.info = DataInfo("text", classes, self.train_count, holdout_size,
                                  vocab_size=len(self.vocab))
         else:
             probe = self._probe(config.augment)
-            self.info = DataInfo("image", classes, self.train_count, len(holdout),
+            self.info = DataInfo("image", classes, self.train_count, holdout_size,
                                  in_channels=1 if probe.ndim == 2 else probe.shape[2],
                                  image_size=int(probe.shape[0]))
 
@@ -75,10 +87,11 @@ class RemoteSource(BatchSource):
         raise ConfigError(f"data.dataset: no training sample of {self.config.dataset} can be "
                           f"read: {next(iter(self.skipped.values()), 'the part is empty')}")
 
-    def _stream(self, part: str, spec: Any, *, epoch: int, batch_size: int | None = None) -> Any:
+    def _stream(self, part: str, spec: Any, *, epoch: int, batch_size: int | None = None,
+                dataset: str | None = None) -> Any:
         limit = (self.config.train_size or 0) if part == "train" else 0
         return self.client.stream_epoch(
-            self.config.dataset, spec, seed=self.seed, epoch=epoch,
+            dataset or self.config.dataset, spec, seed=self.seed, epoch=epoch,
             batch_size=batch_size or self.config.batch_size, part=part,
             holdout_fraction=self.config.holdout_fraction, limit=limit)
 
@@ -102,7 +115,7 @@ class RemoteSource(BatchSource):
         received: list[torch.Tensor] = []
         batches = 0
         try:
-            for x, y, indices, skipped in stream:
+            for x, y, indices, skipped, *_ in stream:  # EpochItem; later fields: targets
                 received += [indices, torch.as_tensor([i for i, _ in skipped], dtype=torch.int64)]
                 self.note_skipped(skipped)
                 batches += 1
@@ -153,8 +166,13 @@ class RemoteSource(BatchSource):
         self.verified_samples += got.size
 
     def holdout_batches(self) -> Iterator[Batch]:
-        for batch in self._stream("holdout", self.config.eval_augment, epoch=0):
-            self.note_skipped(batch.skipped)
+        if not self.info.holdout_size:
+            return  # no validation data: the trainer's metrics are NaN
+        val = self.config.val_dataset
+        batches = self._stream("holdout", self.config.eval_augment, epoch=0) if val is None \
+            else self._stream("all", self.config.eval_augment, epoch=0, dataset=val)
+        for batch in batches:
+            self.note_skipped(batch.skipped, val=val is not None)
             if batch.samples:
                 yield self.encode(batch.samples), torch.from_numpy(batch.labels)
 

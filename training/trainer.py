@@ -58,6 +58,7 @@ class RunResult:
     best_value: float | None = None
     best_path: Path | None = None  # OUT/best.pt, when this run's folder holds it
     skipped: dict[int, str] = field(default_factory=dict)  # unreadable samples: index -> why
+    val_skipped: dict[int, str] = field(default_factory=dict)  # the same, of data.val_dataset
 
     @property
     def final(self) -> dict[str, float]:
@@ -345,7 +346,8 @@ class Trainer:
         return RunResult(history=self.history, out_dir=self.out_dir, stopped_early=stopped,
                          metric=self.metric, best_epoch=self.best_epoch, best_value=self.best_value,
                          best_path=best if self.best_epoch is not None and best.exists() else None,
-                         skipped=dict(self.source.skipped))
+                         skipped=dict(self.source.skipped),
+                         val_skipped=dict(self.source.val_skipped))
 
     def _show_progress(self) -> bool:
         if self.progress is not None:

@@ -20,7 +20,7 @@ from torch.utils.data import IterableDataset, get_worker_info
 from augsvc.client.augmenter import AugmentClient, Pending
 from augsvc.client.epochs import EpochBatch, stream_epoch
 from augsvc.client.prefetch import Prefetch
-from augsvc.image.tensors import stack_images
+from augsvc.image.tensors import stack_images, to_tensor
 from augsvc.plan import EpochPlan
 
 __all__ = ["EpochItem", "RemoteAugmentDataset", "RemoteEpochDataset", "worker_shard"]
@@ -36,6 +36,7 @@ class EpochItem(NamedTuple):
     labels: torch.Tensor
     indices: torch.Tensor
     skipped: tuple[tuple[int, str], ...]
+    targets: list[dict[str, torch.Tensor]] | None = None
 
 
 def worker_shard(rank: int | None = None, world_size: int | None = None) -> tuple[int, int]:
@@ -54,12 +55,15 @@ def worker_shard(rank: int | None = None, world_size: int | None = None) -> tupl
 class RemoteEpochDataset(IterableDataset[Any]):
     """Batches of a server-side dataset, augmented by the service, for a torch training loop.
 
-    Items are whole batches ``(x, labels)``, or :class:`EpochItem` ``(x, labels, indices,
-    skipped)`` with ``with_indices``: x is a uint8 ``(B, C, H, W)`` tensor for images and a list of
-    strings for text; use ``DataLoader(ds, batch_size=None)`` or iterate directly. Samples the
-    server could not read (corrupt files) are logged as warnings (logger ``augsvc.client``) and
-    listed in ``skipped`` as (index, reason); a batch left with no sample is not yielded unless
-    ``with_indices`` is set (its report still arrives).
+    Items are whole batches ``(x, labels)``; ``(x, targets)`` for detection and segmentation
+    datasets, with ``targets`` a list of dicts of tensors per image (``boxes``, ``labels``,
+    ``masks`` (N, H, W) or ``mask`` (H, W): what torchvision's detection models take) and ``x`` a
+    list of CxHxW tensors when the images differ in size; or :class:`EpochItem` ``(x, labels,
+    indices, skipped, targets)`` with ``with_indices``. Otherwise x is a uint8 ``(B, C, H, W)``
+    tensor for images and a list of strings for text; use ``DataLoader(ds, batch_size=None)`` or
+    iterate directly. Samples the server could not read (corrupt files) are logged as warnings
+    (logger ``augsvc.client``) and listed in ``skipped`` as (index, reason); a batch left with no
+    sample is not yielded unless ``with_indices`` is set (its report still arrives).
 
     Args:
         addresses: one server or several replicas.
@@ -140,17 +144,21 @@ class RemoteEpochDataset(IterableDataset[Any]):
         if batch.stacked is not None:  # (N, H, W[, C]) -> (N, C, H, W), one copy
             stacked = batch.stacked if batch.stacked.ndim == 4 else batch.stacked[..., None]
             x: Any = torch.from_numpy(np.ascontiguousarray(stacked.transpose(0, 3, 1, 2)))
+        elif batch.targets is not None and len({s.shape for s in batch.samples}) > 1:
+            x = [to_tensor(s) for s in batch.samples]  # detection models take images of any size
         elif batch.samples and isinstance(batch.samples[0], np.ndarray):
             x = stack_images(batch.samples)
         else:
             x = batch.samples
+        targets = None if batch.targets is None else \
+            [{name: torch.from_numpy(value) for name, value in t.items()} for t in batch.targets]
         if batch.skipped:
             _log.warning("%s: the server skipped %d unreadable sample(s) of batch %d: %s",
                          self.dataset, len(batch.skipped), batch.batch_index,
                          "; ".join(f"{i}: {why}" for i, why in batch.skipped[:3]))
         if self.with_indices:
-            return EpochItem(x, labels, torch.from_numpy(batch.indices), batch.skipped)
-        return (x, labels)
+            return EpochItem(x, labels, torch.from_numpy(batch.indices), batch.skipped, targets)
+        return (x, labels) if targets is None else (x, targets)
 
 class RemoteAugmentDataset(IterableDataset[Any]):
     """A local dataset augmented by the service: this process reads, the servers augment.

@@ -24,7 +24,7 @@ from augsvc.errors import AugsvcError
 from augsvc.wire.images import decode_image
 from augsvc.wire.metadata import RETRY_PUSHBACK_KEY
 from augsvc.wire.pipeline import pipeline_message
-from augsvc.wire.tensors import Limits, from_tensor
+from augsvc.wire.tensors import Limits, from_targets, from_tensor
 from augsvc.wire.v1 import augment_pb2 as pb
 
 __all__ = ["EpochBatch", "stream_epoch"]
@@ -56,7 +56,8 @@ class EpochBatch:
     ``stacked`` is the whole image batch as one (N, H, W[, C]) array when the server sent it so
     (images of one shape); ``samples`` are then views into it. ``skipped`` lists the planned
     samples the server could not read, as (index, reason): with ``indices`` they are exactly the
-    batch's plan.
+    batch's plan. ``targets`` (detection and segmentation datasets) has one dict per sample:
+    ``boxes`` (N, 4) pascal_voc, ``labels`` (N,), ``masks`` (N, H, W) or ``mask`` (H, W).
     """
 
     batch_index: int
@@ -66,6 +67,7 @@ class EpochBatch:
     indices: np.ndarray
     stacked: np.ndarray | None = None
     skipped: tuple[tuple[int, str], ...] = ()
+    targets: list[dict[str, np.ndarray]] | None = None
 
 
 def _decode(reply: pb.EpochBatch) -> EpochBatch:
@@ -74,7 +76,9 @@ def _decode(reply: pb.EpochBatch) -> EpochBatch:
         decode_image(image, f"images[{k}]", _LIMITS) for k, image in enumerate(reply.images)]
     return EpochBatch(reply.batch_index, reply.num_batches, samples or list(reply.texts),
                       np.asarray(reply.labels, dtype=np.int64), np.asarray(reply.indices, np.int64),
-                      stacked, tuple((int(s.index), s.reason) for s in reply.skipped))
+                      stacked, tuple((int(s.index), s.reason) for s in reply.skipped),
+                      [from_targets(t, f"targets[{k}]", _LIMITS) for k, t in enumerate(reply.targets)]
+                      if len(reply.targets) else None)
 
 
 class _StallWatch:

@@ -24,22 +24,23 @@ from augsvc.datasets.base import (
     TextDataset,
 )
 from augsvc.datasets.builtins import BUILTIN_DATASETS, WORDNET_LEXNAMES, BuiltinInfo, list_datasets
+from augsvc.datasets.detection import CocoDataset, SegmentationFolderDataset, is_segmentation_folder
 from augsvc.datasets.files import (
     DEFAULT_MAX_FILE_BYTES,
     DEFAULT_MAX_PIXELS,
-    FILE_FORMATS,
-    FOLDER_OPTIONS,
-    FileFormat,
     ImageFolderDataset,
     load_npz,
     load_text_lines,
     read_limited_image,
 )
+from augsvc.datasets.formats import FILE_FORMATS, FOLDER_OPTIONS, SEGMENTATION_OPTIONS, FileFormat
 from augsvc.errors import InputError
+from augsvc.image.targets import Target
 
 __all__ = ["BUILTIN_DATASETS", "DEFAULT_MAX_FILE_BYTES", "DEFAULT_MAX_PIXELS", "FILE_FORMATS",
-           "ON_ERROR", "WORDNET_LEXNAMES", "ArrayDataset", "BuiltinInfo", "Dataset", "DatasetInfo",
-           "FileFormat", "ImageFolderDataset", "OnError", "Sample", "Skipped", "Taken", "TextDataset",
+           "ON_ERROR", "WORDNET_LEXNAMES", "ArrayDataset", "BuiltinInfo", "CocoDataset", "Dataset",
+           "DatasetInfo", "FileFormat", "ImageFolderDataset", "OnError", "Sample",
+           "SegmentationFolderDataset", "Skipped", "Taken", "Target", "TextDataset",
            "list_datasets", "load_npz", "load_text_lines", "open_dataset", "read_limited_image"]
 
 
@@ -55,9 +56,12 @@ def open_dataset(source: str | Path, **options: Any) -> Dataset:
     arrays they hold are read-only, samples are handed out as copies. Paths are read every call:
 
     - a folder of class subfolders of images (:class:`ImageFolderDataset`; options
-      ``max_pixels``, ``max_file_bytes``), read lazily per sample;
+      ``channels``, ``on_error``, ``orient``, ``max_pixels``, ``max_file_bytes``), read lazily;
+    - a folder of exactly ``images/`` and ``masks/`` (:class:`SegmentationFolderDataset`;
+      ``classes`` and the same options);
     - a file whose suffix ``FILE_FORMATS`` knows: ``.npz`` (:func:`load_npz`), ``.txt`` / ``.tsv``
-      of ``label<TAB>text`` lines (:func:`load_text_lines`).
+      of ``label<TAB>text`` lines (:func:`load_text_lines`), a COCO instances ``.json``
+      (:class:`CocoDataset`; ``images``, ``masks`` and the image options).
 
     A built-in name wins over a relative path of the same name; write ``./digits`` for the folder.
 
@@ -81,6 +85,9 @@ def open_dataset(source: str | Path, **options: Any) -> Dataset:
         return _open_builtin(name, frozen)
     path = Path(name).expanduser()
     if path.is_dir():
+        if is_segmentation_folder(path):
+            _check_options(name, options, SEGMENTATION_OPTIONS)
+            return SegmentationFolderDataset(path, **options)
         _check_options(name, options, FOLDER_OPTIONS)
         return ImageFolderDataset(path, **options)
     if not path.is_file():

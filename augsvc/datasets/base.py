@@ -9,6 +9,7 @@ from typing import Literal
 import numpy as np
 
 from augsvc.errors import InputError
+from augsvc.image.targets import Target
 
 __all__ = ["ON_ERROR", "ArrayDataset", "Dataset", "DatasetInfo", "OnError", "Sample", "Skipped",
            "Taken", "TextDataset"]
@@ -36,6 +37,7 @@ class Taken:
     labels: np.ndarray
     indices: np.ndarray
     skipped: tuple[Skipped, ...] = field(default=())
+    targets: list[Target] | None = None  # one per sample, for datasets with targets
 
 @dataclass(frozen=True)
 class DatasetInfo:
@@ -58,6 +60,7 @@ class DatasetInfo:
     description: str
     shape: tuple[int, ...] | None = None
     dtype: str | None = None
+    targets: tuple[str, ...] = ()  # detection/segmentation: the Target fields it has ("boxes", ...)
 
 
 class Dataset:
@@ -109,19 +112,24 @@ class Dataset:
             InputError: a stored sample cannot be read, and the policy is "raise".
         """
         idx = _check_indices(indices, self.info.size)
-        if self.on_error == "raise":
-            return Taken(self._get_many(idx), self.labels[idx], idx)
-        samples: list[Sample] = []
-        kept: list[int] = []
         skipped: list[Skipped] = []
-        for index in idx.tolist():
-            try:
-                samples.append(self._get(index))
-                kept.append(index)
-            except InputError as exc:
-                skipped.append(Skipped(index, str(exc)))
-        kept_idx = np.asarray(kept, np.int64)
-        return Taken(samples, self.labels[kept_idx], kept_idx, tuple(skipped))
+        if self.on_error == "raise":
+            kept_idx, samples = idx, self._get_many(idx)
+        else:
+            samples, kept = [], []
+            for index in idx.tolist():
+                try:
+                    samples.append(self._get(index))
+                    kept.append(index)
+                except InputError as exc:
+                    skipped.append(Skipped(index, str(exc)))
+            kept_idx = np.asarray(kept, np.int64)
+        targets = [self.target(int(i)) for i in kept_idx] if self.info.targets else None
+        return Taken(samples, self.labels[kept_idx], kept_idx, tuple(skipped), targets)
+
+    def target(self, index: int) -> Target:
+        """The target of sample ``index`` (datasets whose ``info.targets`` is not empty)."""
+        raise NotImplementedError(f"{self.info.name} has no targets")
 
     def _get(self, index: int) -> Sample:
         raise NotImplementedError

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import zipfile
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +22,8 @@ from augsvc.image.io import (
 )
 from augsvc.plan import check_int
 
-__all__ = ["DEFAULT_MAX_FILE_BYTES", "DEFAULT_MAX_PIXELS", "FILE_FORMATS", "FileFormat",
-           "ImageFolderDataset", "load_npz", "load_text_lines", "read_limited_image"]
+__all__ = ["DEFAULT_MAX_FILE_BYTES", "DEFAULT_MAX_PIXELS", "ImageFolderDataset", "load_npz",
+           "load_text_lines", "read_limited_image"]
 
 DEFAULT_MAX_PIXELS = 64_000_000
 """Largest image (height x width) an image folder will decode; the service's default limit too."""
@@ -227,23 +226,3 @@ def load_text_lines(path: str | Path) -> TextDataset:
     index = {name: i for i, name in enumerate(class_names)}
     return TextDataset(texts, [index[label] for label in raw_labels], class_names, name=str(path),
                        description=f"text lines {path}: {len(texts)} texts in {len(class_names)} classes")
-
-
-@dataclass(frozen=True)
-class FileFormat:
-    """A dataset file format: the loader for its suffixes and the options the loader takes."""
-
-    description: str
-    loader: Callable[..., Dataset]
-    options: tuple[str, ...] = ()
-
-
-FILE_FORMATS: Mapping[str, FileFormat] = {
-    ".npz": FileFormat("a .npz file of images and labels", load_npz),
-    ".txt": FileFormat("a .txt file of 'label<TAB>text' lines", load_text_lines),
-    ".tsv": FileFormat("a .tsv file of 'label<TAB>text' lines", load_text_lines),
-}
-"""Dataset files by suffix (lower case); a folder is an :class:`ImageFolderDataset`."""
-
-FOLDER_OPTIONS = ("channels", "on_error", "orient", "max_pixels", "max_file_bytes")
-"""The options an image folder takes."""

@@ -64,10 +64,17 @@ def build_from_albu_dict(raw: Mapping[str, Any]) -> tuple[A.Compose, dict[str, A
     if str(raw["transform"]["__class_fullname__"]).rsplit(".", 1)[-1] != "Compose":
         raise SpecError("the top-level albumentations transform must be a Compose", path="transform")
     kept = copy.deepcopy(dict(raw))
+    built = copy.deepcopy(kept)
+    for key in ("bbox_params", "keypoint_params"):
+        params = built["transform"].get(key)
+        if isinstance(params, dict) and params.get("label_fields"):
+            # augsvc carries labels as extra columns of the boxes and keypoints (they are dropped
+            # with their box), so albumentations gets no separate label arrays to ask for
+            params["label_fields"] = []
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # ShiftScaleRotate's deprecation: the user chose it
-            compose = A.from_dict(copy.deepcopy(kept))
+            compose = A.from_dict(built)
     except Exception as exc:  # pydantic and albumentations raise several types here
         raise SpecError(f"albumentations rejected the pipeline: {exc}", path="transform") from exc
     if not isinstance(compose, A.Compose):

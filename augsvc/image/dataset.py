@@ -14,7 +14,9 @@ import torch
 from torch.utils.data import Dataset
 
 from augsvc.image.pipeline import ImagePipeline
+from augsvc.image.targets import Target, augment_with_targets
 from augsvc.image.tensors import to_tensor
+from augsvc.plan import augment_index
 
 __all__ = ["AugmentedImageDataset"]
 
@@ -23,13 +25,17 @@ class AugmentedImageDataset(Dataset[Any]):
     """Wrap a sequence of images, or of ``(image, label)`` pairs, with an augmentation pipeline.
 
     Args:
-        base: anything indexable with ``len``: items are HxW(xC) arrays or ``(image, label)``.
+        base: anything indexable with ``len``: items are HxW(xC) arrays, ``(image, label)``, or
+            ``(image, Target)`` for detection and segmentation (boxes and masks move with the
+            image; ``augsvc.image.targets``).
         pipeline: an :class:`ImagePipeline` or a spec to build one.
         seed: the run's seed; None gives fresh randomness on every access.
         epoch: the starting epoch; call :meth:`set_epoch` before each epoch (in the main
             process, before the DataLoader iterator is created).
 
-    Items are ``(CxHxW tensor, label)`` for labelled data, the bare tensor otherwise.
+    Items are ``(CxHxW tensor, label)`` for labelled data, ``(CxHxW tensor, target dict)`` for
+    targets (``boxes``, ``labels``, ``masks`` (N, H, W) or ``mask`` as tensors: what torchvision's
+    detection models take), the bare tensor otherwise.
     """
 
     def __init__(self, base: Sequence[Any], pipeline: ImagePipeline | Any, *,
@@ -50,13 +56,18 @@ class AugmentedImageDataset(Dataset[Any]):
 
     def global_index(self, index: int) -> int:
         """The pipeline index sample ``index`` is augmented as in the current epoch."""
-        return self.epoch * len(self) + index
+        return augment_index(self.epoch, index, len(self))
 
     def __getitem__(self, index: int) -> torch.Tensor | tuple[torch.Tensor, Any]:
         if not 0 <= index < len(self):
             raise IndexError(f"index {index} out of range for {len(self)} samples")
         item = self.base[index]
         labelled = isinstance(item, tuple)
-        image = item[0] if labelled else item
-        out = self.pipeline(np.asarray(image), seed=self.seed, index=self.global_index(index))
+        image = np.asarray(item[0] if labelled else item)
+        if labelled and isinstance(item[1], Target):
+            images, targets = augment_with_targets(self.pipeline, [image], [item[1]], seed=self.seed,
+                                                   indices=[self.global_index(index)])
+            return to_tensor(images[0]), {name: torch.from_numpy(value)
+                                          for name, value in targets[0].as_dict().items()}
+        out = self.pipeline(image, seed=self.seed, index=self.global_index(index))
         return (to_tensor(out.image), item[1]) if labelled else to_tensor(out.image)

@@ -25,7 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from augsvc.datasets import Dataset, Skipped, open_dataset
+from augsvc.datasets import Dataset, Skipped, Target, open_dataset
+from augsvc.image.targets import augment_with_targets
 from augsvc.kinds import outputs
 from augsvc.memory import reuse_large_buffers
 from augsvc.plan import augment_indices
@@ -57,6 +58,7 @@ class BuiltBatch:
     labels: np.ndarray
     indices: np.ndarray
     skipped: tuple[Skipped, ...] = ()
+    targets: list[dict[str, np.ndarray]] | None = None  # Target.as_dict() per sample
     stacked: np.ndarray | None = None  # images of one shape and dtype: one (N, H, W[, C]) array
     in_slot: InSlot | None = None  # the same array, written into the lent slot instead
     samples: list[Any] | None = None  # texts, or images that differ in shape or dtype
@@ -77,10 +79,12 @@ def build_batch(source: str, spec_json: str | None, seed: int, epoch: int, limit
     """
     dataset = cached_dataset(source)
     taken = dataset.take(indices)  # unreadable files are skipped and reported, or raise
-    samples = taken.samples
+    samples, targets = taken.samples, taken.targets
     if spec_json is not None and samples:
-        samples = _augment(dataset, spec_json, seed, epoch, limits, taken.indices, samples)
-    report = BuiltBatch(taken.labels, taken.indices, taken.skipped)  # filled in below
+        samples, targets = _augment(dataset, spec_json, seed, epoch, limits, taken.indices,
+                                    samples, targets)
+    report = BuiltBatch(taken.labels, taken.indices, taken.skipped,  # filled in below
+                        None if targets is None else [t.as_dict() for t in targets])
     if dataset.info.kind != "image" or not samples or \
             len({(np.shape(x), np.asarray(x).dtype) for x in samples}) != 1:
         return dataclasses.replace(report, samples=samples)
@@ -93,15 +97,18 @@ def build_batch(source: str, spec_json: str | None, seed: int, epoch: int, limit
 
 
 def _augment(dataset: Dataset, spec_json: str, seed: int, epoch: int, limits: Limits,
-             indices: np.ndarray, samples: list[Any]) -> list[Any]:
+             indices: np.ndarray, samples: list[Any], targets: list[Target] | None
+             ) -> tuple[list[Any], list[Target] | None]:
     kind = dataset.info.kind
     pipeline: Any = build_pipeline(kind, json.loads(spec_json))
     if kind == "image":
         bound_images(pipeline, [np.asarray(x) for x in samples],
                      [f"dataset sample {int(i)}" for i in indices], limits,
                      "ask for a smaller batch_size")
-    results = pipeline.batch(samples, seed=seed, indices=augment_indices(epoch, len(dataset), indices))
-    return outputs(results)
+    where = augment_indices(epoch, len(dataset), indices)
+    if targets is not None:  # boxes and masks move with their images
+        return augment_with_targets(pipeline, samples, targets, seed=seed, indices=where)
+    return outputs(pipeline.batch(samples, seed=seed, indices=where)), None
 
 
 _attached: OrderedDict[str, SharedMemory] = OrderedDict()  # in a worker: slots it has opened

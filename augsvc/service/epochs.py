@@ -28,7 +28,7 @@ from augsvc.service.pipelines import build_pipeline, image_bytes, resolve_spec
 from augsvc.service.slots import Lease, SlotPool
 from augsvc.spec import dumps
 from augsvc.wire.images import check_encoding, encode_image
-from augsvc.wire.tensors import Encoded, Limits, encode_with_tensor
+from augsvc.wire.tensors import Encoded, Limits, encode_with_tensor, to_targets
 from augsvc.wire.v1 import augment_pb2 as pb
 
 __all__ = ["EpochStreamer"]
@@ -189,7 +189,8 @@ class EpochStreamer:
                               num_batches=plan.total, labels=batch.labels.tolist(),
                               indices=batch.indices.tolist(),
                               skipped=[pb.SkippedSample(index=s.index, reason=s.reason[:_REASON])
-                                       for s in batch.skipped])
+                                       for s in batch.skipped],
+                              targets=[to_targets(t) for t in batch.targets or ()])
         if plan.kind == "text":
             reply.texts.extend(samples)
         elif isinstance(samples, np.ndarray) and request.output_encoding == pb.ENCODING_RAW:

@@ -4,6 +4,7 @@ serialized with one copy of their bulk bytes. numpy only: the client imports thi
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,8 +13,11 @@ import numpy as np
 from augsvc.errors import InputError, LimitError
 from augsvc.wire.v1 import augment_pb2 as pb
 
-__all__ = ["MAX_MESSAGE_BYTES", "Encoded", "Limits", "encode_with_tensor", "from_tensor", "serialize",
-           "to_tensor"]
+__all__ = ["MAX_MESSAGE_BYTES", "TARGET_FIELDS", "Encoded", "Limits", "encode_with_tensor",
+           "from_targets", "from_tensor", "serialize", "to_targets", "to_tensor"]
+
+TARGET_FIELDS = ("boxes", "labels", "masks", "mask")
+"""The fields of a Targets message: a detection or segmentation sample's labels."""
 
 MAX_MESSAGE_BYTES = 512 * 1024 * 1024
 """The largest gRPC message either end sends or accepts (server and client channel options)."""
@@ -123,3 +127,14 @@ def from_tensor(tensor: pb.Tensor, what: str, limits: Limits) -> np.ndarray:
         raise InputError(f"{what}: shape {shape} of {tensor.dtype} needs {expected} bytes, "
                          f"got {len(data)}")
     return np.frombuffer(data, dtype=dtype).reshape(shape).copy()
+
+
+def to_targets(fields: Mapping[str, np.ndarray]) -> pb.Targets:
+    """A sample's targets (``Target.as_dict()``: boxes, labels, masks, mask) as a message."""
+    return pb.Targets(**{name: to_tensor(value) for name, value in fields.items()})
+
+
+def from_targets(message: pb.Targets, what: str, limits: Limits) -> dict[str, np.ndarray]:
+    """The arrays a Targets message holds, by field name (absent fields left out)."""
+    return {name: from_tensor(getattr(message, name), f"{what}.{name}", limits)
+            for name in TARGET_FIELDS if message.HasField(name)}

@@ -147,8 +147,16 @@ def test_a_stream_stops_at_its_deadline(observed: tuple[grpc.Channel, Metrics]) 
         for _ in pb_grpc.AugmenterStub(channel).StreamAugmentTexts(trickle(), timeout=2):
             pass
     assert info.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
-    wait_for(lambda: series(metrics, "grpc_server_handled_total", "StreamAugmentTexts",
-                            grpc_code="DEADLINE_EXCEEDED") == 1, 10)
+
+    def ended() -> float:
+        # The server counts DEADLINE_EXCEEDED when the client's cancel comes within rounding of
+        # its own deadline; on a loaded machine the request can reach the server later than the
+        # client sent it, so the server's deadline runs later and the same cancel counts as
+        # CANCELLED. Either way the call must end, once.
+        return sum(series(metrics, "grpc_server_handled_total", "StreamAugmentTexts", grpc_code=code)
+                   for code in ("DEADLINE_EXCEEDED", "CANCELLED"))
+
+    wait_for(lambda: ended() == 1, 10)
     sent = series(metrics, "grpc_server_msg_sent_total", "StreamAugmentTexts")
     assert sent > 0
     time.sleep(0.3)

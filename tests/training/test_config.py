@@ -49,7 +49,7 @@ def test_int_is_accepted_where_a_float_is_expected() -> None:
      "data.source: unknown value (got 'cloud'); allowed: one of 'local', 'remote', 'memory'"),
     ({"device": "cuda:0"}, "device: unknown value (did you mean 'cuda'?) (got 'cuda:0')"),
     ({"data": {"holdout_fraction": 1.0}},
-     "data.holdout_fraction: out of range (got 1.0); allowed: number in (0, 1)"),
+     "data.holdout_fraction: out of range (got 1.0); allowed: number in [0, 1)"),
     ({"regularization": {"penalty": "l3"}}, "regularization.penalty: unknown value"),
     ({"model": 5}, "model: expected a mapping, got 5"),
     ({"channels_last": 1}, "channels_last: must be true or false (got 1)"),

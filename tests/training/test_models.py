@@ -12,6 +12,7 @@ from torch import nn
 
 from training.init import activation_variance
 from training.models import MODELS, NORMS, TextCNN, create_model, list_models
+from training.resnet import LARGE_STEM_FROM, BasicBlock
 
 IMAGE: dict[str, Any] = {"in_channels": 3, "image_size": 16, "num_classes": 5}
 TEXT: dict[str, Any] = {"vocab_size": 40, "num_classes": 5}
@@ -36,6 +37,7 @@ def tokens(batch: int = 6, length: int = 9, seed: int = 0, vocab: int = 40) -> t
 ROWS: dict[str, tuple[dict[str, Any], Callable[[], torch.Tensor]]] = {
     "mlp": ({**IMAGE, "width": 16}, images),
     "cnn": ({**IMAGE, "width": 8}, images),
+    "resnet": ({**IMAGE, "width": 4, "depth": 3}, images),
     "text_cnn": ({**TEXT, "embed_dim": 8, "width": 8}, tokens),
 }
 
@@ -43,6 +45,7 @@ ROWS: dict[str, tuple[dict[str, Any], Callable[[], torch.Tensor]]] = {
 NORM_TYPES: dict[str, dict[str, type[nn.Module]]] = {
     "mlp": {"batch": nn.BatchNorm1d, "layer": nn.LayerNorm},
     "cnn": {"batch": nn.BatchNorm2d, "layer": nn.GroupNorm},
+    "resnet": {"batch": nn.BatchNorm2d, "layer": nn.GroupNorm},
     "text_cnn": {"batch": nn.BatchNorm1d, "layer": nn.LayerNorm},
 }
 ALL_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.LayerNorm, nn.GroupNorm)
@@ -118,9 +121,10 @@ def test_creation_is_seeded_and_leaves_the_global_generator_alone(name: str, ini
     assert not all(torch.equal(a[k], c[k]) for k in a)
 
 
-def test_channels_last_gives_the_same_logits() -> None:
+@pytest.mark.parametrize("name", ["cnn", "resnet"])
+def test_channels_last_gives_the_same_logits(name: str) -> None:
     for in_channels, size in ((1, 32), (3, 16)):
-        model = create_model("cnn", in_channels=in_channels, image_size=size, num_classes=10,
+        model = create_model(name, in_channels=in_channels, image_size=size, num_classes=10,
                              width=8, norm="batch").eval()
         x = images(4, in_channels=in_channels, image_size=size)
         want = model(x)
@@ -225,6 +229,11 @@ def test_kaiming_keeps_relu_variance_and_small_normal_collapses() -> None:
     ("mlp", {"depth": 2.5}, "depth"),
     ("cnn", {"activation": "gelu"}, "activation"),
     ("cnn", {"in_channels": True}, "in_channels"),
+    ("resnet", {"depth": 5}, "depth"),
+    ("resnet", {"depth": 0}, "depth"),
+    ("resnet", {"blocks": 0}, "blocks"),
+    ("resnet", {"blocks": 1.5}, "blocks"),
+    ("resnet", {"norm": "group"}, "norm"),
     ("text_cnn", {"mode": "rnn"}, "mode"),
     ("text_cnn", {"kernel_sizes": []}, "kernel_sizes"),
     ("text_cnn", {"kernel_sizes": [3, 0]}, "kernel_sizes"),
@@ -239,9 +248,135 @@ def test_bad_option_names_the_field_and_the_allowed_values(name: str, options: d
 def test_unknown_missing_and_misspelt() -> None:
     with pytest.raises(ValueError, match=r"mlp has no option\(s\) \['heads'\]; known: .*'width'"):
         build("mlp", heads=2)
+    with pytest.raises(ValueError, match=r"cnn has no option\(s\) \['blocks'\]"):
+        build("cnn", blocks=2)
     with pytest.raises(ValueError, match="text_cnn needs vocab_size"):
         create_model("text_cnn", num_classes=2)
     with pytest.raises(ValueError, match="did you mean 'cnn'"):
         create_model("cnnn", **IMAGE)
     with pytest.raises(ValueError, match="did you mean 'kaiming'"):
         build("mlp", init="kaimng")
+
+
+# ---- resnet ------------------------------------------------------------------------------------
+
+def test_resnet_depth_bound_is_its_own() -> None:
+    """resnet's depth is at most 4 (channels width .. 8 width); cnn's and mlp's are unbounded."""
+    with pytest.raises(ValueError, match=r"^depth: .* for resnet; allowed: integer in \[1, 4\]"):
+        build("resnet", depth=5)
+    assert len(build("cnn", depth=5)) > 0
+
+
+@pytest.mark.parametrize(("in_channels", "size", "pools", "stem_stride", "final_map"), [
+    (1, 32, 0, 1, 4),  # digits: 3x3 stride-1 stem, 32 -> 16 -> 8 -> 4 over the stages
+    (3, 224, 1, 2, 7),  # photos: 7x7 stride-2 stem and max pool, 224 -> 56 -> 28 -> 14 -> 7
+    (3, LARGE_STEM_FROM - 1, 0, 1, 8),
+    (3, LARGE_STEM_FROM, 1, 2, 2),
+])
+def test_resnet_default_shapes_and_stem(in_channels: int, size: int, pools: int, stem_stride: int,
+                                        final_map: int) -> None:
+    model = create_model("resnet", in_channels=in_channels, image_size=size, num_classes=10)
+    assert isinstance(model, nn.Sequential)
+    assert list(dict(model.named_children())) == ["stem", "stage0", "stage1", "stage2", "stage3",
+                                                  "gap", "flatten", "head"]
+    assert sum(isinstance(m, nn.MaxPool2d) for m in model.modules()) == pools
+    stem_conv = model.stem[0]
+    assert isinstance(stem_conv, nn.Conv2d) and stem_conv.stride == (stem_stride, stem_stride)
+    seen: list[tuple[int, ...]] = []
+    handle = model.gap.register_forward_hook(lambda m, args, out: seen.append(tuple(args[0].shape)))
+    with torch.no_grad():
+        out = model(images(2, in_channels=in_channels, image_size=size))
+    handle.remove()
+    assert out.shape == (2, 10) and torch.isfinite(out).all()
+    assert seen == [(2, 128, final_map, final_map)]  # 8 x width channels into the average pool
+
+
+def test_resnet_default_is_small() -> None:
+    """~0.31M parameters (ResNet-18 has 11.7M): 1 block per stage, channels 16, 32, 64, 128."""
+    def count(**options: Any) -> int:
+        model = create_model("resnet", in_channels=3, image_size=224, num_classes=10, **options)
+        return sum(p.numel() for p in model.parameters())
+
+    default = count()
+    assert 250_000 < default < 350_000
+    assert count(norm="batch") < 350_000
+    assert default < count(blocks=2) < 1_000_000  # two blocks per stage as in ResNet-18: ~0.70M
+    assert count(depth=3) < default / 3  # the last stage holds most of the weights
+
+
+def blocks_of(model: nn.Module) -> list[tuple[str, BasicBlock]]:
+    return [(name, m) for name, m in model.named_modules() if isinstance(m, BasicBlock)]
+
+
+@pytest.mark.parametrize("norm", NORMS)
+def test_resnet_block_output_is_branch_plus_shortcut(norm: str) -> None:
+    model = create_model("resnet", in_channels=3, image_size=32, num_classes=4, width=4, blocks=2,
+                         norm=norm, init="kaiming").eval()
+    found = blocks_of(model)
+    assert [name for name, _ in found] == [f"stage{k}.{b}" for k in range(4) for b in range(2)]
+    seen: dict[str, torch.Tensor] = {}
+    handles = [m.register_forward_hook(
+        lambda module, args, out, name=name: seen.__setitem__(name, out.detach().clone()))
+        for name, m in model.named_modules() if name.startswith("stage")]
+    with torch.no_grad():
+        model(images(3, in_channels=3, image_size=32))
+    for handle in handles:
+        handle.remove()
+    for name, block in found:
+        k, b = (int(part) for part in name.removeprefix("stage").split("."))
+        branch, shortcut = seen[f"{name}.branch"], seen[f"{name}.shortcut"]
+        assert torch.allclose(seen[name], torch.relu(branch + shortcut), atol=1e-6)
+        assert not torch.allclose(seen[name], torch.relu(branch), atol=1e-3)  # the sum is not vacuous
+        if k > 0 and b == 0:  # downsampling: a 1x1 stride-2 projection
+            conv = block.shortcut[0]
+            assert isinstance(conv, nn.Conv2d)
+            assert conv.kernel_size == (1, 1) and conv.stride == (2, 2)
+            assert (conv.in_channels, conv.out_channels) == (4 * 2 ** (k - 1), 4 * 2**k)
+        else:
+            assert isinstance(block.shortcut, nn.Identity)
+
+
+def test_resnet_identity_block_passes_its_input_through() -> None:
+    """With the branch's last convolution zeroed a block is activation(x): the skip is real."""
+    model = create_model("resnet", in_channels=3, image_size=32, num_classes=4, width=4)
+    block = model.stage0[0]
+    assert isinstance(block, BasicBlock)
+    last = block.branch[-1]
+    assert isinstance(last, nn.Conv2d)  # norm "none": the branch ends in its (biased) conv
+    x = torch.randn(2, 4, 8, 8, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        assert not torch.allclose(block(x), torch.relu(x), atol=1e-3)
+        last.weight.zero_()
+        last.bias.zero_()
+        assert torch.equal(block(x), torch.relu(x))
+
+
+def test_resnet_is_deterministic_given_the_seed() -> None:
+    x = images(2, in_channels=3, image_size=224)
+    outs = []
+    for seed in (7, 7, 8):
+        model = create_model("resnet", in_channels=3, image_size=224, num_classes=10, norm="batch",
+                             seed=seed, init="kaiming").eval()
+        with torch.no_grad():
+            outs.append(model(x))
+    assert torch.equal(outs[0], outs[1])
+    assert not torch.allclose(outs[0], outs[2], atol=1e-3)
+
+
+@pytest.mark.usefixtures("one_thread")
+@pytest.mark.parametrize("norm", NORMS)
+def test_resnet_sgd_steps_reduce_the_loss(norm: str) -> None:
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(8, 1, 32, 32, generator=g)
+    y = torch.randint(0, 10, (8,), generator=g)
+    model = create_model("resnet", in_channels=1, image_size=32, num_classes=10, width=8, norm=norm,
+                         init="kaiming", seed=0)
+    opt = torch.optim.SGD(model.parameters(), lr=0.02, momentum=0.9)
+    losses = []
+    for _ in range(10):
+        opt.zero_grad()
+        loss = nn.functional.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.5 * losses[0], losses

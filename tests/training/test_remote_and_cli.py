@@ -142,7 +142,7 @@ def test_cli_resume_last_continues(tmp_path: Path, capsys: pytest.CaptureFixture
 @pytest.mark.parametrize(("args", "message"), [
     (["--set", "optimizer.lr=-1"], "optimizer.lr: out of range (got -1); allowed: number in (0, inf]"),
     (["--set", "epochs"], "--set takes key=value"),
-    (["--set", "model.name=resnet"], "unknown model 'resnet'"),
+    (["--set", "model.name=vgg"], "unknown model 'vgg'"),
 ])
 def test_cli_config_errors_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                   args: list[str], message: str) -> None:

@@ -137,7 +137,7 @@ def test_vocabulary_pads_and_maps_unknown_words() -> None:
 
 @pytest.mark.parametrize(("extra", "message"), [
     ({"model__name": "text_cnn"}, "model.name: text_cnn takes text input but digits is a image"),
-    ({"model__name": "resnet"}, "model.name: unknown model 'resnet'"),
+    ({"model__name": "vgg"}, "model.name: unknown model 'vgg'"),
     ({"model__norm": "group"}, "model:"),
     ({"optimizer__name": "adamw", "optimizer__momentum": 0.9}, "optimizer: adamw has no hyper-parameter"),
     ({"schedule__name": "cosine", "schedule__gamma": 0.5}, "schedule: cosine has no option"),

@@ -239,8 +239,20 @@ class SkippedSample(_message.Message):
     reason: str
     def __init__(self, index: _Optional[int] = ..., reason: _Optional[str] = ...) -> None: ...
 
+class Targets(_message.Message):
+    __slots__ = ("boxes", "labels", "masks", "mask")
+    BOXES_FIELD_NUMBER: _ClassVar[int]
+    LABELS_FIELD_NUMBER: _ClassVar[int]
+    MASKS_FIELD_NUMBER: _ClassVar[int]
+    MASK_FIELD_NUMBER: _ClassVar[int]
+    boxes: Tensor
+    labels: Tensor
+    masks: Tensor
+    mask: Tensor
+    def __init__(self, boxes: _Optional[_Union[Tensor, _Mapping]] = ..., labels: _Optional[_Union[Tensor, _Mapping]] = ..., masks: _Optional[_Union[Tensor, _Mapping]] = ..., mask: _Optional[_Union[Tensor, _Mapping]] = ...) -> None: ...
+
 class EpochBatch(_message.Message):
-    __slots__ = ("request_id", "batch_index", "num_batches", "images", "texts", "labels", "indices", "stacked", "skipped")
+    __slots__ = ("request_id", "batch_index", "num_batches", "images", "texts", "labels", "indices", "stacked", "skipped", "targets")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     BATCH_INDEX_FIELD_NUMBER: _ClassVar[int]
     NUM_BATCHES_FIELD_NUMBER: _ClassVar[int]
@@ -250,6 +262,7 @@ class EpochBatch(_message.Message):
     INDICES_FIELD_NUMBER: _ClassVar[int]
     STACKED_FIELD_NUMBER: _ClassVar[int]
     SKIPPED_FIELD_NUMBER: _ClassVar[int]
+    TARGETS_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     batch_index: int
     num_batches: int
@@ -259,4 +272,5 @@ class EpochBatch(_message.Message):
     indices: _containers.RepeatedScalarFieldContainer[int]
     stacked: Tensor
     skipped: _containers.RepeatedCompositeFieldContainer[SkippedSample]
-    def __init__(self, request_id: _Optional[str] = ..., batch_index: _Optional[int] = ..., num_batches: _Optional[int] = ..., images: _Optional[_Iterable[_Union[Image, _Mapping]]] = ..., texts: _Optional[_Iterable[str]] = ..., labels: _Optional[_Iterable[int]] = ..., indices: _Optional[_Iterable[int]] = ..., stacked: _Optional[_Union[Tensor, _Mapping]] = ..., skipped: _Optional[_Iterable[_Union[SkippedSample, _Mapping]]] = ...) -> None: ...
+    targets: _containers.RepeatedCompositeFieldContainer[Targets]
+    def __init__(self, request_id: _Optional[str] = ..., batch_index: _Optional[int] = ..., num_batches: _Optional[int] = ..., images: _Optional[_Iterable[_Union[Image, _Mapping]]] = ..., texts: _Optional[_Iterable[str]] = ..., labels: _Optional[_Iterable[int]] = ..., indices: _Optional[_Iterable[int]] = ..., stacked: _Optional[_Union[Tensor, _Mapping]] = ..., skipped: _Optional[_Iterable[_Union[SkippedSample, _Mapping]]] = ..., targets: _Optional[_Iterable[_Union[Targets, _Mapping]]] = ...) -> None: ...

@@ -59,8 +59,9 @@ def write_messy_folder(root: Path) -> Path:
 
 
 def write_coco(root: Path) -> Path:
-    """``root/instances.json`` with three photos: polygons, an RLE mask, a crowd annotation
-    (left out by readers), an image with nothing in it, and category ids that are not 0..K-1."""
+    """``root/instances.json`` with three photos: polygons, an RLE mask, keypoints, a crowd
+    annotation (left out by readers), an image with nothing in it, and category ids that are not
+    0..K-1."""
     from pycocotools import mask as coco_mask
 
     root.mkdir(parents=True, exist_ok=True)
@@ -74,7 +75,8 @@ def write_coco(root: Path) -> Path:
     rle["counts"] = rle["counts"].decode()
     annotations = [
         {"id": 1, "image_id": 10, "category_id": 7, "bbox": [10, 8, 30, 20], "iscrowd": 0,
-         "area": 600, "segmentation": [[10, 8, 40, 8, 40, 28, 10, 28]]},
+         "area": 600, "segmentation": [[10, 8, 40, 8, 40, 28, 10, 28]],
+         "keypoints": [12, 10, 2, 38, 26, 1, 0, 0, 0], "num_keypoints": 2},  # the third unlabelled
         {"id": 2, "image_id": 10, "category_id": 3, "bbox": [50, 30, 25, 30], "iscrowd": 0,
          "area": 375, "segmentation": [[50, 30, 75, 30, 62, 60]]},
         {"id": 3, "image_id": 20, "category_id": 3, "bbox": [30, 20, 30, 30], "iscrowd": 0,

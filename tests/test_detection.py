@@ -42,7 +42,7 @@ def test_coco_targets_are_what_pycocotools_reads(coco: Path) -> None:
     dataset = open_dataset(coco)
     assert isinstance(dataset, CocoDataset)
     assert dataset.info.class_names == ("cat", "dog") and dataset.category_ids == (3, 7)
-    assert dataset.info.targets == ("boxes", "labels", "masks")
+    assert dataset.info.targets == ("boxes", "labels", "masks", "keypoints")
     api = COCO(str(coco))
     for index, image_id in enumerate(sorted(api.getImgIds())):
         anns = [a for a in api.loadAnns(api.getAnnIds(imgIds=image_id)) if not a["iscrowd"]]
@@ -56,6 +56,9 @@ def test_coco_targets_are_what_pycocotools_reads(coco: Path) -> None:
         image, label = dataset[index]
         assert label == 0 and image.shape[:2] == target.mask.shape[:2]  # type: ignore[union-attr]
     assert dataset.target(2).boxes.shape == (0, 4)  # type: ignore[union-attr]  # nothing in it
+    points = dataset.target(0).keypoints  # x, y, visibility, instance; the unlabelled one left out
+    assert points is not None and points.tolist() == [[12, 10, 2, 0], [38, 26, 1, 0]]
+    assert dataset.target(1).keypoints.shape == (0, 4)  # type: ignore[union-attr]
 
 
 def test_coco_and_segmentation_errors(tmp_path: Path, seg: Path) -> None:
@@ -123,7 +126,7 @@ def test_the_torch_dataset_returns_torchvision_targets(coco: Path) -> None:
     images, (want,) = augment_with_targets(ImagePipeline(CROP), [base[0][0]], [base[0][1]], seed=5,
                                            indices=[augmented.global_index(0)])
     assert torch.equal(image, torch.from_numpy(images[0].transpose(2, 0, 1).copy()))
-    assert set(target) == {"boxes", "labels", "masks"}
+    assert set(target) == {"boxes", "labels", "masks", "keypoints"}
     assert torch.equal(target["boxes"], torch.from_numpy(want.boxes))  # type: ignore[arg-type]
     assert target["masks"].shape == (len(target["boxes"]), 40, 40)  # (N, H, W), as torchvision
 
@@ -167,3 +170,19 @@ def test_the_remote_dataset_yields_images_and_target_dicts(address: str) -> None
     assert x.shape == (3, 3, 40, 40) and len(targets) == 3
     assert all(t["boxes"].dtype == torch.float64 and t["labels"].dtype == torch.int64 for t in targets)
     assert all(t["masks"].shape[0] == len(t["boxes"]) for t in targets)
+    assert all(t["keypoints"].shape[1] == 4 for t in targets)
+
+
+def test_keypoints_that_leave_the_image_leave_with_their_columns() -> None:
+    image = photo(64, 64, seed=2)
+    points = np.array([[5.0, 5.0, 2.0, 0.0], [60.0, 60.0, 1.0, 1.0], [30.0, 30.0, 2.0, 1.0]])
+    target = Target(np.zeros((0, 4)), np.zeros(0, np.int64), keypoints=points)
+    pipeline = ImagePipeline(CROP)
+    kept_counts = set()
+    for index in range(30):
+        _, (out,) = augment_with_targets(pipeline, [image], [target], seed=1, indices=[index])
+        want = pipeline(image, keypoints=points, seed=1, index=index).keypoints
+        assert out.keypoints is not None and np.array_equal(out.keypoints, want.reshape(-1, 4))
+        assert set(map(tuple, out.keypoints[:, 2:].tolist())) <= {(2.0, 0.0), (1.0, 1.0), (2.0, 1.0)}
+        kept_counts.add(len(out.keypoints))
+    assert len(kept_counts) > 1  # some crops dropped points

@@ -134,3 +134,13 @@ def test_check_reads_everything_and_lists_the_bad_and_the_odd(messy: Path, capsy
     assert found["size"] == 17 and len(found["unreadable"]) == 3 and found["oversized"] == {}
     assert main(["datasets", "check", "digits"]) == 0
     assert "digits: 1797 samples, 1797 readable, 0 unreadable" in capsys.readouterr().out
+
+
+def test_a_batch_that_cannot_stack_says_why() -> None:
+    from augsvc.image.tensors import stack_images
+
+    with pytest.raises(ValueError, match="they differ in channels: read the dataset with channels='rgb'"):
+        stack_images([np.zeros((4, 4), np.uint8), np.zeros((4, 4, 3), np.uint8)])
+    with pytest.raises(ValueError, match="add a resize transform to the pipeline"):
+        stack_images([np.zeros((4, 4, 3), np.uint8), np.zeros((5, 4, 3), np.uint8)])
+    assert stack_images([np.zeros((4, 5, 3), np.uint8)] * 2).shape == (2, 3, 4, 5)

@@ -56,7 +56,9 @@ class CocoDataset(_Files):
     Each image is a sample; its target has the boxes of its annotations (COCO's ``[x, y, w, h]``
     as pascal_voc ``[x_min, y_min, x_max, y_max]``), their classes (indices into
     ``class_names``, the categories sorted by id; ``category_ids`` maps back), and, with
-    ``masks``, one instance mask per box from the polygons or RLE. Crowd annotations
+    ``masks``, one instance mask per box from the polygons or RLE, and for keypoint annotations
+    (person_keypoints files) the labelled points as rows ``x, y, visibility, instance`` (the
+    instance is the box's position in the target). Crowd annotations
     (``iscrowd: 1``) are left out, as torchvision's detection references do. The sample label
     is 0: the classes are in the target.
 
@@ -95,6 +97,7 @@ class CocoDataset(_Files):
         self.paths = tuple(root / im["file_name"] for im in entries)
         self.masks = all("segmentation" in a for anns in self._annotations for a in anns) \
             if masks is None else masks
+        self.keypoints = any("keypoints" in a for anns in self._annotations for a in anns)
         self.labels = np.zeros(len(entries), np.int64)
         self.labels.flags.writeable = False
         self.info = DatasetInfo(str(path), "image", len(entries),
@@ -102,8 +105,8 @@ class CocoDataset(_Files):
                                 f"COCO {path}: {len(entries)} images, "
                                 f"{sum(map(len, self._annotations))} boxes in "
                                 f"{len(categories)} categories",
-                                targets=("boxes", "labels", "masks") if self.masks
-                                else ("boxes", "labels"))
+                                targets=("boxes", "labels", *(("masks",) if self.masks else ()),
+                                         *(("keypoints",) if self.keypoints else ())))
 
     def target(self, index: int) -> Target:
         anns = self._annotations[index]
@@ -116,7 +119,13 @@ class CocoDataset(_Files):
             mask = np.zeros((height, width, len(anns)), np.uint8)
             for k, ann in enumerate(anns):
                 mask[..., k] = _decode_segmentation(ann["segmentation"], height, width)
-        return Target(boxes, labels, mask)
+        keypoints = None
+        if self.keypoints:
+            rows = [(x, y, v, k) for k, ann in enumerate(anns)
+                    for x, y, v in np.asarray(ann.get("keypoints", []), np.float64).reshape(-1, 3)
+                    if v > 0]  # v = 0: not labelled, no position
+            keypoints = np.asarray(rows, np.float64).reshape(-1, 4)
+        return Target(boxes, labels, mask, keypoints)
 
 
 def _read_json(path: Path) -> dict[str, Any]:

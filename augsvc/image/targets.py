@@ -1,9 +1,10 @@
 """Per-sample targets of detection and segmentation datasets, and how a pipeline moves them.
 
 A :class:`Target` holds what an image is labelled with: boxes (pascal_voc ``x_min, y_min, x_max,
-y_max`` in pixels) with a class per box, and a mask: one HxW class map (segmentation), or HxWxN
-instance masks, one channel per box (detection with masks). The pipeline moves them with the
-image: a box that a crop drops leaves with its class, and its instance mask with it.
+y_max`` in pixels) with a class per box, a mask: one HxW class map (segmentation), or HxWxN
+instance masks, one channel per box (detection with masks), and keypoints (``x, y`` and any
+columns that ride along, such as visibility and which instance a point belongs to). The pipeline
+moves them with the image: a box that a crop drops leaves with its class and its instance mask.
 """
 
 from __future__ import annotations
@@ -27,11 +28,14 @@ class Target:
         boxes: (N, 4) float64 pascal_voc boxes.
         labels: (N,) int64 class indices of the boxes (into the dataset's ``class_names``).
         mask: (H, W) uint8 class map, or (H, W, N) uint8 instance masks (one per box).
+        keypoints: (M, 2 + extra) float64 ``x, y`` points; the pipeline drops those that leave
+            the image (``remove_invisible``), extra columns with them.
     """
 
     boxes: np.ndarray | None = None
     labels: np.ndarray | None = None
     mask: np.ndarray | None = None
+    keypoints: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if (self.boxes is None) != (self.labels is None):
@@ -55,6 +59,8 @@ class Target:
         if self.mask is not None:
             out["masks" if self.instance_masks else "mask"] = \
                 np.ascontiguousarray(self.mask.transpose(2, 0, 1)) if self.instance_masks else self.mask
+        if self.keypoints is not None:
+            out["keypoints"] = self.keypoints
         return out
 
 
@@ -71,6 +77,10 @@ def augment_with_targets(pipeline: Any, images: Sequence[np.ndarray], targets: S
     if options.get("bbox_format", "pascal_voc") != "pascal_voc":
         raise InputError("dataset targets hold pascal_voc boxes: leave the pipeline's "
                          f"bbox_format at pascal_voc (it is {options['bbox_format']!r})")
+    if options.get("keypoint_format", "xy") != "xy":
+        raise InputError("dataset targets hold xy keypoints: leave the pipeline's "
+                         f"keypoint_format at xy (it is {options['keypoint_format']!r})")
+    points = [t.keypoints for t in targets]
     # each box carries its class and its own number: a box the pipeline drops takes both along,
     # and the numbers of the boxes kept pick their instance masks
     boxed = [None if t.boxes is None or t.labels is None else
@@ -81,6 +91,7 @@ def augment_with_targets(pipeline: Any, images: Sequence[np.ndarray], targets: S
     masks = [None if t.mask is None or t.mask.size == 0 else t.mask for t in targets]
     results = pipeline.batch(images, masks=masks,
                              bboxes=boxed if any(b is not None for b in boxed) else None,
+                             keypoints=points if any(p is not None for p in points) else None,
                              seed=seed, indices=indices)
     out: list[Target] = []
     for target, result in zip(targets, results, strict=True):
@@ -93,7 +104,11 @@ def augment_with_targets(pipeline: Any, images: Sequence[np.ndarray], targets: S
             boxes, labels = kept[:, :4], kept[:, 4].round().astype(np.int64)
             if target.instance_masks and mask is not None:
                 mask = _surviving_masks(mask, target, kept)
-        out.append(Target(boxes, labels, mask))
+        keypoints = None
+        if target.keypoints is not None:
+            width = target.keypoints.shape[1] if target.keypoints.ndim == 2 else 2
+            keypoints = np.asarray(result.keypoints, np.float64).reshape(-1, width)
+        out.append(Target(boxes, labels, mask, keypoints))
     return [r.image for r in results], out
 
 

@@ -25,8 +25,12 @@ def stack_images(images: Sequence[np.ndarray]) -> torch.Tensor:
     """
     shapes = {np.shape(image) for image in images}
     if len(shapes) != 1:
-        raise ValueError(f"a batch needs one or more images of one size, got {sorted(shapes)}; "
-                         "add a resize transform to the pipeline")
+        sizes = {shape[:2] for shape in shapes}
+        advice = "add a resize transform to the pipeline (and data.eval_augment for the holdout)" \
+            if len(sizes) > 1 else "they differ in channels: read the dataset with channels='rgb' " \
+            "(the image folders' default) or 'gray'"
+        raise ValueError(f"a batch needs one or more images of one shape, got {sorted(shapes)}; "
+                         f"{advice}")
     batch = np.stack([np.asarray(image) for image in images])
     if batch.dtype != np.uint8:
         raise ValueError(f"images must be uint8, got {batch.dtype}")

@@ -16,7 +16,7 @@ from augsvc.wire.v1 import augment_pb2 as pb
 __all__ = ["MAX_MESSAGE_BYTES", "TARGET_FIELDS", "Encoded", "Limits", "encode_with_tensor",
            "from_targets", "from_tensor", "serialize", "to_targets", "to_tensor"]
 
-TARGET_FIELDS = ("boxes", "labels", "masks", "mask")
+TARGET_FIELDS = ("boxes", "labels", "masks", "mask", "keypoints")
 """The fields of a Targets message: a detection or segmentation sample's labels."""
 
 MAX_MESSAGE_BYTES = 512 * 1024 * 1024
@@ -130,7 +130,7 @@ def from_tensor(tensor: pb.Tensor, what: str, limits: Limits) -> np.ndarray:
 
 
 def to_targets(fields: Mapping[str, np.ndarray]) -> pb.Targets:
-    """A sample's targets (``Target.as_dict()``: boxes, labels, masks, mask) as a message."""
+    """A sample's targets (``Target.as_dict()``: boxes, labels, masks, mask, keypoints) as a message."""
     return pb.Targets(**{name: to_tensor(value) for name, value in fields.items()})
 
 

@@ -240,16 +240,18 @@ class SkippedSample(_message.Message):
     def __init__(self, index: _Optional[int] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class Targets(_message.Message):
-    __slots__ = ("boxes", "labels", "masks", "mask")
+    __slots__ = ("boxes", "labels", "masks", "mask", "keypoints")
     BOXES_FIELD_NUMBER: _ClassVar[int]
     LABELS_FIELD_NUMBER: _ClassVar[int]
     MASKS_FIELD_NUMBER: _ClassVar[int]
     MASK_FIELD_NUMBER: _ClassVar[int]
+    KEYPOINTS_FIELD_NUMBER: _ClassVar[int]
     boxes: Tensor
     labels: Tensor
     masks: Tensor
     mask: Tensor
-    def __init__(self, boxes: _Optional[_Union[Tensor, _Mapping]] = ..., labels: _Optional[_Union[Tensor, _Mapping]] = ..., masks: _Optional[_Union[Tensor, _Mapping]] = ..., mask: _Optional[_Union[Tensor, _Mapping]] = ...) -> None: ...
+    keypoints: Tensor
+    def __init__(self, boxes: _Optional[_Union[Tensor, _Mapping]] = ..., labels: _Optional[_Union[Tensor, _Mapping]] = ..., masks: _Optional[_Union[Tensor, _Mapping]] = ..., mask: _Optional[_Union[Tensor, _Mapping]] = ..., keypoints: _Optional[_Union[Tensor, _Mapping]] = ...) -> None: ...
 
 class EpochBatch(_message.Message):
     __slots__ = ("request_id", "batch_index", "num_batches", "images", "texts", "labels", "indices", "stacked", "skipped", "targets")

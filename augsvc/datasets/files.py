@@ -11,12 +11,12 @@ import numpy as np
 
 from augsvc.datasets.base import ON_ERROR, ArrayDataset, Dataset, DatasetInfo, OnError, TextDataset
 from augsvc.errors import InputError, LimitError
+from augsvc.image.headers import read_header
 from augsvc.image.io import (
     CHANNEL_POLICIES,
     IMAGE_SUFFIXES,
     ChannelPolicy,
-    header_size,
-    read_image,
+    decode_image_bytes,
     to_channels,
     to_uint8,
 )
@@ -111,12 +111,20 @@ def read_limited_image(path: Path, max_pixels: int, max_file_bytes: int, *,
     if nbytes > max_file_bytes:
         raise InputError(f"{path}: {nbytes} bytes is over the limit of {max_file_bytes}")
     try:
-        dims = header_size(path)
+        data = path.read_bytes()  # once: the header and the decoder read the same bytes
+        header = read_header(data)
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror or exc}") from None
     except LimitError as exc:  # a bad file here, skipped and reported like the others
         raise InputError(f"{path}: {exc}") from None
-    if dims is not None and dims[0] * dims[1] > max_pixels:
-        raise InputError(f"{path}: {dims[0]}x{dims[1]} pixels is over the limit of {max_pixels}")
-    image = read_image(path, orient=orient)
+    if header is not None and header.width * header.height > max_pixels:
+        raise InputError(f"{path}: {header.width}x{header.height} pixels is over the limit of "
+                         f"{max_pixels}")
+    try:
+        image = decode_image_bytes(data, orient=orient,
+                                   orientation=header.orientation if header is not None else None)
+    except InputError as exc:
+        raise InputError(f"cannot decode {path}: {exc}") from None
     if image.shape[0] * image.shape[1] > max_pixels:  # a format the header check did not know
         raise InputError(f"{path}: {image.shape[0]}x{image.shape[1]} pixels is over the limit of "
                          f"{max_pixels}")

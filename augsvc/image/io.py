@@ -7,8 +7,6 @@ the same number of channels, so that batches stack.
 
 from __future__ import annotations
 
-import io
-import warnings
 from pathlib import Path
 from typing import Literal
 
@@ -16,6 +14,7 @@ import cv2
 import numpy as np
 
 from augsvc.errors import InputError, LimitError
+from augsvc.image.headers import read_header
 
 __all__ = ["CHANNEL_POLICIES", "IMAGE_SUFFIXES", "ChannelPolicy", "cv2_reason", "decode_image_bytes",
            "exif_orientation", "header_size", "orient_image", "read_image", "to_channels", "to_uint8",
@@ -28,7 +27,6 @@ CHANNEL_POLICIES: tuple[ChannelPolicy, ...] = ("rgb", "gray", "keep")
 """rgb: HxWx3 (gray repeated, alpha dropped); gray: HxW (ITU-R 601 luma, as Pillow's "L");
 keep: as decoded (HxW, HxWx3 or HxWx4)."""
 
-_EXIF_ORIENTATION = 0x0112
 
 
 def read_image(path: str | Path, *, orient: bool = True) -> np.ndarray:
@@ -50,8 +48,11 @@ def read_image(path: str | Path, *, orient: bool = True) -> np.ndarray:
         raise InputError(f"cannot decode {path}: {exc}") from None
 
 
-def decode_image_bytes(data: bytes, *, orient: bool = True) -> np.ndarray:
+def decode_image_bytes(data: bytes, *, orient: bool = True,
+                       orientation: int | None = None) -> np.ndarray:
     """Encoded image bytes as :func:`read_image` gives them (the decoder of files and requests).
+
+    ``orientation`` is the EXIF orientation when the caller has read the header already.
 
     Raises:
         InputError: not an image OpenCV can decode.
@@ -70,7 +71,9 @@ def decode_image_bytes(data: bytes, *, orient: bool = True) -> np.ndarray:
         image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
     elif image.ndim == 3 and image.shape[2] == 4:
         image = cv2.cvtColor(image, cv2.COLOR_BGRA2RGBA)
-    return orient_image(image, exif_orientation(data)) if orient else image
+    if not orient:
+        return image
+    return orient_image(image, exif_orientation(data) if orientation is None else orientation)
 
 
 def cv2_reason(exc: cv2.error) -> str:
@@ -82,16 +85,14 @@ def cv2_reason(exc: cv2.error) -> str:
 def exif_orientation(source: str | Path | bytes) -> int:
     """The EXIF orientation (1 to 8) of an image file or its bytes; 1 (upright) when it has none.
 
-    Read from the header by Pillow, without decoding pixels: JPEG, PNG (eXIf), TIFF and WebP.
+    Read from the header without decoding pixels: JPEG, PNG (eXIf), and through Pillow TIFF and
+    WebP.
     """
-    from PIL import Image
-
     try:
-        with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as im:
-            value = im.getexif().get(_EXIF_ORIENTATION, 1)
-    except Exception:  # no header Pillow can parse, or a broken EXIF block: as stored
+        header = read_header(source if isinstance(source, bytes) else Path(source).read_bytes())
+    except (OSError, LimitError):  # no file, or a bomb: nothing to turn
         return 1
-    return value if isinstance(value, int) and 1 <= value <= 8 else 1
+    return header.orientation if header is not None else 1
 
 
 def orient_image(image: np.ndarray, orientation: int) -> np.ndarray:
@@ -164,22 +165,11 @@ def write_image(path: str | Path, image: np.ndarray) -> None:
 
 def header_size(source: str | Path | bytes) -> tuple[int, int] | None:
     """(width, height) an image file's header declares, read without decoding any pixels; None
-    when Pillow does not know the format (OpenCV then decodes, and the size is checked after).
+    when no parser knows the format (OpenCV then decodes, and the size is checked after).
 
     Raises:
         LimitError: the header declares more pixels than Pillow's decompression-bomb guard
             allows.
     """
-    from PIL import Image  # a scikit-image dependency; only its lazy header parsing is used
-
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as im:
-                width, height = im.size
-                return int(width), int(height)
-    except Image.DecompressionBombError:
-        raise LimitError(f"the image header declares over {2 * (Image.MAX_IMAGE_PIXELS or 0)} "
-                         "pixels (a decompression bomb)") from None
-    except Exception:  # any header Pillow cannot parse is left to OpenCV
-        return None
+    header = read_header(source if isinstance(source, bytes) else Path(source).read_bytes())
+    return (header.width, header.height) if header is not None else None

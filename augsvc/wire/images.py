@@ -6,7 +6,8 @@ import cv2
 import numpy as np
 
 from augsvc.errors import InputError, LimitError
-from augsvc.image.io import cv2_reason, decode_image_bytes, header_size
+from augsvc.image.headers import read_header
+from augsvc.image.io import cv2_reason, decode_image_bytes
 from augsvc.wire.tensors import Limits, from_tensor, to_tensor
 from augsvc.wire.v1 import augment_pb2 as pb
 
@@ -28,14 +29,15 @@ def decode_image(image: pb.Image, what: str, limits: Limits) -> np.ndarray:
         if not data:
             raise InputError(f"{what}: the encoded image is empty (0 bytes)")
         try:
-            dims = header_size(data)
+            header = read_header(data)
         except LimitError as exc:
             raise LimitError(f"{what}: {exc}") from None
-        if dims is not None and dims[0] * dims[1] > limits.max_pixels:
-            raise LimitError(f"{what}: the image header says {dims[0]}x{dims[1]} (width x height) "
-                             f"pixels, over the limit of {limits.max_pixels}")
-        try:
-            array = decode_image_bytes(data)  # upright: the EXIF orientation is applied
+        if header is not None and header.width * header.height > limits.max_pixels:
+            raise LimitError(f"{what}: the image header says {header.width}x{header.height} "
+                             f"(width x height) pixels, over the limit of {limits.max_pixels}")
+        try:  # upright: the EXIF orientation is applied
+            array = decode_image_bytes(
+                data, orientation=header.orientation if header is not None else None)
         except InputError as exc:
             raise InputError(f"{what}: cannot decode the image bytes: {exc}") from None
     else:

@@ -52,8 +52,10 @@ class MaskedLM:
 def choose_dtype(precision: str, device: Any) -> Any:
     """The model's dtype for ``precision`` ("auto", "float32", "bfloat16", "float16") on ``device``.
 
-    auto: bfloat16 on a GPU that has it, else float16; on a CPU bfloat16 when it computes it
-    natively (AVX512-BF16 or AMX tiles; about twice float32's speed there), else float32.
+    auto: bfloat16 on a GPU that has it, else float16; on a CPU bfloat16 where it was measured
+    faster than float32: with AMX tiles, or AVX512-BF16 on AMD (Zen 4: about 2x). An Intel CPU
+    with AVX512-BF16 but no AMX ran the masked LM 0.6x as fast in bfloat16 (BENCHMARKS.md), so
+    it gets float32. The rule reads only the CPU's features, so a machine always picks the same.
     """
     import torch
 
@@ -61,8 +63,21 @@ def choose_dtype(precision: str, device: Any) -> Any:
         return getattr(torch, precision)
     if device.type == "cuda":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    native = torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
-    return torch.bfloat16 if native else torch.float32
+    fast = torch.cpu._is_amx_tile_supported() or (torch.cpu._is_avx512_bf16_supported()
+                                                  and _cpu_vendor() == "AuthenticAMD")
+    return torch.bfloat16 if fast else torch.float32
+
+
+def _cpu_vendor() -> str:
+    """The CPU vendor string of /proc/cpuinfo ("GenuineIntel", "AuthenticAMD"); "" elsewhere."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as info:
+            for line in info:
+                if line.startswith("vendor_id"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return ""
 
 
 @lru_cache(maxsize=2)

@@ -185,10 +185,15 @@ def test_precision_auto_follows_the_hardware(monkeypatch: pytest.MonkeyPatch) ->
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
     assert choose_dtype("float32", cpu) is torch.float32
     assert choose_dtype("bfloat16", cpu) is torch.bfloat16
-    for bf16, amx, want in [(True, False, torch.bfloat16), (False, True, torch.bfloat16),
-                            (False, False, torch.float32)]:
+    import augsvc.text.contextual as contextual
+
+    for bf16, amx, vendor, want in [(True, False, "AuthenticAMD", torch.bfloat16),
+                                    (True, False, "GenuineIntel", torch.float32),  # measured slower
+                                    (False, True, "GenuineIntel", torch.bfloat16),
+                                    (False, False, "AuthenticAMD", torch.float32)]:
         monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda v=bf16: v)
         monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda v=amx: v)
+        monkeypatch.setattr(contextual, "_cpu_vendor", lambda v=vendor: v)
         assert choose_dtype("auto", cpu) is want
     for bf16, want in [(True, torch.bfloat16), (False, torch.float16)]:
         monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda v=bf16: v)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import queue
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -124,29 +126,47 @@ def _cmd_text(args: argparse.Namespace) -> int:
     from augsvc.text.pipeline import TextPipeline
 
     pipeline = TextPipeline(args.spec)  # a preset name, JSON/YAML text or a spec file
-    # Lines are read and written in small batches so output streams while input arrives.
-    batch: list[str] = []
     start = 0
-
-    def flush() -> None:
-        nonlocal start
-        for out in pipeline.batch(batch, seed=args.seed, start=start, n=args.num,
-                                  return_ops=args.ops):
-            record: dict[str, Any] = {"index": out.index, "variant": out.variant, "text": out.text}
-            if args.ops:
-                record["ops"] = out.ops
-            sys.stdout.write(json.dumps(record, ensure_ascii=False) + "\n")
-        sys.stdout.flush()
-        start += len(batch)
-        batch.clear()
-
-    for line in tqdm(sys.stdin, desc="text", unit="line", disable=None):
-        batch.append(line.rstrip("\n"))
-        if len(batch) == args.batch_size:
-            flush()
-    if batch:
-        flush()
+    with tqdm(desc="text", unit="line", disable=None) as progress:
+        for batch in _arrived_lines(sys.stdin, args.batch_size):
+            # A line's result depends on its index only, so batches of any split give the same.
+            for out in pipeline.batch(batch, seed=args.seed, start=start, n=args.num,
+                                      return_ops=args.ops):
+                record: dict[str, Any] = {"index": out.index, "variant": out.variant,
+                                          "text": out.text}
+                if args.ops:
+                    record["ops"] = out.ops
+                sys.stdout.write(json.dumps(record, ensure_ascii=False) + "\n")
+            sys.stdout.flush()
+            start += len(batch)
+            progress.update(len(batch))
     return 0
+
+
+def _arrived_lines(stream: Iterable[str], batch_size: int) -> Iterator[list[str]]:
+    """The input's lines (without their LF or CRLF) in batches of those that have arrived, at
+    most ``batch_size``: a line typed or piped in slowly is answered at once, a file still goes
+    through in full batches (the transforms batch their model passes)."""
+    arrived: queue.Queue[str | None] = queue.Queue(maxsize=4 * batch_size)
+
+    def read() -> None:
+        for line in stream:
+            arrived.put(line.removesuffix("\n").removesuffix("\r"))
+        arrived.put(None)
+
+    threading.Thread(target=read, name="augsvc-stdin", daemon=True).start()
+    while (first := arrived.get()) is not None:
+        batch = [first]
+        while len(batch) < batch_size:
+            try:
+                line = arrived.get_nowait()
+            except queue.Empty:
+                break
+            if line is None:
+                yield batch
+                return
+            batch.append(line)
+        yield batch
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:

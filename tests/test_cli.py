@@ -161,3 +161,26 @@ def test_a_spec_is_a_preset_name_json_text_or_a_file_for_every_command(tmp_path,
     status, texts, err = run("edaa")
     assert status == 2 and texts == []
     assert "spec file not found: edaa; nor is it a preset (eda, embedding, synonym" in err
+
+
+def test_text_answers_each_line_as_it_arrives_and_drops_crlf(tmp_path) -> None:
+    import subprocess
+    import sys
+    import threading
+
+    proc = subprocess.Popen([sys.executable, "-m", "augsvc.cli", "text", "--spec", "eda", "--seed",
+                             "0"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert proc.stdin is not None and proc.stdout is not None
+    got: list[str] = []
+    reader = threading.Thread(target=lambda: got.append(proc.stdout.readline()))  # type: ignore[union-attr]
+    reader.start()
+    proc.stdin.write("the quick brown fox jumps\r\n")
+    proc.stdin.flush()  # and no more input yet: the answer must not wait for a batch to fill
+    reader.join(timeout=120)
+    try:
+        assert got and json.loads(got[0])["index"] == 0
+        assert "\r" not in json.loads(got[0])["text"]  # CRLF input: the CR is not part of the text
+    finally:
+        proc.stdin.close()
+        proc.wait(timeout=60)
+    assert proc.returncode == 0

@@ -115,8 +115,8 @@ ENTRIES: tuple[TextTransformInfo, ...] = (
                 Param("device", "choice", "auto", "where the model runs",
                       choices=("auto", "cpu", "cuda")),
                 Param("precision", "choice", "auto", "the model's number format. auto: bfloat16 "
-                      "on GPUs that have it (else float16) and on CPUs with native bfloat16 "
-                      "(AVX512-BF16, AMX), else float32. Pin float32 for the same words on "
+                      "on GPUs that have it (else float16) and on CPUs where it is faster (AMX, "
+                      "or AVX512-BF16 on AMD), else float32. Pin float32 for the same words on "
                       "every machine", choices=("auto", "float32", "bfloat16", "float16")),
                 Param("stopwords", "strings", None, "words never replaced (null: shipped list)",
                       nullable=True)),

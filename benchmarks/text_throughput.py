@@ -80,7 +80,7 @@ def contextual_rows(texts: list[str]) -> tuple[list[Row], list[str]]:
     from transformers import AutoModelForMaskedLM, AutoTokenizer
 
     from augsvc.resources import minilm_folder
-    from augsvc.text.contextual import choose_dtype
+    from augsvc.text.mlm import choose_dtype
     from augsvc.text.ops import count_to_change
     from augsvc.text.stopwords import STOPWORDS
     from augsvc.text.tokens import words

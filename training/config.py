@@ -121,11 +121,12 @@ class RegularizationConfig:
 
 @dataclass(frozen=True)
 class EarlyStoppingConfig:
-    """Stop when ``metric`` has not improved for ``patience`` epochs (null: never stop early)."""
+    """Stop when ``metric`` has not improved for ``patience`` epochs (null: never stop early).
+    ``metric`` is also what ``best.pt`` follows; ``val_miou`` (mean IoU) for segmentation runs."""
 
     patience: int | None = setting(None, kind="int", low=0, nullable=True)
-    metric: Literal["val_loss", "val_accuracy"] = setting(
-        "val_loss", kind="choice", choices=("val_loss", "val_accuracy"))
+    metric: Literal["val_loss", "val_accuracy", "val_miou"] = setting(
+        "val_loss", kind="choice", choices=("val_loss", "val_accuracy", "val_miou"))
     min_delta: float = setting(0.0, kind="float", low=0)
 
 

@@ -7,7 +7,8 @@ what the interrupted one would have. The sources are in ``training.local`` and `
 and are picked by name in ``training.sources``.
 
 Batches are ``(x, y)``: images as uint8 ``(B, C, H, W)`` tensors (the trainer scales them on the
-device), texts as int64 token ids ``(B, L)`` with 0 as padding.
+device), texts as int64 token ids ``(B, L)`` with 0 as padding; ``y`` holds int64 class indices
+``(B,)``, or for a segmentation dataset (``DataInfo.task``) class maps ``(B, H, W)``.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ class DataInfo:
     in_channels: int = 0
     image_size: int = 0
     vocab_size: int = 0
+    task: str = "classification"  # or "segmentation": y is a class map per image
 
     @property
     def num_classes(self) -> int:
@@ -153,9 +155,11 @@ def split_parts(size: int, config: DataConfig, seed: int) -> tuple[np.ndarray, n
 
 
 def check_val_dataset(config: DataConfig, kind: str, class_names: Sequence[str], val_kind: str,
-                      val_class_names: Sequence[str]) -> None:
+                      val_class_names: Sequence[str], *, task: str = "classification",
+                      val_task: str = "classification") -> None:
     """Check that ``data.val_dataset`` can validate a model trained on ``data.dataset``: the same
-    kind of samples and the same class names in the same order, so a label means one class.
+    kind of samples, the same task (class labels or class maps) and the same class names in the
+    same order, so a label means one class.
 
     Raises:
         ConfigError: naming both datasets and what differs.
@@ -163,6 +167,9 @@ def check_val_dataset(config: DataConfig, kind: str, class_names: Sequence[str],
     if val_kind != kind:
         raise ConfigError(f"data.val_dataset: {config.val_dataset} holds {val_kind} samples but "
                           f"data.dataset {config.dataset} holds {kind} samples")
+    if val_task != task:
+        raise ConfigError(f"data.val_dataset: {config.val_dataset} is a {val_task} dataset but "
+                          f"data.dataset {config.dataset} is a {task} dataset")
     if tuple(val_class_names) != tuple(class_names):
         raise ConfigError(f"data.val_dataset: the class names of {config.val_dataset} "
                           f"{list(val_class_names)} differ from those of data.dataset "

@@ -16,6 +16,7 @@ from augsvc.kinds import make_pipeline, outputs
 from augsvc.plan import EpochPlan
 from training.config import ConfigError, DataConfig
 from training.data import Batch, BatchSource, DataInfo, Vocabulary, check_val_dataset, split_parts
+from training.segmentation import augment_taken, dataset_task
 
 __all__ = ["LocalSource", "MemorySource"]
 
@@ -30,6 +31,7 @@ class _Parts:
 
     def __init__(self, config: DataConfig, seed: int) -> None:
         self.dataset = open_dataset(config.dataset)
+        self.task = dataset_task(self.dataset.info.targets, config.dataset)
         self.train, self.holdout = split_parts(len(self.dataset), config, seed)
         self.val = self.dataset  # the dataset ``holdout`` indexes
         if config.val_dataset is not None:
@@ -39,7 +41,8 @@ class _Parts:
                 raise ConfigError(f"data.val_dataset: {exc}") from exc
             info, val_info = self.dataset.info, self.val.info
             check_val_dataset(config, info.kind, info.class_names, val_info.kind,
-                              val_info.class_names)
+                              val_info.class_names, task=self.task,
+                              val_task=dataset_task(val_info.targets, config.val_dataset))
             self.holdout = np.arange(len(self.val), dtype=np.int64)
 
 
@@ -48,11 +51,13 @@ _Item = tuple[Any, torch.Tensor, tuple[tuple[int, str], ...]]
 
 class _EpochBatches(Dataset[_Item]):
     """Batch ``b`` of a plan, built (and augmented) in whichever DataLoader worker asks, with the
-    samples it skipped (files that cannot be read) as (index, reason); x is None when none is left."""
+    samples it skipped (files that cannot be read) as (index, reason); x is None when none is left.
+    With ``segmentation`` the labels are the samples' class maps, moved with their images."""
 
     def __init__(self, dataset: Any, plan: EpochPlan, *, pipeline: Any, encode: Any,
-                 start_batch: int = 0) -> None:
+                 start_batch: int = 0, segmentation: bool = False) -> None:
         self.dataset, self.plan, self.pipeline, self.encode = dataset, plan, pipeline, encode
+        self.segmentation = segmentation
         self.batches = list(plan.batches(start_batch))
 
     def __len__(self) -> int:
@@ -60,12 +65,15 @@ class _EpochBatches(Dataset[_Item]):
 
     def __getitem__(self, b: int) -> _Item:
         taken = self.dataset.take(self.batches[b])
+        skipped = tuple((s.index, s.reason) for s in taken.skipped)
+        if self.segmentation:
+            samples, labels = augment_taken(self.pipeline, taken, self.plan)
+            return (self.encode(samples) if samples else None), labels, skipped
         samples = taken.samples
         if self.pipeline is not None and samples:
             results = self.pipeline.batch(samples, seed=self.plan.seed,
                                           indices=self.plan.augment_indices(taken.indices))
             samples = outputs(results)
-        skipped = tuple((s.index, s.reason) for s in taken.skipped)
         labels = torch.as_tensor(np.asarray(taken.labels), dtype=torch.int64)
         return (self.encode(samples) if samples else None), labels, skipped
 
@@ -96,7 +104,13 @@ class LocalSource(BatchSource):
                 probe = self.pipeline(probe, seed=seed, index=0).image
             self.info = DataInfo("image", self.parts.dataset.info.class_names, len(self.parts.train),
                                  len(self.parts.holdout), in_channels=1 if probe.ndim == 2
-                                 else probe.shape[2], image_size=int(probe.shape[0]))
+                                 else probe.shape[2], image_size=int(probe.shape[0]),
+                                 task=self.parts.task)
+
+    @property
+    def segmentation(self) -> bool:
+        """Whether labels are class maps (a segmentation dataset)."""
+        return self.info.task == "segmentation"
 
     def encode(self, samples: Sequence[Any]) -> torch.Tensor:
         if self.vocab is not None:
@@ -121,15 +135,16 @@ class LocalSource(BatchSource):
                       num_shards: int = 1) -> Iterator[Batch]:
         plan = self.plan(epoch, shard=shard, num_shards=num_shards)
         yield from self._batches(_EpochBatches(self.parts.dataset, plan, pipeline=self.pipeline,
-                                               encode=self.encode, start_batch=start_batch))
+                                               encode=self.encode, start_batch=start_batch,
+                                               segmentation=self.segmentation))
 
     def holdout_batches(self) -> Iterator[Batch]:
         if not len(self.parts.holdout):
             return  # no validation data: the trainer's metrics are NaN
         plan = EpochPlan(len(self.parts.val), self.seed, 0, self.config.batch_size,
                          self.parts.holdout, shuffle=False)
-        yield from self._batches(_EpochBatches(self.parts.val, plan,
-                                               pipeline=self.eval_pipeline, encode=self.encode),
+        yield from self._batches(_EpochBatches(self.parts.val, plan, pipeline=self.eval_pipeline,
+                                               encode=self.encode, segmentation=self.segmentation),
                                  val=self.parts.val is not self.parts.dataset)
 
     def _batches(self, dataset: _EpochBatches, *, val: bool = False) -> Iterator[Batch]:
@@ -149,7 +164,7 @@ class MemorySource(LocalSource):
         # every training sample once, in part order, with epoch 0's draws
         plan = EpochPlan(len(self.parts.dataset), seed, 0, 256, self.parts.train, shuffle=False)
         dataset = _EpochBatches(self.parts.dataset, plan, pipeline=self.pipeline,
-                                encode=self.encode)
+                                encode=self.encode, segmentation=self.segmentation)
         items = [dataset[b] for b in range(len(dataset))]
         unread = [skipped for _, _, batch in items for skipped in batch]
         if unread:

@@ -1,5 +1,5 @@
 """Models by name: an MLP, a small CNN and a small ResNet for images, a bag-of-embeddings / CNN text
-classifier.
+classifier, and a small fully convolutional network for segmentation (a class per pixel).
 
 ``create_model("cnn", in_channels=1, image_size=32, num_classes=10, norm="batch")`` validates every
 option (naming the bad field and what is allowed), builds the model from ``seed`` without touching
@@ -21,6 +21,7 @@ from torch import nn
 
 from augsvc.errors import ConfigError, SpecError, unknown_name
 from augsvc.params import Param
+from training.fcn import FCN
 from training.init import init_weights
 from training.resnet import resnet
 
@@ -41,6 +42,8 @@ class ModelInfo:
     Attributes:
         name: registry name.
         input: ``"image"`` (float ``(B, C, H, W)``) or ``"text"`` (int64 ids ``(B, L)``, 0 = padding).
+        task: ``"classification"`` (logits ``(B, num_classes)``) or ``"segmentation"`` (logits
+            ``(B, num_classes, H, W)``, a class per pixel).
         description: one line on the architecture.
         factory: builds the model from the complete, validated options.
         required: options without a default (the data's dimensions).
@@ -53,6 +56,7 @@ class ModelInfo:
     factory: Callable[..., nn.Module]
     required: tuple[str, ...]
     defaults: Mapping[str, Any] = field(default_factory=dict)
+    task: str = "classification"
 
 
 # ---- building blocks ---------------------------------------------------------------------------
@@ -125,6 +129,12 @@ def _resnet(*, norm: str, activation: str, **options: Any) -> nn.Sequential:
     """``training.resnet.resnet`` with the norm (as in ``cnn``) and activation chosen by name."""
     return resnet(norm_layer=lambda channels: _norm2d(norm, channels),
                   activation=ACTIVATIONS[activation], **options)
+
+
+def _fcn(*, norm: str, activation: str, **options: Any) -> nn.Module:
+    """``training.fcn.FCN`` with the norm (as in ``cnn``) and activation chosen by name."""
+    return FCN(norm_layer=lambda channels: _norm2d(norm, channels),
+               activation=ACTIVATIONS[activation], **options)
 
 
 class TextCNN(nn.Module):
@@ -211,6 +221,11 @@ MODELS: dict[str, ModelInfo] = {info.name: info for info in (
               "max-pool per kernel size (cnn) -> Linear", TextCNN, ("vocab_size", "num_classes"),
               {"embed_dim": 64, "width": 64, "kernel_sizes": (3, 4, 5), "mode": "cnn",
                **_COMMON_DEFAULTS}),
+    ModelInfo("fcn", "image", "segmentation: Conv3x3 stem -> depth x stride-2 [Conv3x3, norm, "
+              "activation] -> per level: bilinear upsample + the encoder's map, Conv3x3 -> "
+              "dropout -> 1x1 Conv to a class per pixel; channels width, 2 width, ...", _fcn,
+              ("in_channels", "num_classes"), {"width": 16, "depth": 3, **_COMMON_DEFAULTS},
+              task="segmentation"),
 )}
 
 
@@ -227,6 +242,7 @@ _OPTIONS: dict[str, Param] = {
     "mode": Param("mode", "choice", choices=tuple(TEXT_MODES)),
     "blocks": Param("blocks", "int", low=1, high=16, doc="basic blocks per stage"),
     "resnet.depth": Param("depth", "int", low=1, high=4, doc="stages, width * 2**k channels each"),
+    "fcn.depth": Param("depth", "int", low=1, high=6, doc="stride-2 levels, width * 2**k channels"),
 }
 
 

@@ -60,7 +60,9 @@ def plot_lr_find(lrs: Sequence[float], losses: Sequence[float], suggestion: floa
 
 def plot_gallery(images: torch.Tensor, labels: torch.Tensor, class_names: Sequence[str],
                  path: str | Path, columns: int = 8) -> Path:
-    """A grid of uint8 (B, C, H, W) images with their class names: what the model was fed."""
+    """A grid of uint8 (B, C, H, W) images with their class names: what the model was fed.
+    With class maps ``(B, H, W)`` as labels (segmentation), each map is drawn over its image
+    (class 0 clear) and the title lists the classes it holds."""
     count = len(images)
     rows = max(1, -(-count // columns))
     fig, axes = plt.subplots(rows, columns, figsize=(columns * 1.4, rows * 1.6), squeeze=False)
@@ -70,7 +72,13 @@ def plot_gallery(images: torch.Tensor, labels: torch.Tensor, class_names: Sequen
             continue
         image = images[k].permute(1, 2, 0).cpu().numpy()
         ax.imshow(image[..., 0] if image.shape[2] == 1 else image, cmap="gray", vmin=0, vmax=255)
-        ax.set_title(class_names[int(labels[k])], fontsize=8)
+        if labels.ndim == 3:  # a class map: drawn over the image, its classes in the title
+            mask = labels[k].cpu().numpy()
+            ax.imshow(np.ma.masked_equal(mask, 0), cmap="tab10", alpha=0.5, vmin=0, vmax=9,
+                      interpolation="nearest")
+            ax.set_title(",".join(class_names[c] for c in np.unique(mask)), fontsize=7)
+        else:
+            ax.set_title(class_names[int(labels[k])], fontsize=8)
     return _save(fig, path)
 
 

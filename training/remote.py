@@ -20,6 +20,7 @@ from augsvc.image.tensors import stack_images
 from augsvc.plan import EpochPlan
 from training.config import ConfigError, DataConfig
 from training.data import Batch, BatchSource, DataInfo, Vocabulary, check_val_dataset, split_parts
+from training.segmentation import dataset_task, streamed_masks
 
 __all__ = ["RemoteSource"]
 
@@ -73,19 +74,30 @@ class RemoteSource(BatchSource):
             self.info = DataInfo("text", classes, self.train_count, holdout_size,
                                  vocab_size=len(self.vocab))
         else:
-            probe = self._probe(config.augment)
+            probe, task = self._probe(config.augment)
+            if config.val_dataset is not None:  # checked above but for its task: labels or maps
+                _, val_task = self._probe(None, dataset=config.val_dataset)
+                check_val_dataset(config, meta["kind"], classes, meta["kind"], classes,
+                                  task=task, val_task=val_task)
             self.info = DataInfo("image", classes, self.train_count, holdout_size,
                                  in_channels=1 if probe.ndim == 2 else probe.shape[2],
-                                 image_size=int(probe.shape[0]))
+                                 image_size=int(probe.shape[0]), task=task)
 
-    def _probe(self, spec: Any) -> np.ndarray:
-        """The first training sample that can be read, as the model will see it."""
-        for batch in self._stream("train", spec, epoch=0, batch_size=1):
+    def _probe(self, spec: Any, dataset: str | None = None) -> tuple[np.ndarray, str]:
+        """The first training sample that can be read, as the model will see it, and the task
+        its target (or none) says the dataset is for; ``dataset``: the first sample of that
+        (validation) dataset instead."""
+        part = "train" if dataset is None else "all"
+        for batch in self._stream(part, spec, epoch=0, batch_size=1, dataset=dataset):
             if batch.samples:
-                return np.asarray(batch.samples[0])
-            self.note_skipped(batch.skipped)
-        raise ConfigError(f"data.dataset: no training sample of {self.config.dataset} can be "
-                          f"read: {next(iter(self.skipped.values()), 'the part is empty')}")
+                keys = sorted(batch.targets[0]) if batch.targets else []
+                return np.asarray(batch.samples[0]), dataset_task(keys, dataset or
+                                                                  self.config.dataset)
+            self.note_skipped(batch.skipped, val=dataset is not None)
+        field, what, skipped = ("dataset", "training sample", self.skipped) if dataset is None \
+            else ("val_dataset", "sample", self.val_skipped)
+        raise ConfigError(f"data.{field}: no {what} of {dataset or self.config.dataset} can be "
+                          f"read: {next(iter(skipped.values()), 'the part is empty')}")
 
     def _stream(self, part: str, spec: Any, *, epoch: int, batch_size: int | None = None,
                 dataset: str | None = None) -> Any:
@@ -115,14 +127,16 @@ class RemoteSource(BatchSource):
         received: list[torch.Tensor] = []
         batches = 0
         try:
-            for x, y, indices, skipped, *_ in stream:  # EpochItem; later fields: targets
+            for x, y, indices, skipped, targets in stream:  # EpochItem
                 received += [indices, torch.as_tensor([i for i, _ in skipped], dtype=torch.int64)]
                 self.note_skipped(skipped)
                 batches += 1
                 if batches == remaining:  # the last batch: start the next epoch's stream
                     self._ahead = ((epoch + 1, 0, shard, num_shards),
                                    self._open(epoch + 1, 0, shard, num_shards))
-                if len(y):
+                if len(y) and self.info.task == "segmentation":
+                    yield x, streamed_masks(x, targets)
+                elif len(y):
                     yield (self.encode(x) if self.vocab is not None else x), y
         finally:
             stream.close()
@@ -173,7 +187,9 @@ class RemoteSource(BatchSource):
             else self._stream("all", self.config.eval_augment, epoch=0, dataset=val)
         for batch in batches:
             self.note_skipped(batch.skipped, val=val is not None)
-            if batch.samples:
+            if batch.samples and self.info.task == "segmentation":
+                yield self.encode(batch.samples), streamed_masks(None, batch.targets)
+            elif batch.samples:
                 yield self.encode(batch.samples), torch.from_numpy(batch.labels)
 
     def close(self) -> None:

@@ -1,8 +1,8 @@
 """The training loop: one config in, a trained model, metrics (CSV + TensorBoard), checkpoints, plots.
 
-Per step: ``loss = mean CE + strength * R(W)``; backward; optional global-norm clipping; optimizer
-and schedule step. Per epoch: validation on the holdout, a CSV row, a checkpoint (``last.pt``;
-``best.pt`` when the monitored metric improves), early stopping.
+Per step: ``loss = mean CE (per pixel for segmentation) + strength * R(W)``; backward; optional
+global-norm clipping; optimizer and schedule step. Per epoch: validation on the holdout, a CSV
+row, a checkpoint (``last.pt``; ``best.pt`` when the monitored metric improves), early stopping.
 
 Reproducibility: the model is created from the run seed; batches are a pure function of
 (seed, epoch) (see ``training.data``); torch's generator (dropout) is reseeded from
@@ -38,12 +38,14 @@ from training.models import MODELS, create_model
 from training.optim import create_optimizer
 from training.regularization import EarlyStopping, penalty
 from training.schedules import create_schedule, schedule_factor
+from training.segmentation import MeanIoU, check_metric, check_task
 from training.sources import create_source
 
-__all__ = ["METRIC_FIELDS", "RunResult", "Trainer"]
+__all__ = ["METRIC_FIELDS", "SEGMENTATION_FIELDS", "RunResult", "Trainer"]
 
 METRIC_FIELDS = ("epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr",
                  "seconds", "samples_per_second")
+SEGMENTATION_FIELDS = (*METRIC_FIELDS, "val_miou")  # accuracy per pixel, and the mean IoU
 
 
 @dataclass
@@ -92,6 +94,8 @@ class Trainer:
         self.source = source or create_source(config.data, config.seed,
                                               pin_memory=self.device.type == "cuda")
         self.info: DataInfo = self.source.info
+        self.fields = SEGMENTATION_FIELDS if self.info.task == "segmentation" else METRIC_FIELDS
+        check_metric(config.early_stopping.metric, self.info.task)
         self.model = self._model().to(self.device)
         if config.channels_last and self.info.kind == "image":
             self.model = self.model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
@@ -130,11 +134,13 @@ class Trainer:
         if info.input != self.info.kind:
             raise ConfigError(f"model.name: {cfg.name} takes {info.input} input but "
                               f"{self.config.data.dataset} is a {self.info.kind} dataset")
+        check_task(cfg.name, info.task, self.info.task, self.config.data.dataset)
         dims: dict[str, Any] = {"num_classes": self.info.num_classes}
         if self.info.kind == "image":
             dims.update(in_channels=self.info.in_channels, image_size=self.info.image_size)
         else:
             dims.update(vocab_size=self.info.vocab_size)
+        dims = {name: value for name, value in dims.items() if name in info.required}
         try:
             return create_model(cfg.name, **dims, **cfg.options, init=cfg.init, seed=self.config.seed)
         except (ValueError, TypeError) as exc:
@@ -247,7 +253,7 @@ class Trainer:
         self.net.train()
         total_loss = torch.zeros((), device=self.device)
         correct = torch.zeros((), device=self.device, dtype=torch.int64)
-        seen, start = 0, time.perf_counter()
+        seen, targets, start = 0, 0, time.perf_counter()  # samples; labels (pixels for segmentation)
         bar = tqdm(total=self.steps_per_epoch(), desc=f"epoch {epoch + 1}/{cfg.epochs}",
                    unit="batch", disable=not self._show_progress(), leave=False)
         join: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
@@ -271,9 +277,9 @@ class Trainer:
                 self.scaler.step(self.optimizer)
                 self.scaler.update()
                 self.scheduler.step()
-                total_loss += loss.detach() * len(y)
+                total_loss += loss.detach() * y.numel()
                 correct += (logits.argmax(1) == y).sum()
-                seen += len(y)
+                seen, targets = seen + len(y), targets + y.numel()
                 if bar.n % 10 == 0 and not bar.disable:
                     bar.set_postfix(loss=f"{float(loss):.3f}",
                                     img_s=f"{seen / (time.perf_counter() - start):.0f}")
@@ -281,19 +287,22 @@ class Trainer:
         bar.close()
         seconds = time.perf_counter() - start
         totals = torch.stack([total_loss, correct.to(total_loss.dtype),
-                              torch.tensor(float(seen), device=self.device)])
+                              torch.tensor(float(seen), device=self.device),
+                              torch.tensor(float(targets), device=self.device)])
         if self.world > 1:
             torch.distributed.all_reduce(totals)
-        loss_sum, right, count = (float(v) for v in totals)
-        return {"train_loss": loss_sum / max(count, 1), "train_accuracy": right / max(count, 1),
+        loss_sum, right, count, labels = (float(v) for v in totals)
+        return {"train_loss": loss_sum / max(labels, 1), "train_accuracy": right / max(labels, 1),
                 "seconds": seconds, "samples_per_second": count / seconds if seconds else 0.0}
 
     @torch.no_grad()
     def evaluate(self, batches: Iterable[tuple[torch.Tensor, torch.Tensor]] | None = None
                  ) -> dict[str, float]:
-        """Mean loss and accuracy over the holdout (or the given batches), in eval mode."""
+        """Mean loss and accuracy over the holdout (or the given batches), in eval mode; per
+        pixel for segmentation, which also reports the mean IoU over the classes (val_miou)."""
         self.model.eval()
         total, right, count = 0.0, 0, 0
+        iou = MeanIoU(self.info.num_classes) if self.info.task == "segmentation" else None
         for x, y in batches if batches is not None else self.source.holdout_batches():
             y = y.to(self.device)
             with self._autocast():
@@ -301,10 +310,13 @@ class Trainer:
                                               channels_last=self.config.channels_last)).float()
             total += float(F.cross_entropy(logits, y, reduction="sum"))
             right += int((logits.argmax(1) == y).sum())
-            count += len(y)
+            count += y.numel()
+            if iou is not None:
+                iou.update(logits.argmax(1), y)
+        miou = {} if iou is None else {"val_miou": iou.value()}  # NaN when nothing was counted
         if count == 0:
-            return {"val_loss": math.nan, "val_accuracy": math.nan}
-        return {"val_loss": total / count, "val_accuracy": right / count}
+            return {"val_loss": math.nan, "val_accuracy": math.nan, **miou}
+        return {"val_loss": total / count, "val_accuracy": right / count, **miou}
 
     def fit(self, *, stop_after: int | None = None) -> RunResult:
         """Train for ``config.epochs`` (from the resumed epoch on), writing everything on rank 0.
@@ -328,7 +340,7 @@ class Trainer:
                 row: dict[str, float] = {"epoch": epoch + 1, "lr": self.optimizer.param_groups[0]["lr"]}
                 row.update(self.train_epoch(epoch))
                 row.update(self.evaluate())
-                self.history.append({k: row[k] for k in METRIC_FIELDS})
+                self.history.append({k: row[k] for k in self.fields})
                 stopped = self._should_stop(row[cfg.early_stopping.metric], epoch)
                 improved = self._track_best(row)
                 if lead:
@@ -365,17 +377,19 @@ class Trainer:
         path = self.out_dir / "metrics.csv"
         rewrite = not path.exists() or row["epoch"] == self.start_epoch + 1
         with path.open("w" if rewrite else "a", newline="") as f:
-            out = csv.DictWriter(f, fieldnames=METRIC_FIELDS)
+            out = csv.DictWriter(f, fieldnames=self.fields)
             if rewrite:  # a resumed run rewrites the rows it inherited, then appends
                 out.writeheader()
                 out.writerows(self.history[:-1])
-            out.writerow({k: row[k] for k in METRIC_FIELDS})
+            out.writerow({k: row[k] for k in self.fields})
         if writer is not None:
-            for key in METRIC_FIELDS[1:]:
+            for key in self.fields[1:]:
                 writer.add_scalar(key.replace("_", "/", 1) if key.startswith(("train", "val"))
                                   else key, row[key], int(row["epoch"]))
         if self.report:
             print(f"epoch {int(row['epoch'])}/{self.config.epochs}  loss {row['train_loss']:.4f}  "
                   f"acc {row['train_accuracy']:.3f}  val_loss {row['val_loss']:.4f}  "
-                  f"val_acc {row['val_accuracy']:.3f}  {row['samples_per_second']:.0f} samples/s",
+                  f"val_acc {row['val_accuracy']:.3f}  "
+                  + (f"val_miou {row['val_miou']:.3f}  " if "val_miou" in row else "")
+                  + f"{row['samples_per_second']:.0f} samples/s",
                   flush=True)

@@ -34,11 +34,13 @@ def _summary(config: TrainConfig, history: list[dict[str, float]], out: Path, se
              seconds: float) -> str:
     lines = [f"# augsvc demo: {config.model.name} on {config.data.dataset}, fed by StreamEpoch", "",
              f"server: {server}; device: {device}; {seconds:.0f} s in all", "",
-             "| epoch | train loss | train acc | val loss | val acc | samples/s |",
-             "|---:|---:|---:|---:|---:|---:|"]
+             "| epoch | train loss | train acc | val loss | val acc | samples/s | input wait |",
+             "|---:|---:|---:|---:|---:|---:|---:|"]
     lines += [f"| {int(r['epoch'])} | {r['train_loss']:.4f} | {r['train_accuracy']:.3f} | "
-              f"{r['val_loss']:.4f} | {r['val_accuracy']:.3f} | {r['samples_per_second']:.0f} |"
-              for r in history]
+              f"{r['val_loss']:.4f} | {r['val_accuracy']:.3f} | {r['samples_per_second']:.0f} | "
+              f"{r['input_wait']:.0%} |" for r in history]
+    lines += ["", "input wait: the share of each epoch the trainer spent waiting for its next batch "
+              "(high: the service is the bottleneck; add epoch workers or replicas)"]
     lines += ["", "![curves](curves.png)", "", "![what the model saw](gallery.png)", ""]
     text = "\n".join(lines)
     (out / "summary.md").write_text(text)

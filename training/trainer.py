@@ -40,11 +40,12 @@ from training.regularization import EarlyStopping, penalty
 from training.schedules import create_schedule, schedule_factor
 from training.segmentation import MeanIoU, check_metric, check_task
 from training.sources import create_source
+from training.timing import Waited
 
 __all__ = ["METRIC_FIELDS", "SEGMENTATION_FIELDS", "RunResult", "Trainer"]
 
 METRIC_FIELDS = ("epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr",
-                 "seconds", "samples_per_second")
+                 "seconds", "samples_per_second", "input_wait")
 SEGMENTATION_FIELDS = (*METRIC_FIELDS, "val_miou")  # accuracy per pixel, and the mean IoU
 
 
@@ -261,7 +262,8 @@ class Trainer:
             from torch.distributed.algorithms.join import Join
             join = Join([self.net])  # type: ignore[list-item]
         with join:
-            for x, y in self.source.train_batches(epoch, shard=self.rank, num_shards=self.world):
+            batches = Waited(self.source.train_batches(epoch, shard=self.rank, num_shards=self.world))
+            for x, y in batches:
                 inputs = to_inputs(x, self.device, channels_last=cfg.channels_last)
                 y = y.to(self.device, non_blocking=True)
                 with self._autocast():
@@ -293,7 +295,8 @@ class Trainer:
             torch.distributed.all_reduce(totals)
         loss_sum, right, count, labels = (float(v) for v in totals)
         return {"train_loss": loss_sum / max(labels, 1), "train_accuracy": right / max(labels, 1),
-                "seconds": seconds, "samples_per_second": count / seconds if seconds else 0.0}
+                "seconds": seconds, "samples_per_second": count / seconds if seconds else 0.0,
+                "input_wait": batches.seconds / seconds if seconds else 0.0}  # share of the epoch
 
     @torch.no_grad()
     def evaluate(self, batches: Iterable[tuple[torch.Tensor, torch.Tensor]] | None = None
@@ -391,5 +394,6 @@ class Trainer:
                   f"acc {row['train_accuracy']:.3f}  val_loss {row['val_loss']:.4f}  "
                   f"val_acc {row['val_accuracy']:.3f}  "
                   + (f"val_miou {row['val_miou']:.3f}  " if "val_miou" in row else "")
-                  + f"{row['samples_per_second']:.0f} samples/s",
+                  + f"{row['samples_per_second']:.0f} samples/s  input wait "
+                  f"{row['input_wait']:.0%}",
                   flush=True)

@@ -176,7 +176,7 @@ def test_cli_trains_fcn_locally_and_over_the_service_alike(tmp_path: Path, seg: 
     assert printed.count("final: val_accuracy") == 2 and printed.count("val_miou") >= 4
     assert {"gallery.png", "curves.png", "last.pt"} <= {p.name for p in (tmp_path / "local").iterdir()}
     assert list(local[0]) == ["epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy",
-                              "lr", "seconds", "samples_per_second", "val_miou"]
+                              "lr", "seconds", "samples_per_second", "input_wait", "val_miou"]
     assert len(local) == len(remote) == 2
     for lo, re in zip(local, remote, strict=True):
         for key in ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "val_miou"):

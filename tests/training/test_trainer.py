@@ -20,7 +20,7 @@ from training.lr_find import lr_find, suggest_lr
 from training.schedules import schedule_factor
 from training.trainer import Trainer
 
-TIMING = ("seconds", "samples_per_second")
+TIMING = ("seconds", "samples_per_second", "input_wait")
 
 
 def _config(tmp_path: Path, **extra: Any) -> Any:
@@ -201,7 +201,8 @@ def _scripted(monkeypatch: pytest.MonkeyPatch, trainer: Trainer, val_losses: lis
     the stop rule and the best checkpoint are then a pure function of the sequence."""
     values = iter(val_losses)
     monkeypatch.setattr(trainer, "train_epoch", lambda epoch: {
-        "train_loss": 1.0, "train_accuracy": 0.5, "seconds": 1.0, "samples_per_second": 1.0})
+        "train_loss": 1.0, "train_accuracy": 0.5, "seconds": 1.0, "samples_per_second": 1.0,
+        "input_wait": 0.1})
 
     def evaluate() -> dict[str, float]:
         loss = next(values)

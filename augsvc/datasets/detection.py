@@ -11,46 +11,16 @@ from typing import Any
 import numpy as np
 from pycocotools import mask as coco_mask
 
-from augsvc.datasets.base import ON_ERROR, Dataset, DatasetInfo, OnError
-from augsvc.datasets.files import (
-    DEFAULT_MAX_FILE_BYTES,
-    DEFAULT_MAX_PIXELS,
-    _choice,
-    read_limited_image,
-)
+from augsvc.datasets.base import DatasetInfo, OnError
+from augsvc.datasets.files import DEFAULT_MAX_FILE_BYTES, DEFAULT_MAX_PIXELS, ImageFiles
 from augsvc.errors import InputError
-from augsvc.image.io import CHANNEL_POLICIES, IMAGE_SUFFIXES, ChannelPolicy, read_image, to_channels
+from augsvc.image.io import IMAGE_SUFFIXES, ChannelPolicy, read_image
 from augsvc.image.targets import Target
-from augsvc.plan import check_int
 
 __all__ = ["CocoDataset", "SegmentationFolderDataset", "is_segmentation_folder"]
 
 
-class _Files(Dataset):
-    """Images read one file per sample, as :class:`~augsvc.datasets.ImageFolderDataset` reads."""
-
-    paths: tuple[Path, ...]
-
-    def _policies(self, channels: ChannelPolicy, on_error: OnError, orient: bool, max_pixels: int,
-                  max_file_bytes: int) -> None:
-        self.channels = _choice("channels", channels, CHANNEL_POLICIES)
-        self.on_error = _choice("on_error", on_error, ON_ERROR)
-        if not isinstance(orient, bool):
-            raise InputError(f"orient must be true or false, got {orient!r}")
-        self.orient = orient
-        self.max_pixels = check_int("max_pixels", max_pixels, 1)
-        self.max_file_bytes = check_int("max_file_bytes", max_file_bytes, 1)
-
-    def _get(self, index: int) -> np.ndarray:
-        image = read_limited_image(self.paths[index], self.max_pixels, self.max_file_bytes,
-                                   orient=self.orient)
-        try:
-            return to_channels(image, self.channels)
-        except InputError as exc:
-            raise InputError(f"{self.paths[index]}: {exc}") from None
-
-
-class CocoDataset(_Files):
+class CocoDataset(ImageFiles):
     """A COCO instances file (``instances_*.json``) and its images, read with pycocotools.
 
     Each image is a sample; its target has the boxes of its annotations (COCO's ``[x, y, w, h]``
@@ -157,7 +127,7 @@ def is_segmentation_folder(root: Path) -> bool:
     return names == {"images", "masks"}
 
 
-class SegmentationFolderDataset(_Files):
+class SegmentationFolderDataset(ImageFiles):
     """``root/images/<name>.<ext>`` with ``root/masks/<name>.png``: a class map per image.
 
     A mask is an 8-bit image of class indices (read as stored: its first channel if it has

@@ -22,7 +22,7 @@ from augsvc.image.io import (
 )
 from augsvc.plan import check_int
 
-__all__ = ["DEFAULT_MAX_FILE_BYTES", "DEFAULT_MAX_PIXELS", "ImageFolderDataset", "load_npz",
+__all__ = ["DEFAULT_MAX_FILE_BYTES", "DEFAULT_MAX_PIXELS", "ImageFiles", "ImageFolderDataset", "load_npz",
            "load_text_lines", "read_limited_image"]
 
 DEFAULT_MAX_PIXELS = 64_000_000
@@ -30,7 +30,32 @@ DEFAULT_MAX_PIXELS = 64_000_000
 DEFAULT_MAX_FILE_BYTES = 256 * 1024 * 1024
 """Largest image file an image folder will read."""
 _MAX_NPZ_BYTES = 16 * 1024**3  # declared uncompressed size of a .npz: a guard against zip bombs
-class ImageFolderDataset(Dataset):
+class ImageFiles(Dataset):
+    """Images read one file per sample when asked for, under the channel, orientation, size and
+    error policies every file-backed image dataset shares (folders, COCO, segmentation)."""
+
+    paths: tuple[Path, ...]
+
+    def _policies(self, channels: ChannelPolicy, on_error: OnError, orient: bool, max_pixels: int,
+                  max_file_bytes: int) -> None:
+        self.channels = _choice("channels", channels, CHANNEL_POLICIES)
+        self.on_error = _choice("on_error", on_error, ON_ERROR)
+        if not isinstance(orient, bool):
+            raise InputError(f"orient must be true or false, got {orient!r}")
+        self.orient = orient
+        self.max_pixels = check_int("max_pixels", max_pixels, 1)
+        self.max_file_bytes = check_int("max_file_bytes", max_file_bytes, 1)
+
+    def _get(self, index: int) -> np.ndarray:
+        image = read_limited_image(self.paths[index], self.max_pixels, self.max_file_bytes,
+                                   orient=self.orient)
+        try:
+            return to_channels(image, self.channels)
+        except InputError as exc:
+            raise InputError(f"{self.paths[index]}: {exc}") from None
+
+
+class ImageFolderDataset(ImageFiles):
     """A folder of class subfolders of image files, each file read when its sample is asked for.
 
     Class names are the sorted subfolder names (hidden ones skipped); files are every image
@@ -58,13 +83,7 @@ class ImageFolderDataset(Dataset):
                  max_pixels: int = DEFAULT_MAX_PIXELS,
                  max_file_bytes: int = DEFAULT_MAX_FILE_BYTES) -> None:
         root = Path(root)
-        self.channels = _choice("channels", channels, CHANNEL_POLICIES)
-        self.on_error = _choice("on_error", on_error, ON_ERROR)
-        if not isinstance(orient, bool):
-            raise InputError(f"orient must be true or false, got {orient!r}")
-        self.orient = orient
-        self.max_pixels = check_int("max_pixels", max_pixels, 1)
-        self.max_file_bytes = check_int("max_file_bytes", max_file_bytes, 1)
+        self._policies(channels, on_error, orient, max_pixels, max_file_bytes)
         classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
         if not classes:
             raise InputError(f"image folder {root} has no class subfolders (expected {root}/<class>/<image>)")
@@ -86,13 +105,6 @@ class ImageFolderDataset(Dataset):
         self.info = DatasetInfo(str(root), "image", len(paths), tuple(classes),
                                 f"image folder {root}: {len(paths)} images in {len(classes)} classes")
 
-    def _get(self, index: int) -> np.ndarray:
-        image = read_limited_image(self.paths[index], self.max_pixels, self.max_file_bytes,
-                                   orient=self.orient)
-        try:
-            return to_channels(image, self.channels)
-        except InputError as exc:
-            raise InputError(f"{self.paths[index]}: {exc}") from None
 
 
 def _choice(name: str, value: Any, allowed: tuple[str, ...]) -> Any:

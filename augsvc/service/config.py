@@ -86,6 +86,13 @@ class ServeConfig:
     epoch_workers: int = setting(0, kind="int", low=0, doc=(
         "worker processes that build StreamEpoch batches, so one stream uses that many cores "
         "(0: build them on the request thread)"))
+    max_connection_age: float | None = setting(None, kind="float", low=1, nullable=True, doc=(
+        "seconds after which a client's connection is asked to go away and reconnect, resolving "
+        "the server's name again: replicas added since (a scaled-up Deployment behind a headless "
+        "Service) get calls; off by default"))
+    max_connection_age_grace: float = setting(30.0, kind="float", low=0, doc=(
+        "seconds a connection asked to go away may finish its calls; a stream still running is "
+        "then cut, and stream_epoch resumes it from its next batch"))
     grace_period: float = setting(5.0, kind="float", low=0, doc=(
         "on SIGTERM, the process has exited within this many seconds; in-flight calls may run "
         "until up to 1 s before it, then are cancelled"))
@@ -211,4 +218,6 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         kind = {"int": int, "float": float}.get(f.metadata["param"].kind, str)
         parser.add_argument(*names, dest=key, type=kind, default=None,
                             metavar=key.upper() if kind is str else kind.__name__.upper(),
-                            help=f"{f.metadata['param'].doc} [${env_name(key)}; default {f.default}]")
+                            # argparse formats help with %: a literal one ("80%") is doubled
+                            help=f"{f.metadata['param'].doc} [${env_name(key)}; default "
+                                 f"{f.default}]".replace("%", "%%"))

@@ -73,13 +73,21 @@ class BindError(AugsvcError, OSError):
                          "of this machine")
 
 
+def _age_options(age: tuple[float, float] | None) -> list[tuple[str, int]]:
+    if age is None:
+        return []
+    return [("grpc.max_connection_age_ms", round(age[0] * 1000)),
+            ("grpc.max_connection_age_grace_ms", round(age[1] * 1000))]
+
+
 def build_server(address: str = "127.0.0.1:0", *, workers: int = 4, reserve_workers: int = 0,
                  admission: Admission | None = None, limits: Limits | None = None,
                  max_message_bytes: int = MAX_MESSAGE_BYTES, token: str | None = None,
                  tls: tuple[bytes, bytes] | None = None, observers: Sequence[CallObserver] = (),
                  health_servicer: health.HealthServicer | None = None,
                  reuse_port: bool = False, epochs: EpochStreamer | None = None,
-                 budget: MemoryBudget | None = None
+                 budget: MemoryBudget | None = None,
+                 max_connection_age: tuple[float, float] | None = None
                  ) -> tuple[grpc.Server, int]:
     """A ready (not yet started) server bound to ``address``, and the bound port.
 
@@ -103,6 +111,9 @@ def build_server(address: str = "127.0.0.1:0", *, workers: int = 4, reserve_work
         epochs: the datasets and worker pool of ListDatasets/StreamEpoch (default: the
             built-in datasets, batches built on the request thread).
         budget: memory that requests in flight reserve before they run (default: none).
+        max_connection_age: (age, grace) in seconds: a connection this old is asked to go away
+            (GOAWAY), and cut after ``grace`` more; clients then connect again and resolve the
+            server's name again, so replicas added since are used (None: connections live on).
 
     Returns:
         (server, port).
@@ -128,7 +139,8 @@ def build_server(address: str = "127.0.0.1:0", *, workers: int = 4, reserve_work
                  # sooner with GOAWAY "too_many_pings", dropping the connection and its streams.
                  ("grpc.keepalive_permit_without_calls", 1),
                  ("grpc.http2.min_ping_interval_without_data_ms", 1000),
-                 ("grpc.http2.max_ping_strikes", 2)])  # still a guard against ping floods
+                 ("grpc.http2.max_ping_strikes", 2),  # still a guard against ping floods
+                 *_age_options(max_connection_age)])
     add_augmenter(AugmenterServicer(limits, epochs=epochs, budget=budget), server)
     health_servicer = health_servicer or health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
@@ -179,7 +191,9 @@ class AugmentServer:
             admission=self.admission, limits=config.limits,
             max_message_bytes=config.max_message_bytes, token=config.token, tls=tls,
             observers=(self.metrics, CallLog()), health_servicer=self.health, reuse_port=reuse_port,
-            epochs=self.epochs, budget=MemoryBudget.for_ceiling(config.memory_ceiling))
+            epochs=self.epochs, budget=MemoryBudget.for_ceiling(config.memory_ceiling),
+            max_connection_age=None if config.max_connection_age is None
+            else (config.max_connection_age, config.max_connection_age_grace))
         self.endpoint: MetricsEndpoint | None = None
         if config.metrics_port is not None:
             port = config.metrics_port + process_index if config.metrics_port else 0

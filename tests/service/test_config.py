@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -86,3 +87,13 @@ def test_serve_command_reports_a_bad_config_and_exits_2(tmp_path: Path,
     assert "augsvc: error: colour (from " in err and "unknown setting" in err
     assert main(["serve", "--port", "1", "--log-level", "loud"]) == 2
     assert "log_level (from --log-level): unknown value (got 'loud')" in capsys.readouterr().err
+
+
+def test_serve_help_lists_every_setting(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["serve", "--help"])
+    assert info.value.code == 0
+    out = capsys.readouterr().out
+    for f in dataclasses.fields(ServeConfig):
+        assert "--" + f.name.replace("_", "-") in out and env_name(f.name) in out
+    assert "80% of the machine" in out  # a literal % in a setting's doc survives argparse

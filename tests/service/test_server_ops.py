@@ -295,3 +295,46 @@ def test_call_log_writes_one_json_line_per_call_at_the_right_level(
     assert lines[0]["samples"] == 4 and lines[0]["duration_ms"] == 12.5
     assert lines[0]["peer"] == "ipv4:127.0.0.1:5000" and lines[0]["message"] == "call"
     assert lines[1]["details"] == "internal error: boom" and isinstance(lines[1]["pid"], int)
+
+
+class _Peers:
+    """A call observer that keeps the peer (client address and port) of every finished call."""
+
+    def __init__(self) -> None:
+        self.peers: list[str] = []
+
+    def started(self, call: Call) -> None: ...
+
+    def received(self, call: Call) -> None: ...
+
+    def sent(self, call: Call, samples: int, skipped: int) -> None: ...
+
+    def finished(self, call: Call) -> None:
+        self.peers.append(call.peer)
+
+
+@pytest.mark.parametrize("age", [None, (1.0, 0.2)])
+def test_max_connection_age_makes_clients_reconnect(age: tuple[float, float] | None) -> None:
+    """With an age, a client's connection is replaced (so its name is resolved again and new
+    replicas are found); without one, the same connection serves every call."""
+    peers = _Peers()
+    server, port = build_server("127.0.0.1:0", observers=[peers], max_connection_age=age)
+    server.start()
+    try:
+        with AugmentClient(f"127.0.0.1:{port}") as client:
+            client.list_datasets()
+            first = peers.peers[-1]
+
+            def reconnected() -> bool:
+                client.list_datasets()  # a call after GOAWAY goes over a new connection
+                return peers.peers[-1] != first
+
+            if age is not None:
+                wait_for(reconnected, 60, "the client never reconnected")
+            else:
+                deadline = time.monotonic() + 3.0  # well past the age the other case uses
+                while time.monotonic() < deadline:
+                    assert not reconnected()
+                    time.sleep(0.2)
+    finally:
+        server.stop(0)

@@ -59,11 +59,11 @@ def _train(args: argparse.Namespace) -> int:
         plot_curves(result.history, result.out_dir / "curves.png",
                     title=f"{config.model.name} on {config.data.dataset}",
                     best_epoch=result.best_epoch)
-        if trainer.info.kind == "image":
+        if trainer.info.kind == "image" and trainer.info.task != "detection":
             images, labels = trainer.source.gallery(0)
             plot_gallery(images, labels, trainer.info.class_names, result.out_dir / "gallery.png")
         final = result.final
-        miou = f"  val_miou {final['val_miou']:.4f}" if "val_miou" in final else ""
+        miou = "".join(f"  {k} {final[k]:.4f}" for k in ("val_miou", "val_map") if k in final)
         print(f"final: val_accuracy {final['val_accuracy']:.4f}  val_loss {final['val_loss']:.4f}"
               f"{miou}  ({len(result.history)} epochs"
               f"{', stopped early' if result.stopped_early else ''})")

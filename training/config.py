@@ -122,11 +122,12 @@ class RegularizationConfig:
 @dataclass(frozen=True)
 class EarlyStoppingConfig:
     """Stop when ``metric`` has not improved for ``patience`` epochs (null: never stop early).
-    ``metric`` is also what ``best.pt`` follows; ``val_miou`` (mean IoU) for segmentation runs."""
+    ``metric`` is also what ``best.pt`` follows; ``val_miou`` (mean IoU) for segmentation runs,
+    ``val_map`` (COCO mAP@[.5:.95]) for detection runs."""
 
     patience: int | None = setting(None, kind="int", low=0, nullable=True)
-    metric: Literal["val_loss", "val_accuracy", "val_miou"] = setting(
-        "val_loss", kind="choice", choices=("val_loss", "val_accuracy", "val_miou"))
+    metric: Literal["val_loss", "val_accuracy", "val_miou", "val_map"] = setting(
+        "val_loss", kind="choice", choices=("val_loss", "val_accuracy", "val_miou", "val_map"))
     min_delta: float = setting(0.0, kind="float", low=0)
 
 

@@ -16,6 +16,7 @@ from augsvc.kinds import make_pipeline, outputs
 from augsvc.plan import EpochPlan
 from training.config import ConfigError, DataConfig
 from training.data import Batch, BatchSource, DataInfo, Vocabulary, check_val_dataset, split_parts
+from training.detection import augment_boxes
 from training.segmentation import augment_taken, dataset_task
 
 __all__ = ["LocalSource", "MemorySource"]
@@ -52,12 +53,13 @@ _Item = tuple[Any, torch.Tensor, tuple[tuple[int, str], ...]]
 class _EpochBatches(Dataset[_Item]):
     """Batch ``b`` of a plan, built (and augmented) in whichever DataLoader worker asks, with the
     samples it skipped (files that cannot be read) as (index, reason); x is None when none is left.
-    With ``segmentation`` the labels are the samples' class maps, moved with their images."""
+    With ``segmentation`` the labels are the samples' class maps, with ``detection`` their box
+    dicts, moved with their images."""
 
     def __init__(self, dataset: Any, plan: EpochPlan, *, pipeline: Any, encode: Any,
-                 start_batch: int = 0, segmentation: bool = False) -> None:
+                 start_batch: int = 0, segmentation: bool = False, detection: bool = False) -> None:
         self.dataset, self.plan, self.pipeline, self.encode = dataset, plan, pipeline, encode
-        self.segmentation = segmentation
+        self.segmentation, self.detection = segmentation, detection
         self.batches = list(plan.batches(start_batch))
 
     def __len__(self) -> int:
@@ -69,6 +71,9 @@ class _EpochBatches(Dataset[_Item]):
         if self.segmentation:
             samples, labels = augment_taken(self.pipeline, taken, self.plan)
             return (self.encode(samples) if samples else None), labels, skipped
+        if self.detection:
+            samples, boxes = augment_boxes(self.pipeline, taken, self.plan)
+            return (self.encode(samples) if samples else None), boxes, skipped  # type: ignore[return-value]
         samples = taken.samples
         if self.pipeline is not None and samples:
             results = self.pipeline.batch(samples, seed=self.plan.seed,
@@ -136,7 +141,8 @@ class LocalSource(BatchSource):
         plan = self.plan(epoch, shard=shard, num_shards=num_shards)
         yield from self._batches(_EpochBatches(self.parts.dataset, plan, pipeline=self.pipeline,
                                                encode=self.encode, start_batch=start_batch,
-                                               segmentation=self.segmentation))
+                                               segmentation=self.segmentation,
+                                               detection=self.info.task == "detection"))
 
     def holdout_batches(self) -> Iterator[Batch]:
         if not len(self.parts.holdout):
@@ -144,7 +150,8 @@ class LocalSource(BatchSource):
         plan = EpochPlan(len(self.parts.val), self.seed, 0, self.config.batch_size,
                          self.parts.holdout, shuffle=False)
         yield from self._batches(_EpochBatches(self.parts.val, plan, pipeline=self.eval_pipeline,
-                                               encode=self.encode, segmentation=self.segmentation),
+                                               encode=self.encode, segmentation=self.segmentation,
+                                               detection=self.info.task == "detection"),
                                  val=self.parts.val is not self.parts.dataset)
 
     def _batches(self, dataset: _EpochBatches, *, val: bool = False) -> Iterator[Batch]:
@@ -161,6 +168,9 @@ class MemorySource(LocalSource):
 
     def __init__(self, config: DataConfig, seed: int, *, pin_memory: bool = False) -> None:
         super().__init__(config, seed, pin_memory=pin_memory)
+        if self.info.task == "detection":
+            raise ConfigError("data.source: memory keeps class labels and class maps; a detection "
+                              "dataset needs source local or remote")
         # every training sample once, in part order, with epoch 0's draws
         plan = EpochPlan(len(self.parts.dataset), seed, 0, 256, self.parts.train, shuffle=False)
         dataset = _EpochBatches(self.parts.dataset, plan, pipeline=self.pipeline,

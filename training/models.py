@@ -21,6 +21,7 @@ from torch import nn
 
 from augsvc.errors import ConfigError, SpecError, unknown_name
 from augsvc.params import Param
+from training.centernet import CenterNet
 from training.fcn import FCN
 from training.init import init_weights
 from training.resnet import resnet
@@ -42,8 +43,9 @@ class ModelInfo:
     Attributes:
         name: registry name.
         input: ``"image"`` (float ``(B, C, H, W)``) or ``"text"`` (int64 ids ``(B, L)``, 0 = padding).
-        task: ``"classification"`` (logits ``(B, num_classes)``) or ``"segmentation"`` (logits
-            ``(B, num_classes, H, W)``, a class per pixel).
+        task: ``"classification"`` (logits ``(B, num_classes)``), ``"segmentation"`` (logits
+            ``(B, num_classes, H, W)``, a class per pixel) or ``"detection"`` (CenterNet maps
+            ``(B, num_classes + 4, H/4, W/4)``, see ``training.centernet``).
         description: one line on the architecture.
         factory: builds the model from the complete, validated options.
         required: options without a default (the data's dimensions).
@@ -129,6 +131,12 @@ def _resnet(*, norm: str, activation: str, **options: Any) -> nn.Sequential:
     """``training.resnet.resnet`` with the norm (as in ``cnn``) and activation chosen by name."""
     return resnet(norm_layer=lambda channels: _norm2d(norm, channels),
                   activation=ACTIVATIONS[activation], **options)
+
+
+def _centernet(*, norm: str, activation: str, **options: Any) -> nn.Module:
+    """``training.centernet.CenterNet`` with the norm (as in ``cnn``) and activation by name."""
+    return CenterNet(norm_layer=lambda channels: _norm2d(norm, channels),
+                     activation=ACTIVATIONS[activation], **options)
 
 
 def _fcn(*, norm: str, activation: str, **options: Any) -> nn.Module:
@@ -226,6 +234,11 @@ MODELS: dict[str, ModelInfo] = {info.name: info for info in (
               "dropout -> 1x1 Conv to a class per pixel; channels width, 2 width, ...", _fcn,
               ("in_channels", "num_classes"), {"width": 16, "depth": 3, **_COMMON_DEFAULTS},
               task="segmentation"),
+    ModelInfo("centernet", "image", "detection (CenterNet): fcn's encoder (depth stride-2 levels) "
+              "and decoder back to stride 4 -> heads: a heatmap per class, box size, centre "
+              "offset; loss: focal on Gaussian centres + L1", _centernet,
+              ("in_channels", "num_classes"), {"width": 16, "depth": 4, **_COMMON_DEFAULTS},
+              task="detection"),
 )}
 
 
@@ -243,6 +256,7 @@ _OPTIONS: dict[str, Param] = {
     "blocks": Param("blocks", "int", low=1, high=16, doc="basic blocks per stage"),
     "resnet.depth": Param("depth", "int", low=1, high=4, doc="stages, width * 2**k channels each"),
     "fcn.depth": Param("depth", "int", low=1, high=6, doc="stride-2 levels, width * 2**k channels"),
+    "centernet.depth": Param("depth", "int", low=2, high=6, doc="stride-2 levels (output: stride 4)"),
 }
 
 

@@ -20,6 +20,7 @@ from augsvc.image.tensors import stack_images
 from augsvc.plan import EpochPlan
 from training.config import ConfigError, DataConfig
 from training.data import Batch, BatchSource, DataInfo, Vocabulary, check_val_dataset, split_parts
+from training.detection import streamed_boxes
 from training.segmentation import dataset_task, streamed_masks
 
 __all__ = ["RemoteSource"]
@@ -136,6 +137,8 @@ class RemoteSource(BatchSource):
                                    self._open(epoch + 1, 0, shard, num_shards))
                 if len(y) and self.info.task == "segmentation":
                     yield x, streamed_masks(x, targets)
+                elif len(y) and self.info.task == "detection":
+                    yield x, streamed_boxes(x, targets)  # type: ignore[misc]
                 elif len(y):
                     yield (self.encode(x) if self.vocab is not None else x), y
         finally:
@@ -189,6 +192,8 @@ class RemoteSource(BatchSource):
             self.note_skipped(batch.skipped, val=val is not None)
             if batch.samples and self.info.task == "segmentation":
                 yield self.encode(batch.samples), streamed_masks(None, batch.targets)
+            elif batch.samples and self.info.task == "detection":
+                yield self.encode(batch.samples), streamed_boxes(batch.samples, batch.targets)  # type: ignore[misc]
             elif batch.samples:
                 yield self.encode(batch.samples), torch.from_numpy(batch.labels)
 

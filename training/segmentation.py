@@ -5,7 +5,8 @@ segmentation folder) is a segmentation task: its batches are ``(x, y)`` with uin
 ``(B, C, H, W)`` and int64 class maps ``(B, H, W)``, the masks moved with their images by the
 same pipeline draws (``augsvc.image.targets.augment_with_targets``: the library's, the service's
 and the local source's are one function). Every other dataset without targets is a
-classification task; detection targets (boxes) are not something ``augsvc-train`` trains.
+classification task; one with boxes (a COCO instances file) a detection task (see
+``training.detection``).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from training.models import MODELS
 __all__ = ["TASKS", "MeanIoU", "augment_taken", "check_metric", "check_task", "dataset_task",
            "stack_masks", "streamed_masks"]
 
-TASKS = ("classification", "segmentation")
+TASKS = ("classification", "segmentation", "detection")
 
 
 def dataset_task(targets: Sequence[str], dataset: str) -> str:
@@ -33,14 +34,16 @@ def dataset_task(targets: Sequence[str], dataset: str) -> str:
     streamed sample's target dict: ``"mask"`` for a class map).
 
     Raises:
-        ConfigError: detection targets (boxes, instance masks, keypoints).
+        ConfigError: targets that are neither a class map nor boxes (keypoints alone).
     """
     if not targets:
         return "classification"
     if tuple(targets) == ("mask",):
         return "segmentation"
-    raise ConfigError(f"data.dataset: {dataset} holds detection targets ({', '.join(targets)}); "
-                      "augsvc-train trains classification and segmentation models")
+    if "boxes" in targets:
+        return "detection"  # instance masks and keypoints ride along unused
+    raise ConfigError(f"data.dataset: {dataset} holds targets ({', '.join(targets)}) without "
+                      "boxes; augsvc-train trains classification, segmentation and detection")
 
 
 def check_task(model: str, model_task: str, data_task: str, dataset: str) -> None:
@@ -56,11 +59,15 @@ def check_task(model: str, model_task: str, data_task: str, dataset: str) -> Non
 
 
 def check_metric(metric: str, task: str) -> None:
-    """Refuse to follow ``val_miou`` (early stopping, best.pt) in a run that does not report it.
+    """Refuse to follow ``val_miou`` or ``val_map`` (early stopping, best.pt) in a run that does
+    not report it.
 
     Raises:
-        ConfigError: ``val_miou`` for a classification dataset.
+        ConfigError: ``val_miou`` but for a segmentation dataset, ``val_map`` but for detection.
     """
+    if metric == "val_map" and task != "detection":
+        raise ConfigError(f"early_stopping.metric: val_map is reported for detection datasets "
+                          f"only; this is a {task} dataset (use val_loss or val_accuracy)")
     if metric == "val_miou" and task != "segmentation":
         raise ConfigError(f"early_stopping.metric: val_miou is reported for segmentation datasets "
                           f"only; this is a {task} dataset (use val_loss or val_accuracy)")

@@ -33,6 +33,7 @@ from tqdm.auto import tqdm
 from augsvc.seeding import sample_entropy
 from training.config import ConfigError, TrainConfig, to_dict
 from training.data import BatchSource, DataInfo
+from training.detection import DETECTION_FIELDS, create_task, epoch_line, evaluate_detection, to_device
 from training.devices import distributed, resolve_device, to_inputs
 from training.models import MODELS, create_model
 from training.optim import create_optimizer
@@ -95,7 +96,9 @@ class Trainer:
         self.source = source or create_source(config.data, config.seed,
                                               pin_memory=self.device.type == "cuda")
         self.info: DataInfo = self.source.info
-        self.fields = SEGMENTATION_FIELDS if self.info.task == "segmentation" else METRIC_FIELDS
+        self.fields = {"segmentation": SEGMENTATION_FIELDS, "detection": DETECTION_FIELDS}.get(
+            self.info.task, METRIC_FIELDS)
+        self.task = create_task(self.info.task)
         check_metric(config.early_stopping.metric, self.info.task)
         self.model = self._model().to(self.device)
         if config.channels_last and self.info.kind == "image":
@@ -255,8 +258,9 @@ class Trainer:
         total_loss = torch.zeros((), device=self.device)
         correct = torch.zeros((), device=self.device, dtype=torch.int64)
         seen, targets, start = 0, 0, time.perf_counter()  # samples; labels (pixels for segmentation)
+        show = self.rank == 0 and (self.progress if self.progress is not None else os.isatty(2))
         bar = tqdm(total=self.steps_per_epoch(), desc=f"epoch {epoch + 1}/{cfg.epochs}",
-                   unit="batch", disable=not self._show_progress(), leave=False)
+                   unit="batch", disable=not show, leave=False)
         join: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
         if self.world > 1:
             from torch.distributed.algorithms.join import Join
@@ -265,10 +269,10 @@ class Trainer:
             batches = Waited(self.source.train_batches(epoch, shard=self.rank, num_shards=self.world))
             for x, y in batches:
                 inputs = to_inputs(x, self.device, channels_last=cfg.channels_last)
-                y = y.to(self.device, non_blocking=True)
+                y = to_device(y, self.device)
                 with self._autocast():
                     logits = self.net(inputs)
-                    loss = F.cross_entropy(logits.float(), y)
+                    loss = self.task.loss(logits, y)
                 reg = cfg.regularization
                 objective = loss + penalty(self.model, reg.penalty, reg.strength, beta=reg.beta)
                 self.optimizer.zero_grad(set_to_none=True)
@@ -279,9 +283,9 @@ class Trainer:
                 self.scaler.step(self.optimizer)
                 self.scaler.update()
                 self.scheduler.step()
-                total_loss += loss.detach() * y.numel()
-                correct += (logits.argmax(1) == y).sum()
-                seen, targets = seen + len(y), targets + y.numel()
+                total_loss += loss.detach() * self.task.count(y)
+                correct += self.task.hits(logits, y)
+                seen, targets = seen + len(y), targets + self.task.count(y)
                 if bar.n % 10 == 0 and not bar.disable:
                     bar.set_postfix(loss=f"{float(loss):.3f}",
                                     img_s=f"{seen / (time.perf_counter() - start):.0f}")
@@ -294,7 +298,8 @@ class Trainer:
         if self.world > 1:
             torch.distributed.all_reduce(totals)
         loss_sum, right, count, labels = (float(v) for v in totals)
-        return {"train_loss": loss_sum / max(labels, 1), "train_accuracy": right / max(labels, 1),
+        return {"train_loss": loss_sum / max(labels, 1),
+                "train_accuracy": right / max(labels, 1) if self.task.accuracy else math.nan,
                 "seconds": seconds, "samples_per_second": count / seconds if seconds else 0.0,
                 "input_wait": batches.seconds / seconds if seconds else 0.0}  # share of the epoch
 
@@ -304,13 +309,14 @@ class Trainer:
         """Mean loss and accuracy over the holdout (or the given batches), in eval mode; per
         pixel for segmentation, which also reports the mean IoU over the classes (val_miou)."""
         self.model.eval()
+        if self.info.task == "detection":
+            return evaluate_detection(self._forward, batches if batches is not None else
+                                      self.source.holdout_batches(), self.info.num_classes, self.device)
         total, right, count = 0.0, 0, 0
         iou = MeanIoU(self.info.num_classes) if self.info.task == "segmentation" else None
         for x, y in batches if batches is not None else self.source.holdout_batches():
             y = y.to(self.device)
-            with self._autocast():
-                logits = self.model(to_inputs(x, self.device,
-                                              channels_last=self.config.channels_last)).float()
+            logits = self._forward(x)
             total += float(F.cross_entropy(logits, y, reduction="sum"))
             right += int((logits.argmax(1) == y).sum())
             count += y.numel()
@@ -320,6 +326,10 @@ class Trainer:
         if count == 0:
             return {"val_loss": math.nan, "val_accuracy": math.nan, **miou}
         return {"val_loss": total / count, "val_accuracy": right / count, **miou}
+
+    def _forward(self, x: torch.Tensor) -> Any:
+        with self._autocast():
+            return self.model(to_inputs(x, self.device, channels_last=self.config.channels_last)).float()
 
     def fit(self, *, stop_after: int | None = None) -> RunResult:
         """Train for ``config.epochs`` (from the resumed epoch on), writing everything on rank 0.
@@ -364,11 +374,6 @@ class Trainer:
                          skipped=dict(self.source.skipped),
                          val_skipped=dict(self.source.val_skipped))
 
-    def _show_progress(self) -> bool:
-        if self.progress is not None:
-            return self.progress and self.rank == 0
-        return self.rank == 0 and os.isatty(2)
-
     def _tensorboard(self) -> Any:
         if not self.config.tensorboard:
             return None
@@ -390,10 +395,4 @@ class Trainer:
                 writer.add_scalar(key.replace("_", "/", 1) if key.startswith(("train", "val"))
                                   else key, row[key], int(row["epoch"]))
         if self.report:
-            print(f"epoch {int(row['epoch'])}/{self.config.epochs}  loss {row['train_loss']:.4f}  "
-                  f"acc {row['train_accuracy']:.3f}  val_loss {row['val_loss']:.4f}  "
-                  f"val_acc {row['val_accuracy']:.3f}  "
-                  + (f"val_miou {row['val_miou']:.3f}  " if "val_miou" in row else "")
-                  + f"{row['samples_per_second']:.0f} samples/s  input wait "
-                  f"{row['input_wait']:.0%}",
-                  flush=True)
+            print(epoch_line(row, self.config.epochs), flush=True)

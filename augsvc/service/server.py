@@ -113,7 +113,8 @@ def build_server(address: str = "127.0.0.1:0", *, workers: int = 4, reserve_work
         budget: memory that requests in flight reserve before they run (default: none).
         max_connection_age: (age, grace) in seconds: a connection this old is asked to go away
             (GOAWAY), and cut after ``grace`` more; clients then connect again and resolve the
-            server's name again, so replicas added since are used (None: connections live on).
+            server's name again (gRPC resolves a name at most every 30 s), so replicas added
+            since are used (None: connections live on).
 
     Returns:
         (server, port).

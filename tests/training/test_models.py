@@ -40,6 +40,7 @@ ROWS: dict[str, tuple[dict[str, Any], Callable[[], torch.Tensor]]] = {
     "resnet": ({**IMAGE, "width": 4, "depth": 3}, images),
     "text_cnn": ({**TEXT, "embed_dim": 8, "width": 8}, tokens),
     "fcn": ({"in_channels": 3, "num_classes": 5, "width": 4, "depth": 2}, images),  # any size
+    "centernet": ({"in_channels": 3, "num_classes": 5, "width": 4, "depth": 2}, images),
 }
 
 # Norm layer type a model must contain for each choice (nothing from the others).
@@ -49,6 +50,7 @@ NORM_TYPES: dict[str, dict[str, type[nn.Module]]] = {
     "resnet": {"batch": nn.BatchNorm2d, "layer": nn.GroupNorm},
     "text_cnn": {"batch": nn.BatchNorm1d, "layer": nn.LayerNorm},
     "fcn": {"batch": nn.BatchNorm2d, "layer": nn.GroupNorm},
+    "centernet": {"batch": nn.BatchNorm2d, "layer": nn.GroupNorm},
 }
 ALL_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.LayerNorm, nn.GroupNorm)
 
@@ -66,9 +68,9 @@ def test_every_model_has_a_test_row() -> None:
 def test_info_describes_the_model(name: str) -> None:
     info = MODELS[name]
     assert info.name == name and info.input in ("image", "text") and info.description
-    assert info.task in ("classification", "segmentation")
+    assert info.task in ("classification", "segmentation", "detection")
     dims = set(IMAGE if info.input == "image" else TEXT)
-    assert set(info.required) == (dims - {"image_size"} if info.task == "segmentation" else dims)
+    assert set(info.required) == (dims - {"image_size"} if info.task != "classification" else dims)
     model = create_model(name, **{k: ROWS[name][0][k] for k in info.required})  # defaults suffice
     assert isinstance(model, nn.Module)
 
@@ -78,7 +80,9 @@ def test_info_describes_the_model(name: str) -> None:
 def test_output_shape(name: str, norm: str) -> None:
     model = build(name, norm=norm, dropout=0.2).eval()
     out = model(ROWS[name][1]())
-    shape = (6, 5, 16, 16) if MODELS[name].task == "segmentation" else (6, 5)  # a class per pixel
+    # a class per pixel; per class a heatmap plus box size and offset at stride 4; or a class
+    shape = {"segmentation": (6, 5, 16, 16), "detection": (6, 5 + 4, 4, 4)}.get(MODELS[name].task,
+                                                                                 (6, 5))
     assert out.shape == shape and out.dtype == torch.float32 and torch.isfinite(out).all()
 
 

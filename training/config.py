@@ -141,6 +141,8 @@ class TrainConfig:
         grad_clip: clip the global gradient norm to this value (null: no clipping).
         out_dir: where metrics, checkpoints and plots go.
         tensorboard: also write TensorBoard event files.
+        metrics_port: serve the input wait to Prometheus on this port + the local rank (0: a
+            free port); null: not served.
     """
 
     seed: int = setting(0, kind="int", low=0, high=2**64 - 1)
@@ -154,6 +156,7 @@ class TrainConfig:
     out_dir: str = setting("runs/train", kind="string")
     tensorboard: bool = setting(True, kind="bool")
     checkpoint_every: int = setting(1, kind="int", low=1)
+    metrics_port: int | None = setting(None, kind="int", low=0, high=65535, nullable=True)
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)

@@ -41,7 +41,7 @@ from training.regularization import EarlyStopping, penalty
 from training.schedules import create_schedule, schedule_factor
 from training.segmentation import MeanIoU, check_metric, check_task
 from training.sources import create_source
-from training.timing import Waited
+from training.timing import Waited, WaitExporter
 
 __all__ = ["METRIC_FIELDS", "SEGMENTATION_FIELDS", "RunResult", "Trainer"]
 
@@ -92,6 +92,7 @@ class Trainer:
         self.report = report
         self.device = resolve_device(config.device)
         self.rank, self.world = distributed()
+        self.exporter = WaitExporter.serving(config.metrics_port, self.rank)
         self.progress = progress
         self.source = source or create_source(config.data, config.seed,
                                               pin_memory=self.device.type == "cuda")
@@ -266,7 +267,8 @@ class Trainer:
             from torch.distributed.algorithms.join import Join
             join = Join([self.net])  # type: ignore[list-item]
         with join:
-            batches = Waited(self.source.train_batches(epoch, shard=self.rank, num_shards=self.world))
+            batches = Waited(self.source.train_batches(epoch, shard=self.rank, num_shards=self.world),
+                             self.exporter.add if self.exporter is not None else None)
             for x, y in batches:
                 inputs = to_inputs(x, self.device, channels_last=cfg.channels_last)
                 y = to_device(y, self.device)

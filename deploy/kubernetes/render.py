@@ -33,11 +33,15 @@ def _merge_key(field: str, items: list[Any]) -> str | None:
 
 
 def merge(base: Any, patch: Any, field: str = "") -> Any:
-    """``patch`` strategically merged into ``base`` (neither is modified)."""
+    """``patch`` strategically merged into ``base`` (neither is modified); a key set to null in
+    the patch is deleted, as in kustomize (a TLS pod's gRPC probe becomes a TCP one)."""
     if isinstance(base, dict) and isinstance(patch, dict):
         out = dict(base)
         for key, value in patch.items():
-            out[key] = merge(base[key], value, key) if key in base else value
+            if value is None:
+                out.pop(key, None)
+            else:
+                out[key] = merge(base[key], value, key) if key in base else value
         return out
     if isinstance(base, list) and isinstance(patch, list):
         key = _merge_key(field, base + patch)

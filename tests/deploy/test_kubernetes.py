@@ -25,7 +25,7 @@ from training.config import load_config as load_train_config
 ROOT = Path(__file__).resolve().parents[2]
 KUBE = ROOT / "deploy" / "kubernetes"
 KUBERNETES_VERSION = "1.30"  # the oldest release the manifests promise to work on
-TARGETS = ["base", "overlays/cpu", "overlays/gpu"]
+TARGETS = ["base", "overlays/cpu", "overlays/gpu", "overlays/tls"]
 
 _spec = importlib.util.spec_from_file_location("augsvc_k8s_render", KUBE / "render.py")
 assert _spec is not None and _spec.loader is not None
@@ -133,7 +133,8 @@ def test_every_document_validates(docs: list[Doc]) -> None:
 
 def test_validation_catches_a_bad_field(docs: list[Doc]) -> None:
     bad = json.loads(json.dumps(find(docs, "Deployment", "augsvc")))
-    bad["spec"]["template"]["spec"]["containers"][0]["readinessProbe"]["grpc"]["port"] = "grpc"
+    probe = bad["spec"]["template"]["spec"]["containers"][0]["readinessProbe"]
+    probe.get("grpc", probe.get("tcpSocket"))["port"] = [50051]  # a list where a port goes
     with pytest.raises(kubernetes_validate.ValidationError):
         kubernetes_validate.validate(bad, KUBERNETES_VERSION, strict=True)
 
@@ -156,10 +157,21 @@ def test_ports_agree(docs: list[Doc], tmp_path: Path) -> None:
     main = container(docs, "Deployment", "augsvc")
     ports = {p["name"]: p["containerPort"] for p in main["ports"]}
     assert ports == {"grpc": config.port, "metrics": config.metrics_port}
+    tls = "AUGSVC_TLS_CERT" in {e["name"] for e in main.get("env", [])}
     for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
-        assert main[probe]["grpc"]["port"] == config.port, probe
-    assert main["livenessProbe"]["grpc"].get("service", "") == ""
-    assert main["readinessProbe"]["grpc"]["service"] == SERVICE_NAME == "augsvc.v1.Augmenter"
+        # the kubelet's grpc probe speaks plaintext only: a TLS server is probed by TCP
+        assert set(main[probe]) & {"grpc", "tcpSocket"} == ({"tcpSocket"} if tls else {"grpc"})
+        assert main[probe]["tcpSocket" if tls else "grpc"]["port"] == config.port, probe
+    if not tls:
+        assert main["livenessProbe"]["grpc"].get("service", "") == ""
+        assert main["readinessProbe"]["grpc"]["service"] == SERVICE_NAME == "augsvc.v1.Augmenter"
+    else:
+        mounts = {m["name"]: m["mountPath"] for m in main["volumeMounts"]}
+        env = {e["name"]: e.get("value") for e in main["env"]}
+        assert env["AUGSVC_TLS_CERT"].startswith(mounts["tls"] + "/")
+        assert env["AUGSVC_TLS_KEY"].startswith(mounts["tls"] + "/")
+        volumes = {v["name"]: v for v in deployment["spec"]["template"]["spec"]["volumes"]}
+        assert volumes["tls"]["secret"]["secretName"] == "augsvc-tls"
     service = find(docs, "Service", "augsvc")
     by_name = {p["name"]: p for p in service["spec"]["ports"]}
     assert by_name["grpc"]["port"] == config.port

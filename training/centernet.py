@@ -57,9 +57,16 @@ class CenterNet(nn.Module):
                                  nn.Conv2d(features, out, 1))
 
         self.heatmap, self.size, self.offset = head(num_classes), head(2), head(2)
+        self.after_init()
+
+    def after_init(self) -> None:
+        """Start every class at probability 0.1 (CenterNet's prior): without it the focal loss
+        of an all-background heatmap swamps the first steps. Called again after a registry init,
+        which zeroes every bias."""
         last = self.heatmap[-1]
         assert isinstance(last, nn.Conv2d) and last.bias is not None
-        nn.init.constant_(last.bias, -math.log((1 - 0.1) / 0.1))
+        with torch.no_grad():
+            nn.init.constant_(last.bias, -math.log((1 - 0.1) / 0.1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         features = [self.stem(x)]

@@ -313,4 +313,7 @@ def create_model(name: str, *, init: str | None = None, seed: int = 0, **kwargs:
         model = info.factory(**options)
     if init is not None:
         init_weights(model, init, seed=seed)
+        after = getattr(model, "after_init", None)
+        if callable(after):  # a model's own starting values an init must not undo
+            after()
     return model

@@ -236,3 +236,13 @@ def test_a_model_must_fit_the_task(tmp_path: Path, coco: Path) -> None:
     with pytest.raises(ValueError, match="images of one size"):
         list(LocalSource(_config(str(coco), augment={"transforms": [{"name": "horizontal_flip"}]}).data,
                          seed=3).train_batches(0))
+
+
+def test_the_heatmap_prior_survives_the_registry_init() -> None:
+    from training.models import create_model
+
+    for init in (None, "kaiming", "xavier"):
+        model = create_model("centernet", init=init, in_channels=3, num_classes=2, width=4,
+                             depth=2)
+        bias = model.heatmap[-1].bias  # type: ignore[index, union-attr]
+        assert torch.allclose(bias, torch.full_like(bias, -math.log(9.0))), init  # p = 0.1

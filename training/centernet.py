@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from training.fcn import NormLayer, _block
+from training.fcn import NormLayer, UNet
 
 __all__ = ["STRIDE", "CenterNet", "centernet_loss", "decode", "heatmap_targets"]
 
@@ -28,29 +28,23 @@ STRIDE = 4
 SIZE_WEIGHT = 0.1
 
 
-class CenterNet(nn.Module):
+class CenterNet(UNet):
     """Images ``(B, in_channels, H, W)`` -> ``(B, num_classes + 4, ceil(H/4), ceil(W/4))``.
 
-    Encoder: a stride-1 stem with ``width`` channels, then ``depth`` (at least 2) stride-2 blocks
-    doubling the channels; decoder: upsample and join the encoder's maps back to stride 4; heads:
+    The ``UNet`` of ``depth`` (at least 2) stride-2 levels, decoded back to stride 4; heads:
     Conv3x3 -> activation -> 1x1 conv, one each for the heatmap (its bias set so every class
     starts at probability 0.1), the size and the offset.
     """
 
     def __init__(self, *, in_channels: int, num_classes: int, width: int, depth: int,
                  dropout: float, norm_layer: NormLayer, activation: Callable[[], nn.Module]) -> None:
-        super().__init__()
         if depth < 2:
             raise ValueError(f"depth: centernet needs at least 2 stride-2 levels, got {depth}")
+        super().__init__(in_channels=in_channels, width=width, depth=depth, stop=2,
+                         norm_layer=norm_layer, activation=activation)
         self.num_classes = num_classes
-        channels = [width * 2**k for k in range(depth + 1)]
-        self.stem = _block(in_channels, width, 1, norm_layer, activation)
-        self.down = nn.ModuleList(_block(channels[k], channels[k + 1], 2, norm_layer, activation)
-                                  for k in range(depth))
-        self.up = nn.ModuleList(_block(channels[k + 1] + channels[k], channels[k], 1, norm_layer,
-                                       activation) for k in reversed(range(2, depth)))
         self.drop = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
-        features = channels[2]
+        features = self.features
 
         def head(out: int) -> nn.Sequential:
             return nn.Sequential(nn.Conv2d(features, features, 3, padding=1), activation(),
@@ -69,15 +63,7 @@ class CenterNet(nn.Module):
             nn.init.constant_(last.bias, -math.log((1 - 0.1) / 0.1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        features = [self.stem(x)]
-        for down in self.down:
-            features.append(down(features[-1]))
-        h = features.pop()
-        for up in self.up:
-            skip = features.pop()
-            h = F.interpolate(h, size=skip.shape[-2:], mode="bilinear", align_corners=False)
-            h = up(torch.cat([h, skip], 1))
-        h = self.drop(h)
+        h = self.drop(super().forward(x))
         return torch.cat([self.heatmap(h), self.size(h), self.offset(h)], 1)
 
 

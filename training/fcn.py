@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["FCN"]
+__all__ = ["FCN", "UNet"]
 
 NormLayer = Callable[[int], nn.Module | None]  # channels -> a norm layer, or None for no norm
 
@@ -30,26 +30,26 @@ def _block(in_channels: int, out_channels: int, stride: int, norm_layer: NormLay
     return nn.Sequential(conv, *(() if norm is None else (norm,)), activation())
 
 
-class FCN(nn.Module):
-    """Images ``(B, in_channels, H, W)`` -> logits ``(B, num_classes, H, W)``.
+class UNet(nn.Module):
+    """The encoder and decoder that ``FCN`` and ``training.centernet.CenterNet`` stand on.
 
     ``stem``: a stride-1 block with ``width`` channels; ``down[k]``: a stride-2 block to
     ``width * 2**(k+1)`` channels (``depth`` of them, so the coarsest map is ``H / 2**depth``);
-    ``up[k]``: upsample to the next finer encoder map, concatenate it, a block back to its
-    channels; then dropout (when above 0) and ``head``, a 1x1 convolution.
+    ``up``: from the coarsest map, upsample to the next finer encoder map, concatenate it, a
+    block back to its channels, down to the map of stride ``2**stop``, whose features (with
+    ``features`` channels) are what ``forward`` returns.
     """
 
-    def __init__(self, *, in_channels: int, num_classes: int, width: int, depth: int,
-                 dropout: float, norm_layer: NormLayer, activation: Callable[[], nn.Module]) -> None:
+    def __init__(self, *, in_channels: int, width: int, depth: int, stop: int,
+                 norm_layer: NormLayer, activation: Callable[[], nn.Module]) -> None:
         super().__init__()
         channels = [width * 2**k for k in range(depth + 1)]
         self.stem = _block(in_channels, width, 1, norm_layer, activation)
         self.down = nn.ModuleList(_block(channels[k], channels[k + 1], 2, norm_layer, activation)
                                   for k in range(depth))
         self.up = nn.ModuleList(_block(channels[k + 1] + channels[k], channels[k], 1, norm_layer,
-                                       activation) for k in reversed(range(depth)))
-        self.drop = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
-        self.head = nn.Conv2d(width, num_classes, 1)
+                                       activation) for k in reversed(range(stop, depth)))
+        self.features = channels[stop]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         features = [self.stem(x)]
@@ -60,4 +60,20 @@ class FCN(nn.Module):
             skip = features.pop()
             h = F.interpolate(h, size=skip.shape[-2:], mode="bilinear", align_corners=False)
             h = up(torch.cat([h, skip], 1))
-        return self.head(self.drop(h))  # type: ignore[no-any-return]
+        return h
+
+
+class FCN(UNet):
+    """Images ``(B, in_channels, H, W)`` -> logits ``(B, num_classes, H, W)``: the ``UNet``
+    back to full resolution, then dropout (when above 0) and ``head``, a 1x1 convolution.
+    """
+
+    def __init__(self, *, in_channels: int, num_classes: int, width: int, depth: int,
+                 dropout: float, norm_layer: NormLayer, activation: Callable[[], nn.Module]) -> None:
+        super().__init__(in_channels=in_channels, width=width, depth=depth, stop=0,
+                         norm_layer=norm_layer, activation=activation)
+        self.drop = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        self.head = nn.Conv2d(width, num_classes, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.drop(super().forward(x)))  # type: ignore[no-any-return]

@@ -4,7 +4,6 @@ from pycocotools."""
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 from collections.abc import Iterator
@@ -24,8 +23,8 @@ from augsvc.plan import augment_indices
 from augsvc.service.epochs import EpochStreamer
 from augsvc.service.server import build_server
 from tests.messy_data import write_coco
+from tests.training.cli_runs import train_cli
 from training.centernet import centernet_loss, decode
-from training.cli import main
 from training.config import ConfigError, load_config
 from training.detection import mean_ap
 from training.local import LocalSource
@@ -182,11 +181,7 @@ def test_mean_ap_of_perfect_and_of_missing_detections() -> None:
 
 
 def _cli(tmp_path: Path, name: str, dataset: str, *extra: str, **data: Any) -> list[dict[str, str]]:
-    config = tmp_path / f"{name}.json"  # JSON is YAML
-    config.write_text(json.dumps({**RUN, "out_dir": str(tmp_path / name),
-                                  "data": {**RUN["data"], "dataset": dataset, **data}}))
-    assert main(["train", "--config", str(config), "-q", *extra]) == 0
-    return list(csv.DictReader((tmp_path / name / "metrics.csv").open()))
+    return train_cli(tmp_path, RUN, name, dataset, *extra, **data)
 
 
 def test_cli_trains_centernet_locally_and_over_the_service_alike(

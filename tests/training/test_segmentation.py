@@ -3,7 +3,6 @@ with their images, locally and over the service, the fcn model, pixel accuracy a
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 from collections.abc import Iterator
@@ -23,6 +22,7 @@ from augsvc.plan import augment_indices
 from augsvc.service.epochs import EpochStreamer
 from augsvc.service.server import build_server
 from tests.messy_data import write_coco, write_segmentation_folder
+from tests.training.cli_runs import train_cli
 from training.cli import main
 from training.config import ConfigError, load_config
 from training.data import BatchSource
@@ -161,11 +161,7 @@ def test_images_of_two_sizes_ask_for_a_resize(seg: Path, address: str) -> None:
 
 
 def _cli(tmp_path: Path, name: str, dataset: str, *extra: str, **data: Any) -> list[dict[str, str]]:
-    config = tmp_path / f"{name}.json"  # JSON is YAML
-    config.write_text(json.dumps({**RUN, "out_dir": str(tmp_path / name),
-                                  "data": {**RUN["data"], "dataset": dataset, **data}}))
-    assert main(["train", "--config", str(config), "-q", *extra]) == 0
-    return list(csv.DictReader((tmp_path / name / "metrics.csv").open()))
+    return train_cli(tmp_path, RUN, name, dataset, *extra, **data)
 
 
 def test_cli_trains_fcn_locally_and_over_the_service_alike(tmp_path: Path, seg: Path, address: str,

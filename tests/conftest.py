@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+
+from augsvc.service.epochs import EpochStreamer
+from augsvc.service.observe import CallObserver
+from augsvc.service.server import build_server
 
 # pytest-xdist already runs one process per core; torch's own thread pool on top of that spins
 # on a busy machine (a 64x64 batch norm went from 0.3 ms to 20 ms), so tests use one thread.
@@ -43,3 +49,18 @@ def wait_for(condition: Callable[[], object], timeout: float, what: str = "timed
     while not condition():
         assert time.monotonic() < deadline, what
         time.sleep(0.01)
+
+
+@contextlib.contextmanager
+def serving(datasets: Mapping[str, Path | str], workers: int = 0,
+            observers: Sequence[CallObserver] = ()) -> Iterator[str]:
+    """A real server in this process that streams ``datasets`` by name (besides the built-ins),
+    with ``workers`` epoch workers, telling ``observers`` of every call; yields its address and
+    stops it after."""
+    epochs = EpochStreamer({name: str(path) for name, path in datasets.items()}, workers=workers)
+    server, port = build_server("127.0.0.1:0", epochs=epochs, observers=observers)
+    server.start()
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        server.stop(0)

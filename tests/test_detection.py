@@ -20,8 +20,7 @@ from augsvc.image.dataset import AugmentedImageDataset
 from augsvc.image.pipeline import ImagePipeline
 from augsvc.image.targets import Target, augment_with_targets
 from augsvc.plan import EpochPlan
-from augsvc.service.epochs import EpochStreamer
-from augsvc.service.server import build_server
+from tests.conftest import serving
 from tests.messy_data import photo, write_coco, write_segmentation_folder
 
 CROP = {"transforms": [{"name": "random_crop", "height": 40, "width": 40},
@@ -133,11 +132,8 @@ def test_the_torch_dataset_returns_torchvision_targets(coco: Path) -> None:
 
 @pytest.fixture(scope="module")
 def address(coco: Path, seg: Path) -> Iterator[str]:
-    server, port = build_server("127.0.0.1:0", epochs=EpochStreamer(
-        {"coco": str(coco), "seg": str(seg)}, workers=1))
-    server.start()
-    yield f"127.0.0.1:{port}"
-    server.stop(0)
+    with serving({"coco": coco, "seg": seg}, workers=1) as address:
+        yield address
 
 
 @pytest.mark.parametrize("name", ["coco", "seg"])

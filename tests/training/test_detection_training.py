@@ -20,8 +20,7 @@ from augsvc.image.pipeline import ImagePipeline
 from augsvc.image.targets import augment_with_targets
 from augsvc.image.tensors import stack_images
 from augsvc.plan import augment_indices
-from augsvc.service.epochs import EpochStreamer
-from augsvc.service.server import build_server
+from tests.conftest import serving
 from tests.messy_data import write_coco
 from tests.training.cli_runs import train_cli
 from training.centernet import centernet_loss, decode
@@ -70,10 +69,8 @@ def coco(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def address(coco: Path) -> Iterator[str]:
-    server, port = build_server("127.0.0.1:0", epochs=EpochStreamer({"coco": str(coco)}, workers=1))
-    server.start()
-    yield f"127.0.0.1:{port}"
-    server.stop(0)
+    with serving({"coco": coco}, workers=1) as address:
+        yield address
 
 
 RUN: dict[str, Any] = {

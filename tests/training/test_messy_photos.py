@@ -17,8 +17,7 @@ from augsvc.client import AugmentClient
 from augsvc.datasets import open_dataset
 from augsvc.image.pipeline import ImagePipeline
 from augsvc.plan import EpochPlan
-from augsvc.service.epochs import EpochStreamer
-from augsvc.service.server import build_server
+from tests.conftest import serving
 from tests.messy_data import BROKEN, write_messy_folder
 from training.cli import main
 from training.config import load_config
@@ -38,10 +37,8 @@ def messy(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def address(messy: Path) -> Iterator[str]:
-    server, port = build_server("127.0.0.1:0", epochs=EpochStreamer({"photos": str(messy)}))
-    server.start()
-    yield f"127.0.0.1:{port}"
-    server.stop(0)
+    with serving({"photos": messy}) as address:
+        yield address
 
 
 def _broken(messy: Path) -> set[int]:
@@ -126,15 +123,9 @@ def test_the_server_counts_and_logs_what_it_skips(messy: Path,
     from augsvc.service.metrics import Metrics
 
     metrics = Metrics()
-    server, port = build_server("127.0.0.1:0", epochs=EpochStreamer({"photos": str(messy)}),
-                                observers=[metrics])
-    server.start()
-    try:
-        with caplog.at_level("WARNING", logger="augsvc.epochs"), \
-                AugmentClient(f"127.0.0.1:{port}") as client:
-            batches = list(client.stream_epoch("photos", "eval", seed=0, epoch=0, batch_size=5))
-    finally:
-        server.stop(0)
+    with serving({"photos": messy}, observers=[metrics]) as address, \
+            caplog.at_level("WARNING", logger="augsvc.epochs"), AugmentClient(address) as client:
+        batches = list(client.stream_epoch("photos", "eval", seed=0, epoch=0, batch_size=5))
     assert sum(len(b.skipped) for b in batches) == 3
     assert metrics.value("augsvc_skipped_samples_total", grpc_method="StreamEpoch") == 3
     logged = [r.fields for r in caplog.records if r.name == "augsvc.epochs"]  # type: ignore[attr-defined]

@@ -19,8 +19,7 @@ from augsvc.image.pipeline import ImagePipeline
 from augsvc.image.targets import augment_with_targets
 from augsvc.image.tensors import stack_images
 from augsvc.plan import augment_indices
-from augsvc.service.epochs import EpochStreamer
-from augsvc.service.server import build_server
+from tests.conftest import serving
 from tests.messy_data import write_coco, write_segmentation_folder
 from tests.training.cli_runs import train_cli
 from training.cli import main
@@ -73,11 +72,8 @@ def colours(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def address(seg: Path, colours: Path) -> Iterator[str]:
-    server, port = build_server("127.0.0.1:0", epochs=EpochStreamer(
-        {"seg": str(seg), "colours": str(colours)}, workers=1))
-    server.start()
-    yield f"127.0.0.1:{port}"
-    server.stop(0)
+    with serving({"seg": seg, "colours": colours}, workers=1) as address:
+        yield address
 
 
 RUN: dict[str, Any] = {

@@ -15,8 +15,7 @@ from augsvc.datasets import open_dataset
 from augsvc.image.io import write_image
 from augsvc.image.pipeline import ImagePipeline
 from augsvc.image.tensors import stack_images
-from augsvc.service.epochs import EpochStreamer
-from augsvc.service.server import build_server
+from tests.conftest import serving
 from training.config import ConfigError, TrainConfig, load_config
 from training.data import Batch
 from training.local import LocalSource, MemorySource
@@ -49,11 +48,8 @@ def folders(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 @pytest.fixture(scope="module")
 def address(folders: dict[str, Path]) -> Iterator[str]:
-    server, port = build_server("127.0.0.1:0", epochs=EpochStreamer(
-        {name: str(path) for name, path in folders.items()}))
-    server.start()
-    yield f"127.0.0.1:{port}"
-    server.stop(0)
+    with serving(folders) as address:
+        yield address
 
 
 def _run(tmp_path: Path, **data: Any) -> TrainConfig:

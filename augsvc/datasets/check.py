@@ -8,6 +8,7 @@ this reports unreadable is exactly what an epoch would skip. Files that read but
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -82,11 +83,12 @@ def _odd(path: Path) -> list[str]:
     from PIL import Image
 
     try:
-        with Image.open(path) as im:
+        data = path.read_bytes()  # once, for the mode and the orientation
+        with Image.open(io.BytesIO(data)) as im:
             mode = im.mode
     except Exception:  # unreadable: the read that follows says why
         return []
     found = [f"{_MODES[mode]} ({mode})"] if mode in _MODES else []
-    if exif_orientation(path) != 1:
+    if exif_orientation(data) != 1:
         found.append("turned upright by their EXIF orientation")
     return found

@@ -17,7 +17,7 @@ from augsvc.errors import InputError, LimitError
 from augsvc.image.headers import read_header
 
 __all__ = ["CHANNEL_POLICIES", "IMAGE_SUFFIXES", "ChannelPolicy", "cv2_reason", "decode_image_bytes",
-           "exif_orientation", "header_size", "orient_image", "read_image", "to_channels", "to_uint8",
+           "exif_orientation", "orient_image", "read_image", "to_channels", "to_uint8",
            "write_image"]
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"})
@@ -161,15 +161,3 @@ def write_image(path: str | Path, image: np.ndarray) -> None:
         raise InputError(f"cannot encode an image of shape {image.shape} as {path.suffix}")
     path.parent.mkdir(parents=True, exist_ok=True)
     encoded.tofile(str(path))
-
-
-def header_size(source: str | Path | bytes) -> tuple[int, int] | None:
-    """(width, height) an image file's header declares, read without decoding any pixels; None
-    when no parser knows the format (OpenCV then decodes, and the size is checked after).
-
-    Raises:
-        LimitError: the header declares more pixels than Pillow's decompression-bomb guard
-            allows.
-    """
-    header = read_header(source if isinstance(source, bytes) else Path(source).read_bytes())
-    return (header.width, header.height) if header is not None else None

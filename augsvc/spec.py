@@ -36,6 +36,7 @@ __all__ = [
     "TransformNode",
     "check_nesting",
     "is_inline_spec",
+    "is_spec_file",
     "load_spec",
     "parse_spec",
 ]
@@ -301,6 +302,14 @@ def is_inline_spec(text: str) -> bool:
     return text.lstrip().startswith(("{", "[")) or "\n" in text
 
 
+def is_spec_file(name: str | Path) -> bool:
+    """Whether ``name`` is a file (False, not an error, for a name too long to be a path)."""
+    try:
+        return Path(name).is_file()
+    except OSError:
+        return False
+
+
 def load_spec(source: Any, presets: Mapping[str, Any] | None = None) -> Any:
     """A spec from a dict/list, JSON or YAML text, a preset name, or a .json/.yaml file.
 
@@ -317,11 +326,7 @@ def load_spec(source: Any, presets: Mapping[str, Any] | None = None) -> Any:
         return copy.deepcopy(presets[source])
     if isinstance(source, Path) or (isinstance(source, str) and not is_inline_spec(source)):
         path = Path(source)
-        try:
-            found = path.is_file()
-        except OSError:  # a name too long to be a path, for one
-            found = False
-        if not found:
+        if not is_spec_file(path):
             known = f"; nor is it a preset ({', '.join(sorted(presets))})" if presets else ""
             raise SpecError(f"spec file not found: {str(path)[:200]}{known}")
         text = path.read_text(encoding="utf-8")

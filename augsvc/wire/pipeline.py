@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 from augsvc.image.presets import IMAGE_PRESETS
-from augsvc.spec import is_inline_spec, load_spec
+from augsvc.spec import is_inline_spec, is_spec_file, load_spec
 from augsvc.text.presets import TEXT_PRESETS
 from augsvc.wire.v1 import augment_pb2 as pb
 
@@ -25,13 +24,6 @@ def pipeline_message(spec: Any) -> pb.Pipeline:
     if isinstance(spec, str) and spec.lstrip().startswith(("{", "[")):
         return pb.Pipeline(spec_json=spec)
     named = isinstance(spec, str) and not is_inline_spec(spec)
-    if named and (spec in IMAGE_PRESETS or spec in TEXT_PRESETS or not _is_file(spec)):
+    if named and (spec in IMAGE_PRESETS or spec in TEXT_PRESETS or not is_spec_file(spec)):
         return pb.Pipeline(preset=spec)
     return pb.Pipeline(spec_json=json.dumps(load_spec(spec)))
-
-
-def _is_file(name: str) -> bool:
-    try:
-        return Path(name).is_file()
-    except OSError:  # a name too long to be a path
-        return False

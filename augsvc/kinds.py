@@ -12,10 +12,11 @@ from typing import Any
 from augsvc.errors import InputError
 from augsvc.image.pipeline import AugmentedImage, ImagePipeline
 from augsvc.image.presets import IMAGE_PRESETS
+from augsvc.image.targets import Target, augment_with_targets
 from augsvc.text.pipeline import AugmentedText, TextPipeline
 from augsvc.text.presets import TEXT_PRESETS
 
-__all__ = ["KINDS", "PRESETS", "make_pipeline", "outputs"]
+__all__ = ["KINDS", "PRESETS", "augment_batch", "make_pipeline", "outputs"]
 
 KINDS = ("image", "text")
 PRESETS: Mapping[str, Mapping[str, Any]] = {"image": IMAGE_PRESETS, "text": TEXT_PRESETS}
@@ -39,3 +40,16 @@ def make_pipeline(kind: str, spec: Any) -> ImagePipeline | TextPipeline:
 def outputs(results: Sequence[AugmentedImage | AugmentedText]) -> list[Any]:
     """The augmented samples of a pipeline's results: images or texts."""
     return [r.image if isinstance(r, AugmentedImage) else r.text for r in results]
+
+
+def augment_batch(pipeline: ImagePipeline | TextPipeline | None, samples: Sequence[Any],
+                  targets: Sequence[Target] | None, *, seed: int | None,
+                  indices: Sequence[int]) -> tuple[list[Any], list[Target] | None]:
+    """A batch's samples, and their targets when the dataset has them, through ``pipeline`` with
+    the draws of ``indices``: how the server's batch workers and the trainer's local source both
+    augment. No pipeline, or no sample: the batch as it is."""
+    if pipeline is None or not samples:
+        return list(samples), None if targets is None else list(targets)
+    if targets is not None:  # boxes, masks and keypoints move with their images
+        return augment_with_targets(pipeline, samples, targets, seed=seed, indices=indices)
+    return outputs(pipeline.batch(samples, seed=seed, indices=indices)), None

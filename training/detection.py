@@ -24,12 +24,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from augsvc.datasets.base import Taken
-from augsvc.image.targets import augment_with_targets
-from augsvc.plan import EpochPlan
 from training.centernet import centernet_loss, decode
 
-__all__ = ["DETECTION_FIELDS", "Boxes", "DetectionTask", "Task", "augment_boxes", "box_targets",
+__all__ = ["DETECTION_FIELDS", "Boxes", "DetectionTask", "Task", "box_targets", "boxes_of",
            "create_task", "epoch_line", "evaluate_detection", "mean_ap", "streamed_boxes",
            "to_device"]
 
@@ -53,16 +50,10 @@ def _one_size(x: Any) -> None:
                          "or crop transform to data.augment (and data.eval_augment)")
 
 
-def augment_boxes(pipeline: Any, taken: Taken, plan: EpochPlan) -> tuple[list[Any], Boxes]:
-    """The images of ``taken`` and their boxes, both through ``pipeline`` (None: as read) with
-    the draws of the plan's augment indices."""
-    samples: list[Any] = list(taken.samples)
-    targets = taken.targets or []
-    if pipeline is not None and samples:
-        samples, targets = augment_with_targets(pipeline, samples, targets, seed=plan.seed,
-                                                indices=plan.augment_indices(taken.indices))
-    _one_size(samples)
-    return samples, box_targets(targets)
+def boxes_of(samples: Sequence[Any], targets: Iterable[Any]) -> Boxes:
+    """The boxes of a batch built here, checking that its images came out of one size."""
+    _one_size(list(samples))
+    return box_targets(targets)
 
 
 def streamed_boxes(x: Any, targets: Sequence[dict[str, Any]] | None) -> Boxes:

@@ -12,12 +12,12 @@ from torch.utils.data import DataLoader, Dataset
 from augsvc.datasets import open_dataset
 from augsvc.image.pipeline import ImagePipeline
 from augsvc.image.tensors import stack_images
-from augsvc.kinds import make_pipeline, outputs
+from augsvc.kinds import augment_batch, make_pipeline
 from augsvc.plan import EpochPlan
 from training.config import ConfigError, DataConfig
 from training.data import Batch, BatchSource, DataInfo, Vocabulary, check_val_dataset, split_parts
-from training.detection import augment_boxes
-from training.segmentation import augment_taken, dataset_task
+from training.detection import boxes_of
+from training.segmentation import dataset_task, stack_masks
 
 __all__ = ["LocalSource", "MemorySource"]
 
@@ -68,18 +68,14 @@ class _EpochBatches(Dataset[_Item]):
     def __getitem__(self, b: int) -> _Item:
         taken = self.dataset.take(self.batches[b])
         skipped = tuple((s.index, s.reason) for s in taken.skipped)
+        samples, targets = augment_batch(self.pipeline, taken.samples, taken.targets,
+                                         seed=self.plan.seed,
+                                         indices=self.plan.augment_indices(taken.indices))
+        labels: Any = torch.as_tensor(np.asarray(taken.labels), dtype=torch.int64)
         if self.segmentation:
-            samples, labels = augment_taken(self.pipeline, taken, self.plan)
-            return (self.encode(samples) if samples else None), labels, skipped
-        if self.detection:
-            samples, boxes = augment_boxes(self.pipeline, taken, self.plan)
-            return (self.encode(samples) if samples else None), boxes, skipped  # type: ignore[return-value]
-        samples = taken.samples
-        if self.pipeline is not None and samples:
-            results = self.pipeline.batch(samples, seed=self.plan.seed,
-                                          indices=self.plan.augment_indices(taken.indices))
-            samples = outputs(results)
-        labels = torch.as_tensor(np.asarray(taken.labels), dtype=torch.int64)
+            labels = stack_masks([t.mask for t in targets or []])
+        elif self.detection:
+            labels = boxes_of(samples, targets or [])
         return (self.encode(samples) if samples else None), labels, skipped
 
 

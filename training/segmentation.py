@@ -17,13 +17,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from augsvc.datasets.base import Taken
-from augsvc.image.targets import augment_with_targets
-from augsvc.plan import EpochPlan
 from training.config import ConfigError
 from training.models import MODELS
 
-__all__ = ["TASKS", "MeanIoU", "augment_taken", "check_metric", "check_task", "dataset_task",
+__all__ = ["TASKS", "MeanIoU", "check_metric", "check_task", "dataset_task",
            "stack_masks", "streamed_masks"]
 
 TASKS = ("classification", "segmentation", "detection")
@@ -86,17 +83,6 @@ def stack_masks(masks: Sequence[Any]) -> torch.Tensor:
         raise ValueError(f"a segmentation batch needs class maps of one size, got {shapes}; add a "
                          "resize or crop transform to data.augment (and data.eval_augment)")
     return torch.stack([torch.as_tensor(np.asarray(m)) for m in masks]).to(torch.int64)
-
-
-def augment_taken(pipeline: Any, taken: Taken, plan: EpochPlan) -> tuple[list[Any], torch.Tensor]:
-    """The images of ``taken`` and their class maps ``(B, H, W)``, both through ``pipeline``
-    (None: as read) with the draws of the plan's augment indices."""
-    samples: list[Any] = list(taken.samples)
-    targets = taken.targets or []
-    if pipeline is not None and samples:
-        samples, targets = augment_with_targets(pipeline, samples, targets, seed=plan.seed,
-                                                indices=plan.augment_indices(taken.indices))
-    return samples, stack_masks([t.mask for t in targets])
 
 
 def streamed_masks(x: Any, targets: Sequence[dict[str, Any]] | None) -> torch.Tensor:

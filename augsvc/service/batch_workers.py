@@ -26,8 +26,7 @@ from typing import Any
 import numpy as np
 
 from augsvc.datasets import Dataset, Skipped, Target, open_dataset
-from augsvc.image.targets import augment_with_targets
-from augsvc.kinds import outputs
+from augsvc.kinds import augment_batch
 from augsvc.memory import reuse_large_buffers
 from augsvc.plan import augment_indices
 from augsvc.service.pipelines import bound_images, build_pipeline
@@ -105,10 +104,8 @@ def _augment(dataset: Dataset, spec_json: str, seed: int, epoch: int, limits: Li
         bound_images(pipeline, [np.asarray(x) for x in samples],
                      [f"dataset sample {int(i)}" for i in indices], limits,
                      "ask for a smaller batch_size")
-    where = augment_indices(epoch, len(dataset), indices)
-    if targets is not None:  # boxes and masks move with their images
-        return augment_with_targets(pipeline, samples, targets, seed=seed, indices=where)
-    return outputs(pipeline.batch(samples, seed=seed, indices=where)), None
+    return augment_batch(pipeline, samples, targets, seed=seed,
+                         indices=augment_indices(epoch, len(dataset), indices))
 
 
 _attached: OrderedDict[str, SharedMemory] = OrderedDict()  # in a worker: slots it has opened

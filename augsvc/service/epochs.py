@@ -42,10 +42,11 @@ _log = logging.getLogger("augsvc.epochs")
 def _first_readable(dataset: Dataset, part: np.ndarray) -> tuple[int, np.ndarray] | None:
     """(index, image) of the first of the part's first samples that can be read: a corrupt
     first file must cost its own sample, not refuse the whole stream."""
-    taken = dataset.take(part[:_PROBES])
-    if not taken.samples:
-        return None
-    return int(taken.indices[0]), np.asarray(taken.samples[0])
+    for index in part[:_PROBES]:  # one at a time: a stream's start reads no more than it needs
+        taken = dataset.take([index])
+        if taken.samples:
+            return int(index), np.asarray(taken.samples[0])
+    return None
 
 
 def _report_skipped(dataset: str, batch: BuiltBatch) -> None:

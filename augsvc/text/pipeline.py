@@ -15,6 +15,7 @@ from typing import Any
 from augsvc.errors import Cancelled, InputError, SpecError
 from augsvc.seeding import check_seed, sample_entropy
 from augsvc.spec import GroupNode, Node, PipelineSpec, load_spec, parse_spec
+from augsvc.text.nlpaug_compat import translate_aliases
 from augsvc.text.ops import TextSample
 from augsvc.text.presets import TEXT_PRESETS
 from augsvc.text.registry import TEXT_GROUPS, TEXT_TRANSFORMS
@@ -46,6 +47,7 @@ class TextPipeline:
 
     def __init__(self, spec: Any) -> None:
         source = load_spec(spec, TEXT_PRESETS)
+        source = translate_aliases(source)  # nlpaug's names, as in the README
         self.spec: PipelineSpec = parse_spec(source, TEXT_TRANSFORMS, groups=TEXT_GROUPS)
         _check_filters(self.spec.nodes, "transforms", inside=False)
 

@@ -27,6 +27,11 @@ class TextTransformInfo(TransformInfo):
     run: TextOp = ops.random_swap
 
 
+_VOCAB_SIZE = Param("vocab_size", "int", 50000, "substitutes (as written, inflected) must be among "
+                    "the N most frequent words of GloVe 6B: no rare, archaic or made-up forms",
+                    low=1000, high=400000)
+
+
 def _amount(aug_p: float) -> tuple[Param, ...]:
     """aug_p / aug_min / aug_max: how many words an operation changes."""
     return (
@@ -68,7 +73,8 @@ ENTRIES: tuple[TextTransformInfo, ...] = (
         name="random_insertion", run=random_insertion, check=_checks(ops.check_amount, check_synonym),
         params=(*_amount(0.1),
                 Param("top_n", "int", 10, "choose among the first N synonyms", low=1,
-                      high=10000)),
+                      high=10000),
+                _VOCAB_SIZE),
         doc="Insert a WordNet synonym of a random content word at a random word boundary "
             "(EDA random insertion)."),
     TextTransformInfo(
@@ -77,6 +83,12 @@ ENTRIES: tuple[TextTransformInfo, ...] = (
                 Param("top_n", "int", 10, "choose among the first N synonyms (most frequent "
                       "senses first)", low=1, high=10000),
                 Param("multi_word", "bool", True, "allow multi-word synonyms (\"climb up\")"),
+                _VOCAB_SIZE,
+                Param("min_similarity", "float", 0.5, "minimum GloVe cosine between a word and its "
+                      "synonym: drops senses a sentence today rarely means (gay/cheery)",
+                      low=-1.0, high=1.0),
+                Param("names", "bool", False, "also replace proper names and capitalised words "
+                      "inside a sentence (Bush -> Shrub)"),
                 Param("stopwords", "strings", None, "words never replaced (null: shipped list)",
                       nullable=True)),
         doc="Replace words by WordNet synonyms of the same part of speech, inflected to agree "
@@ -93,6 +105,13 @@ ENTRIES: tuple[TextTransformInfo, ...] = (
                       "(single letters have meaningless neighbours)", low=1, high=100),
                 Param("vectors", "string", DEFAULT_VECTORS,
                       f"'{DEFAULT_VECTORS}' or a word2vec/GloVe/fastText file"),
+                Param("names", "bool", False, "also replace proper names and capitalised words "
+                      "inside a sentence (Merkel -> Schroeder)"),
+                Param("numbers", "bool", False, "also replace numbers (three -> two)"),
+                Param("related", "choice", "wordnet", "'wordnet': a neighbour must also be a "
+                      "WordNet synonym, hypernym, hyponym or similar word (no Dogs -> Cats); "
+                      "'any': every neighbour that passes the other checks",
+                      choices=("wordnet", "any")),
                 Param("stopwords", "strings", None, "words never replaced (null: shipped list)",
                       nullable=True)),
         doc="Replace words by nearest neighbours in word-vector space (GloVe by default); "

@@ -54,6 +54,16 @@ def match_case(original: str, substitute: str) -> str:
     return substitute
 
 
+def abbreviates(short: str, word: str) -> bool:
+    """hrs/hours, Sept/September, kms/kilometres: a short form whose letters run in order
+    through the word, from its first letter."""
+    short, word = short.lower(), word.lower()
+    if len(short) > 4 or len(short) >= len(word) or short[:1] != word[:1]:
+        return False
+    letters = iter(word)
+    return all(ch in letters for ch in short)
+
+
 def apply_edits(text: str, edits: Sequence[Edit]) -> str:
     """Apply non-overlapping edits; deleting a word also removes one adjacent space."""
     out: list[str] = []

@@ -184,7 +184,7 @@ def test_one_megabyte_through_the_word_transforms() -> None:
     for spec in ({"name": "synonym", "aug_p": 0.01, "aug_max": 500},
                  {"name": "embedding", "aug_p": 0.01, "aug_max": 500}):
         out = TextPipeline([{**spec, "p": 1}])(big, seed=0, return_ops=True)
-        assert out.ops is not None and 100 <= len(out.ops) <= 500
+        assert out.ops is not None and 50 <= len(out.ops) <= 500
         assert out.text.count("\n") == big.count("\n") and out.text != big
 
 

@@ -17,10 +17,13 @@ $(STAMP): pyproject.toml requirements.lock requirements-dev.txt
 
 install: $(STAMP)
 
-# WordNet 3.0 for the synonym transform, from Debian's packages (needs root, like any apt-get).
+# WordNet 3.0 for the synonym transform, from Debian's packages (needs root, like any apt-get),
+# and the SCOWL word lists the text quality benchmark and its test check substitutes against.
 wordnet:
 	@test -f /usr/share/wordnet/data.noun || test -n "$$AUGSVC_WORDNET" || \
 	  { apt-get update -qq && apt-get install -y -qq wordnet-base wordnet-sense-index; }
+	@test -f /usr/share/dict/american-english-large -a -f /usr/share/dict/british-english-large || \
+	  { apt-get update -qq && apt-get install -y -qq wamerican-large wbritish-large; }
 
 # buf (the Go gRPC client the reflection test calls) from npm, exact version pinned by
 # tools/buf/package-lock.json; npm comes from Debian's packages when missing (needs root).

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 DICTIONARY = Path("/usr/share/dict/american-english-large")  # Debian package wamerican-large
+BRITISH = Path("/usr/share/dict/british-english-large")  # Debian package wbritish-large
 Key = tuple[str, str, int, str, str]
 FIELDS = ("transform", "sentence", "position", "original", "substitute", "acceptable", "why")
 
@@ -112,12 +113,17 @@ def draw_sample(subs: Sequence[Substitution], count: int, seed: int, per_sentenc
     return out
 
 
-def load_dictionary(path: Path = DICTIONARY) -> frozenset[str]:
-    """The lower-cased words of a one-word-a-line dictionary file."""
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing: install the Debian package wamerican-large "
-                                "(apt-get install wamerican-large)")
-    return frozenset(w.strip().lower() for w in path.read_text(encoding="utf-8").splitlines())
+def load_dictionary(paths: Sequence[Path] = (DICTIONARY, BRITISH)) -> frozenset[str]:
+    """The lower-cased words of one-word-a-line dictionary files (by default SCOWL's large
+    American and British lists: "honouring" and "honoring" are both words)."""
+    words: set[str] = set()
+    for path in paths:
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} is missing: install the Debian packages "
+                                    "wamerican-large and wbritish-large (apt-get install "
+                                    "wamerican-large wbritish-large)")
+        words |= {w.strip().lower() for w in path.read_text(encoding="utf-8").splitlines()}
+    return frozenset(words)
 
 
 def is_nonword(substitute: str, vocabulary: frozenset[str]) -> bool:

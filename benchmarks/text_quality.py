@@ -165,21 +165,24 @@ class Run:
     unjudged: int = 0
 
 
-def run_transform(transform: str, spec: dict[str, Any], corpus: dict[str, list[str]], seed: int,
-                  batch: int = 16) -> tuple[Run, list[Substitution], list[tuple[str, int, str, str]]]:
-    """Augment every sentence (index = its number in its file); returns the run, the
-    substitutions and (file, index, original, augmented) of every changed sentence."""
+def run_transform(transform: str, spec: dict[str, Any], corpus: dict[str, list[str]],
+                  seeds: Sequence[int], batch: int = 16
+                  ) -> tuple[Run, list[Substitution], list[tuple[str, int, str, str]]]:
+    """Augment every sentence once per seed (index = its number in its file); returns the run,
+    the substitutions and (file, index, original, augmented) of every changed sentence."""
     from tqdm import tqdm
 
     from augsvc.text import TextPipeline
 
     pipe = TextPipeline({"transforms": [spec]})
     first = next(s for sentences in corpus.values() for s in sentences)
-    pipe(first, seed=seed)  # untimed: loads the transform's data and models
+    pipe(first, seed=seeds[0])  # untimed: loads the transform's data and models
     run, subs, changed = Run(transform), [], []
-    bar = tqdm(total=sum(map(len, corpus.values())), desc=transform, file=sys.stderr, disable=None)
-    for name, sentences in corpus.items():
-        run.sentences[name], run.seconds[name] = len(sentences), 0.0
+    bar = tqdm(total=len(seeds) * sum(map(len, corpus.values())), desc=transform, file=sys.stderr,
+               disable=None)
+    for (name, sentences), seed in ((item, s) for s in seeds for item in corpus.items()):
+        run.sentences[name] = run.sentences.get(name, 0) + len(sentences)
+        run.seconds.setdefault(name, 0.0)
         for lo in range(0, len(sentences), batch):
             t0 = time.perf_counter()
             out = pipe.batch(sentences[lo:lo + batch], seed=seed, start=lo, return_ops=True)
@@ -199,12 +202,12 @@ def evaluate(transform: str, spec: dict[str, Any], corpus: dict[str, list[str]],
     """Run, check, score similarity and look up the judgements of one transform."""
     from augsvc.text.similarity import load_encoder
 
-    run, subs, changed = run_transform(transform, spec, corpus, args.seed)
+    run, subs, changed = run_transform(transform, spec, corpus, args.seeds)
     run.checked = check(subs, dictionary, glove)
     if changed:
         scores = load_encoder().similarity([c[2] for c in changed], [c[3] for c in changed])
         run.similarity = {(c[0], c[1]): s for c, s in zip(changed, scores, strict=True)}
-    run.judged, unjudged = judge(draw_sample(subs, args.judge, args.seed), args.judgements)
+    run.judged, unjudged = judge(draw_sample(subs, args.judge, args.seeds[0]), args.judgements)
     run.unjudged = len(unjudged)
     path = write_unjudged(args.judgements, transform, unjudged)
     total = sum(run.sentences.values())
@@ -284,10 +287,11 @@ def failures(run: Run, pos_shown: int = 20) -> list[str]:
 
 
 def report(runs: Sequence[Run], corpus: dict[str, list[str]], specs: dict[str, dict[str, Any]],
-           seed: int) -> str:
+           seeds: Sequence[int]) -> str:
     lines = ["# Word substitution quality", "",
              "corpus: " + ", ".join(f"{name} ({len(s)} sentences)" for name, s in corpus.items())
-             + f"; seed {seed}; {cpu_summary()}",
+             + f"; seeds {', '.join(map(str, seeds))} (sentences counted once per seed); "
+             + cpu_summary(),
              "specs: " + "; ".join(json.dumps(s) for s in specs.values()),
              "sent/s: wall time of the pipeline calls only (batches of 16, after one warm-up "
              "call), informational", "", GOALS, "",
@@ -310,7 +314,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     ap.add_argument("--mlm", help="masked LM folder or id for the contextual transform")
     ap.add_argument("--spec", action="append", default=[], metavar="T=JSON",
                     help='override fields of transform T, e.g. synonym=\'{"top_n": 3}\'')
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seeds", type=lambda s: [int(x) for x in s.split(",")], default=[0, 1],
+                    help="comma-separated; the corpus is augmented once per seed (default 0,1)")
     ap.add_argument("--limit", type=int, help="the first N sentences of each corpus file")
     ap.add_argument("--judge", type=int, default=120, help="substitutions sampled per transform")
     ap.add_argument("--corpus", type=Path, default=DATA, help="folder of *.txt, one sentence a line")
@@ -353,7 +358,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{merged} filled-in judgements moved into {_shown(args.judgements)}", file=sys.stderr)
     glove = glove_words()
     runs = [evaluate(t, args.specs[t], corpus, args, dictionary, glove) for t in args.transforms]
-    text = report(runs, corpus, args.specs, args.seed)
+    text = report(runs, corpus, args.specs, args.seeds)
     print(text)
     if args.out:
         args.out.write_text(text, encoding="utf-8")

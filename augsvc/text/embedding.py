@@ -22,11 +22,12 @@ from pathlib import Path
 from typing import Any
 
 from augsvc.resources import ResourceError, find_wordnet, glove_6b_50d
+from augsvc.text.agreement import apply_checked
 from augsvc.text.inflect import inflect
 from augsvc.text.ops import TextSample, count_to_change
 from augsvc.text.stopwords import stopword_set
-from augsvc.text.tagging import PENN_TO_WN, keep_tags, tag_words
-from augsvc.text.tokens import Edit, Word, abbreviates, apply_edits, match_case, words
+from augsvc.text.tagging import PENN_TO_WN, tag_words
+from augsvc.text.tokens import Edit, Word, abbreviates, article_agrees, match_case, words
 from augsvc.text.vectors import DEFAULT_VECTORS, load_vectors
 from augsvc.text.wordnet import WordNet, load_wordnet
 
@@ -146,6 +147,8 @@ def embedding(samples: list[TextSample], params: Mapping[str, Any]) -> None:
             and _replaceable(sample.text, w, t, params)]))
     near = _neighbours(params["vectors"], {w.text.lower() for _, ws in tagged for w, _ in ws},
                        params["top_k"], params["vocab_size"])
+    all_edits: list[list[Edit]] = []
+    all_tags: list[list[str]] = []
     for sample, usable in tagged:
         options = []
         for word, tag in usable:
@@ -153,7 +156,8 @@ def embedding(samples: list[TextSample], params: Mapping[str, Any]) -> None:
             candidates = [n for n, cos in near[query] if cos >= params["threshold"]
                           and n.isalpha() and len(n) >= params["min_word_length"]
                           and n not in stop and not same_word_family(n, query)
-                          and _fits_cached(n, query, tag, params["related"])]
+                          and _fits_cached(n, query, tag, params["related"])
+                          and article_agrees(sample.text, word.start, n)]
             if candidates:
                 options.append((word, tag, candidates))
         chosen = sorted(sample.rng.sample(range(len(options)),
@@ -164,11 +168,7 @@ def embedding(samples: list[TextSample], params: Mapping[str, Any]) -> None:
             edits.append(Edit(word.start, word.end,
                               match_case(word.text, sample.rng.choice(candidates))))
             tags.append(tag)
-        kept = []
-        for edit, ok in zip(edits, keep_tags(sample.text, edits, tags), strict=True):
-            if ok:
-                kept.append(edit)
-                sample.ops.append({"op": "embedding", "position": edit.start,
-                                   "original": sample.text[edit.start:edit.end],
-                                   "substitute": edit.new})
-        sample.text = apply_edits(sample.text, kept)
+        all_edits.append(edits)
+        all_tags.append(tags)
+    apply_checked([s for s, _ in tagged], all_edits, all_tags, "embedding",
+                  params["context_threshold"])

@@ -32,6 +32,11 @@ _VOCAB_SIZE = Param("vocab_size", "int", 50000, "substitutes (as written, inflec
                     low=1000, high=400000)
 
 
+_CONTEXT = Param("context_threshold", "float", 0.65, "minimum cosine between the sentence "
+                 "encoder's vectors of the word in its sentence and of the substitute in the new "
+                 "one (null: no check, about 3x faster)", low=-1.0, high=1.0, nullable=True)
+
+
 def _amount(aug_p: float) -> tuple[Param, ...]:
     """aug_p / aug_min / aug_max: how many words an operation changes."""
     return (
@@ -83,7 +88,7 @@ ENTRIES: tuple[TextTransformInfo, ...] = (
                 Param("top_n", "int", 10, "choose among the first N synonyms (most frequent "
                       "senses first)", low=1, high=10000),
                 Param("multi_word", "bool", True, "allow multi-word synonyms (\"climb up\")"),
-                _VOCAB_SIZE,
+                _VOCAB_SIZE, _CONTEXT,
                 Param("min_similarity", "float", 0.5, "minimum GloVe cosine between a word and its "
                       "synonym: drops senses a sentence today rarely means (gay/cheery)",
                       low=-1.0, high=1.0),
@@ -107,7 +112,7 @@ ENTRIES: tuple[TextTransformInfo, ...] = (
                       f"'{DEFAULT_VECTORS}' or a word2vec/GloVe/fastText file"),
                 Param("names", "bool", False, "also replace proper names and capitalised words "
                       "inside a sentence (Merkel -> Schroeder)"),
-                Param("numbers", "bool", False, "also replace numbers (three -> two)"),
+                Param("numbers", "bool", False, "also replace numbers (three -> two)"), _CONTEXT,
                 Param("related", "choice", "wordnet", "'wordnet': a neighbour must also be a "
                       "WordNet synonym, hypernym, hyponym or similar word (no Dogs -> Cats); "
                       "'any': every neighbour that passes the other checks",

@@ -1,4 +1,5 @@
-"""Sentence similarity with all-MiniLM-L6-v2 (mean-pooled, L2-normalised token embeddings)."""
+"""Similarity with all-MiniLM-L6-v2: of sentences (mean-pooled, L2-normalised token embeddings),
+and of a word and its substitute in their sentences (the word's own contextual vectors)."""
 
 from __future__ import annotations
 
@@ -40,6 +41,46 @@ class SentenceEncoder:
         both = self.encode([*originals, *augmented])
         a, b = both[: len(originals)], both[len(originals):]
         return [round(float(x), 4) for x in (a * b).sum(1)]
+
+
+    def word_similarity(self, pairs: Sequence[tuple[str, str]],
+                        spans: Sequence[Sequence[tuple[tuple[int, int], tuple[int, int]]]]
+                        ) -> list[list[float]]:
+        """For each (original, edited) text pair, the cosine between the last-layer vectors of
+        each replaced word (its sub-word tokens averaged) in the original and of its substitute
+        in the edited text: how well the substitute means the same *in this sentence*.
+
+        ``spans[k]`` holds, per edit of pair ``k``, (start, end) in the original and in the
+        edited text. Rounded to 4 decimals, like ``similarity``, so batching does not decide.
+        """
+        import torch
+
+        texts = [t for pair in pairs for t in pair]
+        out: list[list[float]] = []
+        for lo in range(0, len(texts), 64):
+            chunk = texts[lo:lo + 64]
+            enc = self.tokenizer(chunk, padding=True, truncation=True, max_length=256,
+                                 return_offsets_mapping=True, return_tensors="pt")
+            offsets = enc.pop("offset_mapping")
+            with torch.inference_mode():
+                hidden = self.model(**enc.to(self.device)).last_hidden_state.float().cpu()
+            for k in range(0, len(chunk), 2):
+                row = []
+                for (a, b) in spans[(lo + k) // 2]:
+                    x = _span_vector(hidden[k], offsets[k], a)
+                    y = _span_vector(hidden[k + 1], offsets[k + 1], b)
+                    cos = 0.0 if x is None or y is None else float(
+                        torch.nn.functional.cosine_similarity(x, y, dim=0))
+                    row.append(round(cos, 4))
+                out.append(row)
+        return out
+
+
+def _span_vector(hidden: Any, offsets: Any, span: tuple[int, int]) -> Any:
+    """Mean of the vectors of the tokens inside ``span`` (None if truncated away)."""
+    start, end = span
+    inside = (offsets[:, 0] >= start) & (offsets[:, 1] <= end) & (offsets[:, 1] > offsets[:, 0])
+    return hidden[inside].mean(0) if bool(inside.any()) else None
 
 
 @lru_cache(maxsize=1)

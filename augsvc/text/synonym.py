@@ -23,12 +23,13 @@ from functools import lru_cache
 from typing import Any
 
 from augsvc.resources import ResourceError, find_wordnet, glove_6b_50d
+from augsvc.text.agreement import apply_checked
 from augsvc.text.embedding import same_word_family
 from augsvc.text.inflect import inflect
 from augsvc.text.ops import TextSample, count_to_change
 from augsvc.text.stopwords import STOPWORDS, stopword_set
-from augsvc.text.tagging import PENN_TO_WN, keep_tags, tag_words
-from augsvc.text.tokens import Edit, Word, abbreviates, apply_edits, match_case, words
+from augsvc.text.tagging import PENN_TO_WN, tag_words
+from augsvc.text.tokens import Edit, Word, abbreviates, apply_edits, article_agrees, match_case, words
 from augsvc.text.vectors import DEFAULT_VECTORS, load_vectors
 from augsvc.text.wordnet import WordNet, load_wordnet
 
@@ -88,6 +89,7 @@ def _frequent(form: str, vocab_size: int) -> bool:
     return all(rank.get(part, vocab_size) < vocab_size for part in re.split(r"[ -]", form.lower()))
 
 
+@lru_cache(maxsize=100_000)
 def _similarity(a: str, b: str, vocab_size: int) -> float:
     """GloVe cosine of two words or phrases (a phrase is the mean of its words); both frequent."""
     vectors = load_vectors(DEFAULT_VECTORS)
@@ -136,7 +138,8 @@ def sense_lemmas(wn: WordNet, word: str, pos: str, context: frozenset[str], *, p
            and wn.sense_count(lemma, key) > 0
            and not same_word_family(lemma.lower(), base)
            and (proper or lemma == lemma.lower()) and _frequent(lemma, vocab_size)
-           and not abbreviates(lemma, base) and not abbreviates(base, lemma)]
+           and not abbreviates(lemma, base) and not abbreviates(base, lemma)
+           and not wn.are_antonyms(base, lemma)]
     return sorted(out, key=lambda lemma: -wn.sense_count(lemma, key))
 
 
@@ -168,8 +171,10 @@ def _choices(wn: WordNet, word: Word, tag: str, text: str, context: frozenset[st
             continue
         form = inflect(wn, lemma, number)
         if (form is None or form.lower() == word.text.lower() or form in out
+                or not article_agrees(text, word.start, form)
                 or not _frequent(form, params["vocab_size"])
-                or _similarity(word.text, form, params["vocab_size"]) < params["min_similarity"]):
+                or _similarity(word.text.lower(), form.lower(), params["vocab_size"])
+                < params["min_similarity"]):
             continue
         if " " in form and following.startswith(form.split(" ", 1)[1].lower()):
             continue  # "climbed" -> "climbed up" before "up trees" would repeat "up"
@@ -189,9 +194,11 @@ def check_synonym(params: Mapping[str, Any]) -> str | None:
 
 def synonym(samples: list[TextSample], params: Mapping[str, Any]) -> None:
     """Replace randomly chosen content words by a synonym of their sense here, inflected to agree
-    (case kept); substitutes the tagger reads differently in the new sentence are undone."""
+    (case kept); substitutes that fail ``augsvc.text.agreement``'s checks are undone."""
     wn = load_wordnet()
     stop = stopword_set(params)
+    all_edits: list[list[Edit]] = []
+    all_tags: list[list[str]] = []
     for sample in samples:
         found = words(sample.text)
         context = _context(found, wn)
@@ -204,21 +211,15 @@ def synonym(samples: list[TextSample], params: Mapping[str, Any]) -> None:
             if options:
                 usable.append((word, tag, options))
         chosen = sorted(sample.rng.sample(range(len(usable)), count_to_change(len(usable), params)))
-        edits, tags, originals = [], [], []
+        edits, tags = [], []
         for i in chosen:
             word, tag, options = usable[i]
             new = match_case(word.text, sample.rng.choice(options[: params["top_n"]]))
             edits.append(Edit(word.start, word.end, new))
             tags.append(_common_tag(wn, word.text, tag))
-            originals.append(word.text)
-        kept = []
-        for edit, original, ok in zip(edits, originals, keep_tags(sample.text, edits, tags),
-                                      strict=True):
-            if ok:
-                kept.append(edit)
-                sample.ops.append({"op": "synonym", "position": edit.start, "original": original,
-                                   "substitute": edit.new})
-        sample.text = apply_edits(sample.text, kept)
+        all_edits.append(edits)
+        all_tags.append(tags)
+    apply_checked(samples, all_edits, all_tags, "synonym", params["context_threshold"])
 
 
 def random_insertion(samples: list[TextSample], params: Mapping[str, Any]) -> None:

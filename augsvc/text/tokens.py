@@ -9,7 +9,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-__all__ = ["Edit", "Word", "apply_edits", "match_case", "words"]
+__all__ = ["Edit", "Word", "abbreviates", "apply_edits", "article_agrees", "match_case", "words"]
 
 # A word: letters/digits (any script) joined by inner apostrophes or hyphens ("don't", "x-ray").
 _WORD = re.compile(r"\w+(?:['’-]\w+)*", re.UNICODE)
@@ -62,6 +62,22 @@ def abbreviates(short: str, word: str) -> bool:
         return False
     letters = iter(word)
     return all(ch in letters for ch in short)
+
+
+_ARTICLE = re.compile(r"\b(a|an)\s+$", re.IGNORECASE)
+_AN_EXCEPTIONS = ("uni", "use", "usu", "uti", "ure", "eu", "one", "once")
+_SILENT_H = ("hour", "honest", "honor", "honour", "heir")
+
+
+def article_agrees(text: str, start: int, substitute: str) -> bool:
+    """Would ``substitute``, written at ``start``, agree with an "a"/"an" just before it?
+    (a sick woman -> an ill woman is refused; spelling rules, not pronunciation.)"""
+    found = _ARTICLE.search(text[max(0, start - 4):start])
+    if found is None:
+        return True
+    word = substitute.lower()
+    vowel = (word[:1] in "aeiou" and not word.startswith(_AN_EXCEPTIONS)) or word.startswith(_SILENT_H)
+    return (found.group(1).lower() == "an") == vowel
 
 
 def apply_edits(text: str, edits: Sequence[Edit]) -> str:

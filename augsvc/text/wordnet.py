@@ -21,7 +21,7 @@ __all__ = ["POS", "WordNet", "load_wordnet"]
 
 POS = ("n", "v", "a", "r")
 _FILES = {"n": "noun", "v": "verb", "a": "adj", "r": "adv"}
-_CACHE_VERSION = 8
+_CACHE_VERSION = 11
 _CLOSE = frozenset({"@", "&", "^", "$"})
 """Pointers to synsets that keep a word's meaning, if less precisely: hypernym (dog -> canine),
 similar to, also see, verb group. Hyponyms (people -> families) and instances narrow it."""
@@ -67,6 +67,7 @@ class WordNet:
     close: dict[str, set[str]] = field(default_factory=dict)
     _irregular: dict[tuple[str, str], list[str]] = field(default_factory=dict, repr=False)
     _multi_word: frozenset[str] = field(default_factory=frozenset, repr=False)
+    _bases: dict[str, frozenset[str]] = field(default_factory=dict, repr=False)
 
     @property
     def multi_word(self) -> frozenset[str]:
@@ -79,9 +80,15 @@ class WordNet:
         """SemCor tag count of ``lemma`` in synset ``key`` (0 when never tagged)."""
         return self.counts.get(f"{lemma.lower()}|{key}", 0)
 
-    def bases(self, form: str) -> set[str]:
+    def bases(self, form: str) -> frozenset[str]:
         """``form`` and every base WordNet's morphy finds for it, in any part of speech."""
-        return {form.lower(), *(b for pos in POS for b in self.morphy(form, pos))}
+        found = self._bases.get(form)
+        if found is None:
+            if len(self._bases) > 100_000:
+                self._bases.clear()
+            found = self._bases[form] = frozenset(
+                {form.lower(), *(b for pos in POS for b in self.morphy(form, pos))})
+        return found
 
     def are_close(self, a: str, b: str, pos: str) -> bool:
         """True if a dominant sense of ``a`` and some sense of ``b`` (as ``pos``, any inflection)
@@ -178,8 +185,8 @@ def _read(folder: Path) -> WordNet:
                 form, *bases = line.split()
                 wn.exceptions[(_clean(form), pos)] = [_clean(b) for b in bases]
     # Satellite adjectives (pos "s") share the adjective files and index: nothing else to do.
-    wn.antonyms = links.antonyms(wn.glosses)
     wn.close = links.close
+    wn.antonyms = _without_synonyms(links.antonyms(wn.glosses), wn)
     if (folder / "index.sense").is_file():  # Debian's wordnet-sense-index; NLTK's copy has it
         with (folder / "index.sense").open(encoding="latin-1") as handle:
             for line in handle:
@@ -189,6 +196,22 @@ def _read(folder: Path) -> WordNet:
                     key = f"{_SS_TYPES[lex_sense[0]]}:{synset}"
                     wn.counts[f"{_clean(lemma)}|{key}"] = int(tag_count)
     return wn
+
+
+def _without_synonyms(antonyms: dict[str, set[str]], wn: WordNet) -> dict[str, set[str]]:
+    """Drop the pairs the clusters wrongly oppose: lemmas that share a synset or sit one close
+    step apart in some sense (used/utilized: "used" is also a satellite on the other side)."""
+    def keys(lemma: str) -> set[str]:
+        return {key for pos in POS for key in wn.senses.get((lemma, pos), [])}
+
+    out: dict[str, set[str]] = {}
+    for a, others in antonyms.items():
+        near = keys(a)
+        near |= {k for key in list(near) for k in wn.close.get(key, set())}
+        kept = {b for b in others if not near & keys(b)}
+        if kept:
+            out[a] = kept
+    return out
 
 
 class _Links:

@@ -96,7 +96,8 @@ def test_substitutes_pass_the_filters(tmp_path: Path) -> None:
 
 
 def test_glove_substitution_keeps_layout_and_changes_content_words() -> None:
-    pipeline = TextPipeline([{"name": "embedding", "p": 1, "related": "any"}])
+    pipeline = TextPipeline([{"name": "embedding", "p": 1, "related": "any",
+                              "context_threshold": None}])
     outs = pipeline.batch([SENTENCE] * 6, seed=0, return_ops=True)
     assert len({o.text for o in outs}) >= 4
     assert sum(bool(o.ops) for o in outs) >= 4  # a substitute the tagger reads differently is undone
@@ -138,12 +139,13 @@ def test_short_words_are_left_alone(tmp_path: Path) -> None:
 
 def test_names_and_numbers_only_when_asked() -> None:
     text = "Three men bought two old cars from Chancellor Merkel in Berlin."
-    plain = TextPipeline([{"name": "embedding", "p": 1, "aug_p": 1.0, "related": "any"}])
+    plain = TextPipeline([{"name": "embedding", "p": 1, "aug_p": 1.0, "related": "any",
+                            "context_threshold": None}])
     touched = {op["original"] for o in plain.batch([text] * 10, seed=0, return_ops=True)
                for op in o.ops or []}
     assert touched and not touched & {"Three", "two", "Chancellor", "Merkel", "Berlin"}
     asked = TextPipeline([{"name": "embedding", "p": 1, "aug_p": 1.0, "related": "any",
-                           "names": True, "numbers": True}])
+                           "names": True, "numbers": True, "context_threshold": None}])
     touched = {op["original"] for o in asked.batch([text] * 10, seed=0, return_ops=True)
                for op in o.ops or []}
     assert {"Three", "two", "Merkel", "Berlin"} <= touched
@@ -155,7 +157,7 @@ def test_antonyms_are_never_offered() -> None:
     wn = load_wordnet()
     text = "The slow train arrived late and prices kept rising quickly."
     pipe = TextPipeline([{"name": "embedding", "p": 1, "aug_p": 1.0, "related": "any",
-                          "top_k": 50, "threshold": 0.5}])
+                          "top_k": 50, "threshold": 0.5, "context_threshold": None}])
     subs = [(op["original"], op["substitute"]) for o in pipe.batch([text] * 30, seed=0,
                                                                     return_ops=True)
             for op in o.ops or []]

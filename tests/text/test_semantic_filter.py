@@ -16,7 +16,8 @@ SENTENCES = ["The quick brown fox jumps over the lazy dog near the river bank.",
 
 def filtered(threshold: float, retries: int = 2) -> TextPipeline:
     return TextPipeline({"transforms": [{"semantic_filter": [
-        {"name": "embedding", "p": 1, "aug_p": 0.4, "related": "any"}], "threshold": threshold,
+        {"name": "embedding", "p": 1, "aug_p": 0.4, "related": "any",
+         "context_threshold": None}], "threshold": threshold,
         "retries": retries}]})
 
 

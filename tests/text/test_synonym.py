@@ -117,6 +117,7 @@ def test_counts_and_antonyms_match_nltk(wn: WordNet, nltk_wordnet) -> None:  # t
     ("slow", "fast", True), ("Rising", "falling", True), ("slowly", "quickly", True),
     ("quick", "slow", True),  # quick is in fast's cluster, slow is fast's antonym
     ("increased", "decreased", True), ("dogs", "cats", False), ("bought", "purchased", False),
+    ("used", "utilized", False),  # "used" is also a satellite of the other side's cluster
 ])
 def test_antonyms(wn: WordNet, a: str, b: str, expected: bool) -> None:
     assert wn.are_antonyms(a, b) is expected and wn.are_antonyms(b, a) is expected
@@ -190,7 +191,8 @@ def test_every_substitute_keeps_sense_tag_and_frequency(wn: WordNet) -> None:
 
 
 def test_substitutes_agree_and_keep_layout(wn: WordNet) -> None:
-    pipeline = TextPipeline([{"name": "synonym", "p": 1, "aug_p": 1.0, "aug_max": 100}])
+    pipeline = TextPipeline([{"name": "synonym", "p": 1, "aug_p": 1.0, "aug_max": 100,
+                              "context_threshold": None}])
     outs = pipeline.batch([TEXT] * 12, seed=0, return_ops=True)
     assert len({o.text for o in outs}) >= 3
     seen = set()
@@ -249,3 +251,25 @@ def test_every_substitute_is_a_synonym_of_the_right_part_of_speech(wn: WordNet) 
             assert lemmas & {r.lower() for r in rebuilt}, (op, tag)
             checked += 1
     assert checked >= 20
+
+
+@pytest.mark.parametrize(("text", "word", "substitute", "agrees"), [
+    ("a sick woman", "sick", "ill", False), ("an ill woman", "ill", "sick", False),
+    ("a sick woman", "sick", "poorly", True), ("an old car", "old", "aged", True),
+    ("a unit", "unit", "union", True), ("an hour", "hour", "honest", True),
+    ("the sick woman", "sick", "ill", True), ("A big dog", "big", "enormous", False),
+])
+def test_article_agreement(text: str, word: str, substitute: str, agrees: bool) -> None:
+    from augsvc.text.tokens import article_agrees
+
+    assert article_agrees(text, text.index(word), substitute) is agrees
+
+
+def test_substitutes_never_break_a_or_an() -> None:
+    text = "It was a sick and evil plan, an odd idea from a radical group."
+    for name in ("synonym", "embedding"):
+        pipe = TextPipeline([{"name": name, "p": 1, "aug_p": 1.0, "related": "any"}
+                             if name == "embedding" else {"name": name, "p": 1, "aug_p": 1.0}])
+        for i in range(20):
+            out = pipe(text, seed=0, index=i).text
+            assert not re.search(r"\ba [aeio]|\ban [^aeiou]", out, re.IGNORECASE), out

@@ -85,7 +85,6 @@ def test_pos_agreement_in_context() -> None:
     assert not Checked(verb, (None, None), False, False, False).pos_coarse  # untagged is no agreement
 
 
-@pytest.mark.skipif(not DICTIONARY.is_file(), reason="needs the Debian package wamerican-large")
 def test_non_words() -> None:
     words = load_dictionary()
     assert is_nonword("masseses", words)
@@ -97,7 +96,7 @@ def test_non_words() -> None:
 
 def test_missing_dictionary_names_the_package(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="wamerican-large"):
-        load_dictionary(tmp_path / "nope")
+        load_dictionary([tmp_path / "nope"])
 
 
 def _three() -> list[Substitution]:
@@ -154,16 +153,15 @@ def test_sample_is_seeded_and_capped_per_sentence() -> None:
     assert len(draw_sample(subs, 1000, seed=0)) == 2 * 8 * 2  # the cap bounds the sample
 
 
-def test_end_to_end_on_five_shipped_sentences(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    if not DICTIONARY.is_file():
-        pytest.skip("needs the Debian package wamerican-large")
-    sentences = (DATA / "news.txt").read_text(encoding="utf-8").splitlines()[:5]
+def test_end_to_end_on_thirty_shipped_sentences(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert DICTIONARY.is_file(), "make test installs the Debian package wamerican-large"
+    sentences = (DATA / "news.txt").read_text(encoding="utf-8").splitlines()[:30]
     corpus = tmp_path / "corpus"
     corpus.mkdir()
     (corpus / "news.txt").write_text("\n".join(sentences) + "\n", encoding="utf-8")
     judgements, out = tmp_path / "judgements.jsonl", tmp_path / "report.md"
 
-    assert main(["--transforms", "synonym", "--corpus", str(corpus), "--judgements",
+    assert main(["--transforms", "synonym", "--seeds", "0", "--corpus", str(corpus), "--judgements",
                  str(judgements), "--out", str(out), "--judge", "4"]) == 0
 
     pipe = TextPipeline({"transforms": [{"name": "synonym", "aug_p": 0.3}]})
@@ -174,8 +172,8 @@ def test_end_to_end_on_five_shipped_sentences(tmp_path: Path, capsys: pytest.Cap
     assert report == capsys.readouterr().out.rstrip("\n") + "\n"
     rows = [ln for ln in report.splitlines() if ln.startswith("| synonym |")]
     assert len(rows) == 1
-    assert rows[0].split(" | ")[1:3] == ["5", str(len(ops))]  # sentences, substitutions
-    assert re.search(rf"^\| synonym / news.txt \| 5 \| {len(ops)} \|", report, re.M)
+    assert rows[0].split(" | ")[1:3] == ["30", str(len(ops))]  # sentences, substitutions
+    assert re.search(rf"^\| synonym / news.txt \| 30 \| {len(ops)} \|", report, re.M)
     unjudged = read_jsonl(tmp_path / "unjudged_synonym.jsonl")
     assert len(unjudged) == min(4, len(ops))
     assert all(e["acceptable"] is None and "[[" in e["after"] for e in unjudged)

@@ -32,9 +32,16 @@ _VOCAB_SIZE = Param("vocab_size", "int", 50000, "substitutes (as written, inflec
                     low=1000, high=400000)
 
 
-_CONTEXT = Param("context_threshold", "float", 0.65, "minimum cosine between the sentence "
+def _context(default: float | None) -> Param:
+    return Param("context_threshold", "float", default, "minimum cosine between the sentence "
                  "encoder's vectors of the word in its sentence and of the substitute in the new "
-                 "one (null: no check, about 3x faster)", low=-1.0, high=1.0, nullable=True)
+                 "one (null: no check, many times faster)", low=-1.0, high=1.0, nullable=True)
+
+
+_CONTEXT = _context(0.65)
+"""Both substitution transforms check meaning in context by default. On the judged sample (seeds
+1-2, not used to choose the threshold) it lifts acceptable substitutions from 58% to 75%
+(synonym) and from 62.5% to 72% (embedding), for many times the run time; null turns it off."""
 
 
 def _amount(aug_p: float) -> tuple[Param, ...]:

@@ -4,7 +4,7 @@ and of a word and its substitute in their sentences (the word's own contextual v
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
@@ -20,6 +20,7 @@ class SentenceEncoder:
     tokenizer: Any
     model: Any
     device: Any
+    _originals: dict[str, tuple[Any, Any]] = field(default_factory=dict, repr=False)
 
     def encode(self, texts: Sequence[str], batch_size: int = 64) -> Any:
         """(len(texts), dim) unit vectors, as a float32 CPU tensor."""
@@ -51,28 +52,42 @@ class SentenceEncoder:
         in the edited text: how well the substitute means the same *in this sentence*.
 
         ``spans[k]`` holds, per edit of pair ``k``, (start, end) in the original and in the
-        edited text. Rounded to 4 decimals, like ``similarity``, so batching does not decide.
+        edited text. Originals are encoded once and remembered (the copies of one sentence share
+        them). Rounded to 4 decimals, like ``similarity``, so batching does not decide.
         """
         import torch
 
-        texts = [t for pair in pairs for t in pair]
+        fresh = [t for t in dict.fromkeys(a for a, _ in pairs) if t not in self._originals]
+        if len(self._originals) + len(fresh) > 8192:
+            self._originals.clear()
+        self._originals.update(zip(fresh, self._token_vectors(fresh), strict=True))
+        edited = self._token_vectors([b for _, b in pairs])
         out: list[list[float]] = []
+        for (original, _), (hidden_b, offsets_b), row_spans in zip(pairs, edited, spans,
+                                                                   strict=True):
+            hidden_a, offsets_a = self._originals[original]
+            row = []
+            for a, b in row_spans:
+                x, y = _span_vector(hidden_a, offsets_a, a), _span_vector(hidden_b, offsets_b, b)
+                cos = 0.0 if x is None or y is None else float(
+                    torch.nn.functional.cosine_similarity(x, y, dim=0))
+                row.append(round(cos, 4))
+            out.append(row)
+        return out
+
+    def _token_vectors(self, texts: Sequence[str]) -> list[tuple[Any, Any]]:
+        """(last-layer vectors, character offsets) of each text's tokens, without padding."""
+        import torch
+
+        out = []
         for lo in range(0, len(texts), 64):
-            chunk = texts[lo:lo + 64]
-            enc = self.tokenizer(chunk, padding=True, truncation=True, max_length=256,
-                                 return_offsets_mapping=True, return_tensors="pt")
+            enc = self.tokenizer(list(texts[lo:lo + 64]), padding=True, truncation=True,
+                                 max_length=256, return_offsets_mapping=True, return_tensors="pt")
             offsets = enc.pop("offset_mapping")
             with torch.inference_mode():
                 hidden = self.model(**enc.to(self.device)).last_hidden_state.float().cpu()
-            for k in range(0, len(chunk), 2):
-                row = []
-                for (a, b) in spans[(lo + k) // 2]:
-                    x = _span_vector(hidden[k], offsets[k], a)
-                    y = _span_vector(hidden[k + 1], offsets[k + 1], b)
-                    cos = 0.0 if x is None or y is None else float(
-                        torch.nn.functional.cosine_similarity(x, y, dim=0))
-                    row.append(round(cos, 4))
-                out.append(row)
+            for k, length in enumerate(enc["attention_mask"].sum(1).tolist()):
+                out.append((hidden[k, :length], offsets[k, :length]))
         return out
 
 

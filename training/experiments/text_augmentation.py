@@ -18,12 +18,14 @@ embedding would otherwise shift every holdout prediction.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from augsvc.datasets import open_dataset
 from augsvc.plan import part_indices
@@ -104,7 +106,9 @@ def run(out_dir: Path, *, full: bool = False, smoke: bool = False, seeds: int = 
                         "seeds": count})
     rows: list[dict[str, Any]] = []
     examples: dict[str, list[str]] = {}
-    with one_thread():
+    bar = tqdm(total=count * len(sizes) * len(ARMS), desc="text_augmentation runs",
+               file=sys.stderr, disable=None)
+    with one_thread(), bar:
         for seed in range(count):
             holdout = part_indices(len(dataset), part="holdout", holdout_fraction=HOLDOUT, seed=seed)
             holdout_texts, holdout_labels = dataset.samples(holdout)
@@ -117,6 +121,8 @@ def run(out_dir: Path, *, full: bool = False, smoke: bool = False, seeds: int = 
                     n_aug = 2 if smoke else n_aug_for(size)
                     row: dict[str, Any] = {"size": size, "arm": arm, "seed": seed,
                                            "n_aug": 0 if arm == "none" else n_aug}
+                    bar.set_postfix_str(f"seed {seed}, {size} sentences, {arm}")
+                    bar.update()
                     if arm == "contextual" and not mlm:
                         rows.append({**row, "status": NO_MLM})
                         continue

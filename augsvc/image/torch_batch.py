@@ -1,0 +1,371 @@
+"""TorchBatchPipeline: an image pipeline applied to a whole (N, C, H, W) uint8 torch batch at once.
+
+The first slice of a batch backend for GPUs. Sample ``k`` of a call is augmented exactly as
+``ImagePipeline(spec)(image_k, seed=seed, index=i_k)`` would augment it (``i_k = start + k`` or
+``indices[k]``): same transforms fire, same sampled values, same pixels. It works in two phases.
+
+1. Draw (host, per sample): the internal :class:`ImagePipeline`'s random streams are reseeded for
+   (seed, index) and consumed as albumentations 2.0.8 does: Compose's own ``random() < p``, then
+   for each transform ``should_apply()``, ``get_params()``, ``update_transform_params()`` and
+   ``get_params_dependent_on_data()`` -- the transforms' own methods, fed a zero-cost stand-in of
+   the image's current shape instead of its pixels, so no CPU pixel op runs.
+2. Apply (on the batch's device, vectorised): flips by ``torch.where`` over per-sample masks,
+   crops by one gather per group of equal size, and the pixel transforms as per-sample lookup
+   tables gathered on the device.
+
+Exactness (no tolerance anywhere; the tests use ``assert_array_equal``):
+
+- flips and crops move pixels without arithmetic;
+- brightness_contrast, gamma and normalize are, for uint8 images, 256-entry lookup tables in
+  albucore itself (``multiply_add_lut``: float32 ``ramp * alpha + beta``, clipped to [0, 255] and
+  truncated; ``gamma_transform``: float64 ``(ramp / 255) ** gamma * 255`` truncated;
+  ``normalize_lut``: float32 ``(ramp - mean * max) * (1 / (std * max))`` via ``cv2.LUT``). We do
+  not re-derive that arithmetic: each sample's table is made by the transform's own
+  ``apply_with_params`` on a 1x256 ramp image (256 pixels per sample, whatever the image size),
+  so the device gathers albucore's own values, bit for bit, on any device;
+- ``brightness_by_max: false`` scales brightness by the mean of the image as it is at that step;
+  the mean is an exact int64 sum on the device divided on the host, which is what ``np.mean``
+  of a uint8 image computes (its float64 partial sums of integers are exact below 2**53).
+
+Supported in this slice: a flat list of horizontal_flip, vertical_flip, random_crop and
+center_crop (without pad_if_needed), brightness_contrast, gamma and normalize (per-channel
+statistics, uint8 input; only flips and crops after it), each with any ``p``; albumentations'
+``A.to_dict`` form with the same classes. Images must be uint8 with 1 or 3 channels. Anything
+else -- other transforms, groups, masks/boxes/keypoints -- raises :class:`SpecError` naming it.
+When transforms with ``p < 1`` leave samples of one batch in different sizes or dtypes (a crop
+or normalize that fired for some), the call raises :class:`InputError` before any pixel work:
+a tensor cannot hold them; call once per group (``indices=``) or use ``p=1`` for those.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, overload
+
+import albumentations as A
+import numpy as np
+import torch
+from albumentations.augmentations.crops.transforms import CropSizeError
+
+from augsvc.errors import InputError, SpecError
+from augsvc.image.pipeline import ImagePipeline, _clean_params
+from augsvc.seeding import check_seed
+from augsvc.spec import GroupNode, Node
+
+__all__ = ["SUPPORTED", "TorchBatchPipeline"]
+
+SUPPORTED = ("horizontal_flip", "vertical_flip", "random_crop", "center_crop", "brightness_contrast",
+             "gamma", "normalize")
+"""Transforms the batch backend runs, by augsvc name."""
+
+_LUT_CLASSES = (A.RandomBrightnessContrast, A.RandomGamma)
+_TARGETS = ("mask", "masks", "bboxes", "keypoints")
+_RAMP = np.arange(256, dtype=np.uint8)
+
+
+@dataclass(frozen=True)
+class _Step:
+    """One transform of the pipeline and how the batch backend applies it."""
+
+    name: str
+    transform: A.BasicTransform
+    kind: Literal["flip", "crop", "lut", "normalize"]
+    dim: int = -1  # the dimension a flip reverses
+
+
+@dataclass
+class _Group:
+    """Samples of the batch that are of one size and dtype at this point, by batch position."""
+
+    rows: list[int]
+    x: torch.Tensor
+
+
+def _step(name: str, t: A.BasicTransform, after_normalize: bool) -> _Step | str:
+    """How to run ``t`` on a batch, or why it cannot be."""
+    if isinstance(t, A.HorizontalFlip | A.VerticalFlip):
+        return _Step(name, t, "flip", -1 if isinstance(t, A.HorizontalFlip) else -2)
+    if isinstance(t, A.RandomCrop | A.CenterCrop):
+        return f"{name} (pad_if_needed)" if t.pad_if_needed else _Step(name, t, "crop")
+    if isinstance(t, _LUT_CLASSES) or (isinstance(t, A.Normalize) and t.normalization == "standard"):
+        if after_normalize:
+            return f"{name} (after normalize: float32 input)"
+        if isinstance(t, A.RandomBrightnessContrast) and t.ensure_safe_range and not t.brightness_by_max:
+            return f"{name} (ensure_safe_range with brightness_by_max false)"
+        return _Step(name, t, "normalize" if isinstance(t, A.Normalize) else "lut")
+    return name
+
+
+def _group_names(nodes: Sequence[Node]) -> list[str]:
+    out: list[str] = []
+    for node in nodes:
+        if isinstance(node, GroupNode):
+            out += [f"{node.kind} (group)", *_group_names(node.children)]
+    return out
+
+
+def _stand_in(shape: tuple[int, int, int]) -> np.ndarray:
+    """A uint8 image of ``shape`` that costs nothing: all ones (its mean is exactly 1.0)."""
+    return np.broadcast_to(np.uint8(1), shape)
+
+
+class TorchBatchPipeline:
+    """Augment a (N, C, H, W) uint8 torch batch on its own device, sample by sample exactly as
+    :class:`ImagePipeline` would (see the module docstring).
+
+    Args:
+        spec: any spec form :class:`ImagePipeline` accepts.
+
+    Raises:
+        SpecError: the spec is invalid, or uses anything outside the supported set; the message
+            names every such transform and group.
+
+    Like ImagePipeline it holds random generators (reseeded for every sample, so results never
+    depend on earlier calls) and is not thread-safe: give each thread its own.
+    """
+
+    def __init__(self, spec: Any) -> None:
+        self.pipeline = ImagePipeline(spec)
+        built = self.pipeline._variants[False, False]
+        self._compose = built.compose
+        problems: list[str] = []
+        if self.pipeline.spec is not None:
+            problems += _group_names(self.pipeline.spec.nodes)
+        else:
+            problems += [f"{type(t).__name__} (group)" for t in self._compose.transforms
+                         if isinstance(t, A.BaseCompose)]
+        self._steps: list[_Step] = []
+        after_normalize = False
+        for name, t in built.leaves:
+            step = _step(name, t, after_normalize)
+            if isinstance(step, str):
+                problems.append(step)
+            else:
+                self._steps.append(step)
+                after_normalize = after_normalize or step.kind == "normalize"
+        if problems:
+            raise SpecError("the torch batch backend does not support "
+                            + ", ".join(dict.fromkeys(problems))
+                            + "; use ImagePipeline for this spec",
+                            allowed="a flat list of " + ", ".join(SUPPORTED))
+
+    def __repr__(self) -> str:
+        return f"TorchBatchPipeline({[s.name for s in self._steps]})"
+
+    @overload
+    def __call__(self, images: torch.Tensor | Sequence[torch.Tensor], *, seed: int, start: int = 0,
+                 indices: Sequence[int] | None = None, return_params: Literal[False] = False,
+                 **targets: Any) -> torch.Tensor: ...
+
+    @overload
+    def __call__(self, images: torch.Tensor | Sequence[torch.Tensor], *, seed: int, start: int = 0,
+                 indices: Sequence[int] | None = None, return_params: Literal[True],
+                 **targets: Any) -> tuple[torch.Tensor, list[list[dict[str, Any]]]]: ...
+
+    def __call__(self, images: torch.Tensor | Sequence[torch.Tensor], *, seed: int, start: int = 0,
+                 indices: Sequence[int] | None = None, return_params: bool = False,
+                 **targets: Any) -> torch.Tensor | tuple[torch.Tensor, list[list[dict[str, Any]]]]:
+        """Augment ``images``; sample ``k`` is global index ``start + k`` (or ``indices[k]``).
+
+        Args:
+            images: a (N, C, H, W) uint8 tensor, C 1 or 3, on any device; or a list of N
+                (C, H, W) tensors of one size, which are stacked.
+            seed: the seed (required: this backend exists for reproducible runs).
+            start: the global index of the first sample.
+            indices: when given, replaces ``start``: the global index of every sample.
+            return_params: also return, per sample, the transforms that fired and their values,
+                as ``ImagePipeline``'s ``AugmentedImage.params``.
+
+        Returns:
+            the batch, on the input's device: uint8, or float32 after normalize; and with
+            ``return_params`` a tuple (batch, params).
+
+        Raises:
+            InputError: malformed images, seed or indices; samples that would come out in
+                different sizes or dtypes; a crop larger than the image.
+            SpecError: masks, boxes or keypoints were given (images only in this slice).
+        """
+        given = [k for k in _TARGETS if targets.get(k) is not None]
+        if given or set(targets) - set(_TARGETS):
+            if not given:
+                raise TypeError(f"unexpected arguments: {', '.join(sorted(targets))}")
+            raise SpecError(f"the torch batch backend augments images only; {', '.join(given)} "
+                            "not supported yet: use ImagePipeline.batch", allowed="images")
+        x = self._check_images(images)
+        n, channels, height, width = x.shape
+        where = self._where(seed, start, indices, n)
+        plans = [self._draw(seed, where[k], (height, width, channels), k) for k in range(n)]
+        self._check_uniform(plans, where)
+        groups = [_Group(list(range(n)), x)]
+        for i, step in enumerate(self._steps):
+            done: list[_Group] = []
+            for group in groups:
+                fired = [r for r in group.rows if i in plans[r][0]]
+                done += self._apply(step, group, fired, [plans[r][0][i] for r in fired]) if fired \
+                    else [group]
+            groups = _merge(done)
+        (group,) = groups
+        out = group.x
+        if group.rows != sorted(group.rows):
+            out = out[torch.tensor(np.argsort(group.rows), device=out.device)]
+        out = out.contiguous()
+        if out.untyped_storage().data_ptr() == x.untyped_storage().data_ptr():
+            out = out.clone()  # nothing changed the pixels: still never hand back the caller's tensor
+        if not return_params:
+            return out
+        params = [[{"name": self._steps[i].name, "params": _clean_params(p)} for i, p in fired.items()]
+                  for fired, _ in plans]
+        return out, params
+
+    @staticmethod
+    def _check_images(images: torch.Tensor | Sequence[torch.Tensor]) -> torch.Tensor:
+        if not isinstance(images, torch.Tensor):
+            if not all(isinstance(im, torch.Tensor) and im.ndim == 3 for im in images):
+                raise InputError("images must be a (N, C, H, W) tensor or a list of (C, H, W) tensors")
+            shapes = sorted({tuple(im.shape) for im in images})
+            if len(shapes) > 1:
+                raise InputError(f"a batch needs images of one size, got (C, H, W) {shapes}: call once "
+                                 "per size, or resize them first (ImagePipeline takes mixed sizes)")
+            images = torch.stack(list(images)) if shapes else torch.empty(0, dtype=torch.uint8)
+        if images.ndim != 4 or images.dtype != torch.uint8:
+            raise InputError(f"images must be a (N, C, H, W) uint8 tensor, got shape "
+                             f"{tuple(images.shape)} {images.dtype}")
+        n, channels, height, width = images.shape
+        if n == 0 or height == 0 or width == 0:
+            raise InputError(f"images is empty (shape {tuple(images.shape)})")
+        if channels not in (1, 3):
+            raise InputError(f"the torch batch backend takes 1 or 3 channels, got {channels} "
+                             "(RGBA: use ImagePipeline)")
+        return images
+
+    @staticmethod
+    def _where(seed: int, start: int, indices: Sequence[int] | None, n: int) -> list[int]:
+        if seed is None:
+            raise InputError("seed is required: the torch batch backend is for reproducible runs")
+        if indices is not None and len(indices) != n:
+            raise InputError(f"indices has {len(indices)} entries for {n} images")
+        where = [start + k for k in range(n)] if indices is None else list(indices)
+        for index in where:
+            check_seed(seed, index)
+        return [int(i) for i in where]
+
+    def _draw(self, seed: int, index: int, shape: tuple[int, int, int], k: int
+              ) -> tuple[dict[int, dict[str, Any]], tuple[int, int, bool]]:
+        """Consume the random streams for one sample as Compose and its transforms would.
+
+        Returns:
+            the parameters of each step that fired, by step number, and the sample's output
+            (height, width, is float32).
+        """
+        self.pipeline._random.reseed(seed, index)
+        fired: dict[int, dict[str, Any]] = {}
+        floats = False
+        if not self._compose.py_random.random() < self._compose.p:  # Compose.__call__'s own draw
+            return fired, (shape[0], shape[1], floats)
+        for i, step in enumerate(self._steps):
+            t = step.transform
+            if not t.should_apply():
+                continue
+            data = {"image": _stand_in(shape)}
+            try:
+                params = t.update_transform_params(params=t.get_params(), data=data)
+                params.update(t.get_params_dependent_on_data(params=params, data=data))
+            except CropSizeError as exc:
+                raise InputError(f"{step.name} on sample {k} (index {index}, image "
+                                 f"{shape[0]}x{shape[1]}): {exc}") from exc
+            fired[i] = params
+            if step.kind == "crop":
+                x_min, y_min, x_max, y_max = params["crop_coords"]
+                shape = (y_max - y_min, x_max - x_min, shape[2])
+            floats = floats or step.kind == "normalize"
+        return fired, (shape[0], shape[1], floats)
+
+    def _check_uniform(self, plans: list[tuple[dict[int, dict[str, Any]], tuple[int, int, bool]]],
+                       where: list[int]) -> None:
+        outs: dict[tuple[int, int, bool], list[int]] = {}
+        for (_, out), index in zip(plans, where, strict=True):
+            outs.setdefault(out, []).append(index)
+        if len(outs) == 1:
+            return
+        kinds = ", ".join(f"{h}x{w} {'float32' if f else 'uint8'} for indices {ix[:8]}"
+                          + ("..." if len(ix) > 8 else "") for (h, w, f), ix in outs.items())
+        culprits = ", ".join(f"{s.name} (p={s.transform.p})" for s in self._steps
+                             if s.kind in ("crop", "normalize") and 0 < s.transform.p < 1)
+        raise InputError(f"the samples of this batch come out in different sizes or dtypes ({kinds}), "
+                         f"which one tensor cannot hold: {culprits or 'the spec'} change them only "
+                         "when they fire; use p=1 for those, or call once per group with indices=")
+
+    def _apply(self, step: _Step, group: _Group, fired: list[int], params: list[dict[str, Any]]
+               ) -> list[_Group]:
+        """Apply ``step`` to the samples ``fired`` (batch positions) of ``group``."""
+        x, device = group.x, group.x.device
+        pos = {r: j for j, r in enumerate(group.rows)}
+        every = len(fired) == len(group.rows)
+        if step.kind == "flip":
+            if every:
+                return [_Group(group.rows, x.flip(step.dim))]
+            mask = torch.zeros(len(group.rows), dtype=torch.bool)
+            mask[[pos[r] for r in fired]] = True
+            return [_Group(group.rows, torch.where(mask.to(device).view(-1, 1, 1, 1), x.flip(step.dim), x))]
+        if step.kind == "lut":  # uint8 to uint8: rows that did not fire get the identity table
+            tables = np.broadcast_to(_RAMP, (len(group.rows), x.shape[1], 256)).copy()
+            t = step.transform
+            if isinstance(t, A.RandomBrightnessContrast) and not t.brightness_by_max:
+                # Drawn against a stand-in of mean 1.0, beta holds the raw factor: scale it by the
+                # mean of the image as it is now, as albumentations does (np.mean; exact here).
+                sums = x.sum(dim=(1, 2, 3), dtype=torch.int64).tolist()
+                for r, p in zip(fired, params, strict=True):
+                    p["beta"] = p["beta"] * (sums[pos[r]] / x[0].numel())
+            for r, p in zip(fired, params, strict=True):
+                tables[pos[r]] = _table(t, p, x.shape[1])
+            return [_Group(group.rows, _lookup(x, tables))]
+        on = x if every else x[torch.tensor([pos[r] for r in fired], device=device)]
+        if step.kind == "crop":
+            on = _crop(on, [p["crop_coords"] for p in params])
+        else:
+            on = _lookup(on, np.stack([_table(step.transform, p, x.shape[1]) for p in params]))
+        if every:
+            return [_Group(group.rows, on)]
+        fired_set = set(fired)
+        rest = [r for r in group.rows if r not in fired_set]
+        return [_Group(fired, on), _Group(rest, x[torch.tensor([pos[r] for r in rest], device=device)])]
+
+
+def _table(t: A.BasicTransform, params: dict[str, Any], channels: int) -> np.ndarray:
+    """(C, 256): what ``t`` makes of each uint8 value in each channel, by its own apply()."""
+    ramp = np.ascontiguousarray(np.broadcast_to(_RAMP[None, :, None], (1, 256, channels)))
+    out = t.apply_with_params(params, image=ramp)["image"]
+    return np.asarray(out).reshape(256, channels).T
+
+
+def _lookup(x: torch.Tensor, tables: np.ndarray) -> torch.Tensor:
+    """Per sample and channel table lookup: x (n, C, H, W) uint8, tables (n, C, 256)."""
+    n, channels, height, width = x.shape
+    lut = torch.from_numpy(np.ascontiguousarray(tables)).to(x.device)
+    out = torch.gather(lut, 2, x.reshape(n, channels, height * width).long())
+    return out.view(n, channels, height, width)
+
+
+def _crop(x: torch.Tensor, coords: list[tuple[int, int, int, int]]) -> torch.Tensor:
+    """Crop sample j of ``x`` to ``coords[j]`` (x_min, y_min, x_max, y_max), all of one size."""
+    if len(set(coords)) == 1:
+        x_min, y_min, x_max, y_max = coords[0]
+        return x[:, :, y_min:y_max, x_min:x_max]
+    device = x.device
+    height, width = coords[0][3] - coords[0][1], coords[0][2] - coords[0][0]
+    ys = torch.tensor([c[1] for c in coords], device=device)[:, None] + torch.arange(height, device=device)
+    xs = torch.tensor([c[0] for c in coords], device=device)[:, None] + torch.arange(width, device=device)
+    rows = torch.arange(len(coords), device=device).view(-1, 1, 1, 1)
+    chans = torch.arange(x.shape[1], device=device).view(1, -1, 1, 1)
+    return x[rows, chans, ys[:, None, :, None], xs[:, None, None, :]]
+
+
+def _merge(groups: list[_Group]) -> list[_Group]:
+    """Join groups whose samples are of one size and dtype again."""
+    by_key: dict[tuple[Any, ...], list[_Group]] = {}
+    for group in groups:
+        by_key.setdefault((*group.x.shape[1:], group.x.dtype), []).append(group)
+    return [parts[0] if len(parts) == 1 else
+            _Group([r for g in parts for r in g.rows], torch.cat([g.x for g in parts]))
+            for parts in by_key.values()]

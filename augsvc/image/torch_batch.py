@@ -10,10 +10,11 @@ The first slice of a batch backend for GPUs. Sample ``k`` of a call is augmented
    ``get_params_dependent_on_data()`` -- the transforms' own methods, fed a zero-cost stand-in of
    the image's current shape instead of its pixels, so no CPU pixel op runs.
 2. Apply (on the batch's device, vectorised): flips by ``torch.where`` over per-sample masks,
-   crops by one gather per group of equal size, and the pixel transforms as per-sample lookup
-   tables gathered on the device.
+   crops by one gather per group of equal size, the tone transforms as per-sample lookup tables
+   gathered on the device, and median blur, HSV shift, affine warp and resizes by
+   :mod:`augsvc.image.torch_ops` on the samples they fired for.
 
-Exactness (no tolerance anywhere; the tests use ``assert_array_equal``):
+Exactness (no tolerance except the affine warp's; the tests use ``assert_array_equal``):
 
 - flips and crops move pixels without arithmetic;
 - brightness_contrast, gamma and normalize are, for uint8 images, 256-entry lookup tables in
@@ -25,12 +26,17 @@ Exactness (no tolerance anywhere; the tests use ``assert_array_equal``):
   so the device gathers albucore's own values, bit for bit, on any device;
 - ``brightness_by_max: false`` scales brightness by the mean of the image as it is at that step;
   the mean is an exact int64 sum on the device divided on the host, which is what ``np.mean``
-  of a uint8 image computes (its float64 partial sums of integers are exact below 2**53).
+  of a uint8 image computes (its float64 partial sums of integers are exact below 2**53);
+- median_blur, hue_saturation_value, resize and random_resized_crop reproduce OpenCV's uint8
+  arithmetic exactly; shift_scale_rotate (albumentations Affine) reproduces OpenCV 5's float32
+  warp, equal on every pixel measured, guaranteed within 1 level on under 0.1% (torch_ops).
 
-Supported in this slice: a flat list of horizontal_flip, vertical_flip, random_crop and
-center_crop (without pad_if_needed), brightness_contrast, gamma and normalize (per-channel
-statistics, uint8 input; only flips and crops after it), each with any ``p``; albumentations'
-``A.to_dict`` form with the same classes. Images must be uint8 with 1 or 3 channels. Anything
+Supported: a flat list of horizontal_flip, vertical_flip, random_crop and center_crop (without
+pad_if_needed), random_resized_crop, resize, brightness_contrast, gamma, hue_saturation_value,
+median_blur, shift_scale_rotate (any border mode, no fit_output; resizes and warps bilinear only)
+and normalize (per-channel statistics, uint8 input; only flips and crops after it), with any
+``p`` -- the whole ``seed7`` preset; albumentations' ``A.to_dict`` form with the same classes
+(Affine for shift_scale_rotate). Images must be uint8 with 1 or 3 channels. Anything
 else -- other transforms, groups, masks/boxes/keypoints -- raises :class:`SpecError` naming it.
 When transforms with ``p < 1`` leave samples of one batch in different sizes or dtypes (a crop
 or normalize that fired for some), the call raises :class:`InputError` before any pixel work:
@@ -49,14 +55,16 @@ import torch
 from albumentations.augmentations.crops.transforms import CropSizeError
 
 from augsvc.errors import InputError, SpecError
+from augsvc.image import torch_ops
 from augsvc.image.pipeline import ImagePipeline, _clean_params
 from augsvc.seeding import check_seed
 from augsvc.spec import GroupNode, Node
 
 __all__ = ["SUPPORTED", "TorchBatchPipeline"]
 
-SUPPORTED = ("horizontal_flip", "vertical_flip", "random_crop", "center_crop", "brightness_contrast",
-             "gamma", "normalize")
+SUPPORTED = ("horizontal_flip", "vertical_flip", "random_crop", "center_crop", "random_resized_crop",
+             "resize", "brightness_contrast", "gamma", "hue_saturation_value", "median_blur",
+             "shift_scale_rotate", "normalize")
 """Transforms the batch backend runs, by augsvc name."""
 
 _LUT_CLASSES = (A.RandomBrightnessContrast, A.RandomGamma)
@@ -70,7 +78,7 @@ class _Step:
 
     name: str
     transform: A.BasicTransform
-    kind: Literal["flip", "crop", "lut", "normalize"]
+    kind: Literal["flip", "crop", "lut", "normalize", "pixel", "resize"]
     dim: int = -1  # the dimension a flip reverses
 
 
@@ -88,11 +96,15 @@ def _step(name: str, t: A.BasicTransform, after_normalize: bool) -> _Step | str:
         return _Step(name, t, "flip", -1 if isinstance(t, A.HorizontalFlip) else -2)
     if isinstance(t, A.RandomCrop | A.CenterCrop):
         return f"{name} (pad_if_needed)" if t.pad_if_needed else _Step(name, t, "crop")
-    if isinstance(t, _LUT_CLASSES) or (isinstance(t, A.Normalize) and t.normalization == "standard"):
+    pixel = isinstance(t, torch_ops.CLASSES)
+    if pixel or isinstance(t, _LUT_CLASSES) or (isinstance(t, A.Normalize) and t.normalization == "standard"):
         if after_normalize:
             return f"{name} (after normalize: float32 input)"
         if isinstance(t, A.RandomBrightnessContrast) and t.ensure_safe_range and not t.brightness_by_max:
             return f"{name} (ensure_safe_range with brightness_by_max false)"
+        if pixel:
+            return torch_ops.refusal(name, t) or _Step(
+                name, t, "resize" if isinstance(t, torch_ops.RESIZING) else "pixel")
         return _Step(name, t, "normalize" if isinstance(t, A.Normalize) else "lut")
     return name
 
@@ -278,6 +290,8 @@ class TorchBatchPipeline:
             if step.kind == "crop":
                 x_min, y_min, x_max, y_max = params["crop_coords"]
                 shape = (y_max - y_min, x_max - x_min, shape[2])
+            elif step.kind == "resize":
+                shape = (*torch_ops.output_size(t), shape[2])
             floats = floats or step.kind == "normalize"
         return fired, (shape[0], shape[1], floats)
 
@@ -291,7 +305,7 @@ class TorchBatchPipeline:
         kinds = ", ".join(f"{h}x{w} {'float32' if f else 'uint8'} for indices {ix[:8]}"
                           + ("..." if len(ix) > 8 else "") for (h, w, f), ix in outs.items())
         culprits = ", ".join(f"{s.name} (p={s.transform.p})" for s in self._steps
-                             if s.kind in ("crop", "normalize") and 0 < s.transform.p < 1)
+                             if s.kind in ("crop", "resize", "normalize") and 0 < s.transform.p < 1)
         raise InputError(f"the samples of this batch come out in different sizes or dtypes ({kinds}), "
                          f"which one tensor cannot hold: {culprits or 'the spec'} change them only "
                          "when they fire; use p=1 for those, or call once per group with indices=")
@@ -321,8 +335,16 @@ class TorchBatchPipeline:
                 tables[pos[r]] = _table(t, p, x.shape[1])
             return [_Group(group.rows, _lookup(x, tables))]
         on = x if every else x[torch.tensor([pos[r] for r in fired], device=device)]
+        if step.kind == "pixel":  # same size and dtype: the samples that did not fire stay put
+            done = torch_ops.apply(step.transform, on, params)
+            if every:
+                return [_Group(group.rows, done)]
+            index = torch.tensor([pos[r] for r in fired], device=device)
+            return [_Group(group.rows, x.index_copy(0, index, done))]
         if step.kind == "crop":
             on = _crop(on, [p["crop_coords"] for p in params])
+        elif step.kind == "resize":
+            on = torch_ops.apply(step.transform, on, params)
         else:
             on = _lookup(on, np.stack([_table(step.transform, p, x.shape[1]) for p in params]))
         if every:

@@ -70,7 +70,8 @@ class Param:
             text = "a string" if self.kind == "string" else "a list of strings"
             return f"{text}, or null" if self.nullable else text
         if self.kind == "choice":
-            return "one of " + ", ".join(repr(c) for c in self.choices)
+            text = "one of " + ", ".join(repr(c) for c in self.choices)
+            return f"{text}, or null" if self.nullable else text
         if self.kind in ("float", "int"):
             return f"{'integer' if self.kind == 'int' else 'number'} in {bounds}"
         if self.kind == "range":

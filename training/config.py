@@ -57,6 +57,15 @@ class DataConfig:
         token: the service's bearer token, when it requires one.
         tls: a CA certificate (PEM path) to reach a TLS service; null for plaintext.
         augment: an image/text pipeline spec or a preset name; null for none.
+        augment_device: null: the source augments training images (on the CPU). ``cpu``,
+            ``cuda`` or ``auto`` (cuda when present): the split point moves. The source only
+            decodes, delivering the training images un-augmented as uint8 (as stored: they must
+            all be of one size), and everything in ``augment`` runs on this torch device in the
+            trainer's process (``training.device_augment``, with ``TorchBatchPipeline``), with
+            the run's seed and each sample's augment index, so batches equal the CPU path's. The
+            trainer's usual uint8 -> float scaling follows. Only the transforms TorchBatchPipeline
+            supports (a flat list; not normalize), image classification datasets, and the
+            ``local`` and ``remote`` sources; ``eval_augment`` stays in the source.
         eval_augment: the pipeline of the holdout (e.g. the ``eval`` preset: resize and
             centre-crop, nothing random), so held-out photos of mixed sizes stack; null for none.
         holdout_fraction: the share of ``dataset`` held out for validation, in [0, 1); 0 holds
@@ -75,6 +84,9 @@ class DataConfig:
     token: str | None = setting(None, kind="string", nullable=True)
     tls: str | None = setting(None, kind="string", nullable=True)
     augment: Any = None
+    augment_device: Literal["cpu", "cuda", "auto"] | None = setting(
+        None, kind="choice", choices=("cpu", "cuda", "auto"), nullable=True,
+        doc="run data.augment on this torch device after the source decodes (null: in the source)")
     eval_augment: Any = None
     batch_size: int = setting(64, kind="int", low=1)
     holdout_fraction: float = setting(0.2, kind="float", low=0, high=1, high_open=True)
@@ -89,6 +101,9 @@ class DataConfig:
                 f"data.holdout_fraction: {self.holdout_fraction} with data.val_dataset "
                 f"{self.val_dataset!r}: validation comes from val_dataset and all of "
                 f"{self.dataset!r} is trained on, so holdout_fraction must be 0")
+        if self.augment_device is not None and self.source == "memory":
+            raise ConfigError(f"data.augment_device: {self.augment_device!r} with data.source memory, "
+                              "which keeps epoch 0's samples augmented once; use source local or remote")
 
 
 @dataclass(frozen=True)

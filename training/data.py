@@ -25,9 +25,12 @@ import torch
 from augsvc.plan import part_indices
 from training.config import ConfigError, DataConfig
 
-__all__ = ["Batch", "BatchSource", "DataInfo", "Vocabulary", "check_val_dataset", "split_parts"]
+__all__ = ["Batch", "BatchSource", "DataInfo", "DecodedBatch", "Vocabulary", "check_val_dataset",
+           "split_parts"]
 
 Batch = tuple[torch.Tensor, torch.Tensor]
+DecodedBatch = tuple[torch.Tensor, torch.Tensor, list[int]]
+"""x (decoded uint8 images, not augmented), y, and each sample's augment index in the epoch."""
 
 
 @dataclass(frozen=True)
@@ -102,6 +105,17 @@ class BatchSource(ABC):
     @abstractmethod
     def num_train_batches(self, *, shard: int = 0, num_shards: int = 1) -> int:
         """Batches per training epoch in one shard (shard 0 is the longest)."""
+
+    def decoded_batches(self, epoch: int, start_batch: int = 0, *, shard: int = 0,
+                        num_shards: int = 1) -> Iterator[DecodedBatch]:
+        """The batches of :meth:`train_batches` before augmentation, with each sample's augment
+        index: what ``data.augment_device`` augments on a torch device.
+
+        Raises:
+            ConfigError: this source cannot deliver them.
+        """
+        raise ConfigError(f"data.augment_device: the {type(self).__name__} batch source cannot "
+                          "deliver un-augmented batches; use data.source local or remote")
 
     @property
     def skipped(self) -> dict[int, str]:

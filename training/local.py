@@ -15,7 +15,15 @@ from augsvc.image.tensors import stack_images
 from augsvc.kinds import augment_batch, make_pipeline
 from augsvc.plan import EpochPlan
 from training.config import ConfigError, DataConfig
-from training.data import Batch, BatchSource, DataInfo, Vocabulary, check_val_dataset, split_parts
+from training.data import (
+    Batch,
+    BatchSource,
+    DataInfo,
+    DecodedBatch,
+    Vocabulary,
+    check_val_dataset,
+    split_parts,
+)
 from training.detection import boxes_of
 from training.segmentation import dataset_task, stack_masks
 
@@ -47,14 +55,14 @@ class _Parts:
             self.holdout = np.arange(len(self.val), dtype=np.int64)
 
 
-_Item = tuple[Any, torch.Tensor, tuple[tuple[int, str], ...]]
+_Item = tuple[Any, torch.Tensor, tuple[tuple[int, str], ...], list[int]]
 
 
 class _EpochBatches(Dataset[_Item]):
     """Batch ``b`` of a plan, built (and augmented) in whichever DataLoader worker asks, with the
-    samples it skipped (files that cannot be read) as (index, reason); x is None when none is left.
-    With ``segmentation`` the labels are the samples' class maps, with ``detection`` their box
-    dicts, moved with their images."""
+    samples it skipped (files that cannot be read) as (index, reason) and the augment index of
+    each sample it kept; x is None when none is left. With ``segmentation`` the labels are the
+    samples' class maps, with ``detection`` their box dicts, moved with their images."""
 
     def __init__(self, dataset: Any, plan: EpochPlan, *, pipeline: Any, encode: Any,
                  start_batch: int = 0, segmentation: bool = False, detection: bool = False) -> None:
@@ -68,15 +76,15 @@ class _EpochBatches(Dataset[_Item]):
     def __getitem__(self, b: int) -> _Item:
         taken = self.dataset.take(self.batches[b])
         skipped = tuple((s.index, s.reason) for s in taken.skipped)
+        indices = self.plan.augment_indices(taken.indices)
         samples, targets = augment_batch(self.pipeline, taken.samples, taken.targets,
-                                         seed=self.plan.seed,
-                                         indices=self.plan.augment_indices(taken.indices))
+                                         seed=self.plan.seed, indices=indices)
         labels: Any = torch.as_tensor(np.asarray(taken.labels), dtype=torch.int64)
         if self.segmentation:
             labels = stack_masks([t.mask for t in targets or []])
         elif self.detection:
             labels = boxes_of(samples, targets or [])
-        return (self.encode(samples) if samples else None), labels, skipped
+        return (self.encode(samples) if samples else None), labels, skipped, indices
 
 
 class LocalSource(BatchSource):
@@ -134,8 +142,19 @@ class LocalSource(BatchSource):
 
     def train_batches(self, epoch: int, start_batch: int = 0, *, shard: int = 0,
                       num_shards: int = 1) -> Iterator[Batch]:
+        for x, y, _ in self._train(epoch, start_batch, shard, num_shards, self.pipeline):
+            yield x, y
+
+    def decoded_batches(self, epoch: int, start_batch: int = 0, *, shard: int = 0,
+                        num_shards: int = 1) -> Iterator[DecodedBatch]:
+        """``train_batches`` not augmented (decoded uint8 images), with each sample's augment
+        index: what ``data.augment_device`` augments on the device (``training.device_augment``)."""
+        return self._train(epoch, start_batch, shard, num_shards, None)
+
+    def _train(self, epoch: int, start_batch: int, shard: int, num_shards: int,
+               pipeline: Any) -> Iterator[DecodedBatch]:
         plan = self.plan(epoch, shard=shard, num_shards=num_shards)
-        yield from self._batches(_EpochBatches(self.parts.dataset, plan, pipeline=self.pipeline,
+        yield from self._batches(_EpochBatches(self.parts.dataset, plan, pipeline=pipeline,
                                                encode=self.encode, start_batch=start_batch,
                                                segmentation=self.segmentation,
                                                detection=self.info.task == "detection"))
@@ -145,18 +164,19 @@ class LocalSource(BatchSource):
             return  # no validation data: the trainer's metrics are NaN
         plan = EpochPlan(len(self.parts.val), self.seed, 0, self.config.batch_size,
                          self.parts.holdout, shuffle=False)
-        yield from self._batches(_EpochBatches(self.parts.val, plan, pipeline=self.eval_pipeline,
-                                               encode=self.encode, segmentation=self.segmentation,
-                                               detection=self.info.task == "detection"),
-                                 val=self.parts.val is not self.parts.dataset)
+        for x, y, _ in self._batches(
+                _EpochBatches(self.parts.val, plan, pipeline=self.eval_pipeline, encode=self.encode,
+                              segmentation=self.segmentation, detection=self.info.task == "detection"),
+                val=self.parts.val is not self.parts.dataset):
+            yield x, y
 
-    def _batches(self, dataset: _EpochBatches, *, val: bool = False) -> Iterator[Batch]:
-        """The non-empty batches of ``dataset``; what they skipped is remembered (``val``: as
-        samples of ``data.val_dataset``)."""
-        for x, y, skipped in self._loader(dataset):
+    def _batches(self, dataset: _EpochBatches, *, val: bool = False) -> Iterator[DecodedBatch]:
+        """The non-empty batches of ``dataset`` with their augment indices; what they skipped is
+        remembered (``val``: as samples of ``data.val_dataset``)."""
+        for x, y, skipped, indices in self._loader(dataset):
             self.note_skipped(skipped, val=val)
             if x is not None:
-                yield x, y
+                yield x, y, indices
 
 
 class MemorySource(LocalSource):
@@ -172,11 +192,11 @@ class MemorySource(LocalSource):
         dataset = _EpochBatches(self.parts.dataset, plan, pipeline=self.pipeline,
                                 encode=self.encode, segmentation=self.segmentation)
         items = [dataset[b] for b in range(len(dataset))]
-        unread = [skipped for _, _, batch in items for skipped in batch]
+        unread = [skipped for _, _, batch, _ in items for skipped in batch]
         if unread:
             raise ConfigError(f"data.source: memory needs every training sample; {len(unread)} "
                               f"cannot be read (the first: {unread[0][1]}); use source local")
-        xs, ys = zip(*((x, y) for x, y, _ in items), strict=True)
+        xs, ys = zip(*((x, y) for x, y, *_ in items), strict=True)
         if self.vocab is not None:
             width = max(x.shape[1] for x in xs)
             xs = tuple(torch.nn.functional.pad(x, (0, width - x.shape[1])) for x in xs)

@@ -19,7 +19,15 @@ from augsvc.errors import AugsvcError
 from augsvc.image.tensors import stack_images
 from augsvc.plan import EpochPlan
 from training.config import ConfigError, DataConfig
-from training.data import Batch, BatchSource, DataInfo, Vocabulary, check_val_dataset, split_parts
+from training.data import (
+    Batch,
+    BatchSource,
+    DataInfo,
+    DecodedBatch,
+    Vocabulary,
+    check_val_dataset,
+    split_parts,
+)
 from training.detection import streamed_boxes
 from training.segmentation import dataset_task, streamed_masks
 
@@ -45,7 +53,7 @@ class RemoteSource(BatchSource):
         self.client_options: dict[str, Any] = {"token": config.token, "tls": config.tls}
         self.client = AugmentClient(config.addresses, **self.client_options)
         self._dataset: RemoteEpochDataset | None = None  # streams through self.client
-        self._ahead: tuple[tuple[int, int, int, int], Prefetch] | None = None  # the next epoch
+        self._ahead: tuple[tuple[int, int, int, int, bool], Prefetch] | None = None  # next epoch
         try:
             self.client.wait_ready(timeout=wait)
         except Exception:
@@ -123,7 +131,20 @@ class RemoteSource(BatchSource):
 
     def train_batches(self, epoch: int, start_batch: int = 0, *, shard: int = 0,
                       num_shards: int = 1) -> Iterator[Batch]:
-        stream = self._open(epoch, start_batch, shard, num_shards)
+        for x, y, _ in self._train(epoch, start_batch, shard, num_shards, decoded=False):
+            yield x, y
+
+    def decoded_batches(self, epoch: int, start_batch: int = 0, *, shard: int = 0,
+                        num_shards: int = 1) -> Iterator[DecodedBatch]:
+        """``train_batches`` streamed with no spec (decoded uint8 images, not augmented), with
+        each sample's augment index: what ``data.augment_device`` augments on the device."""
+        plan = self.plan(epoch, shard=shard, num_shards=num_shards)
+        for x, y, indices in self._train(epoch, start_batch, shard, num_shards, decoded=True):
+            yield x, y, plan.augment_indices(indices.tolist())
+
+    def _train(self, epoch: int, start_batch: int, shard: int, num_shards: int, *,
+               decoded: bool) -> Iterator[tuple[Any, Any, torch.Tensor]]:
+        stream = self._open(epoch, start_batch, shard, num_shards, decoded)
         remaining = self.num_train_batches(shard=shard, num_shards=num_shards) - start_batch
         received: list[torch.Tensor] = []
         batches = 0
@@ -133,30 +154,34 @@ class RemoteSource(BatchSource):
                 self.note_skipped(skipped)
                 batches += 1
                 if batches == remaining:  # the last batch: start the next epoch's stream
-                    self._ahead = ((epoch + 1, 0, shard, num_shards),
-                                   self._open(epoch + 1, 0, shard, num_shards))
+                    self._ahead = ((epoch + 1, 0, shard, num_shards, decoded),
+                                   self._open(epoch + 1, 0, shard, num_shards, decoded))
                 if len(y) and self.info.task == "segmentation":
-                    yield x, streamed_masks(x, targets)
+                    yield x, streamed_masks(x, targets), indices
                 elif len(y) and self.info.task == "detection":
-                    yield x, streamed_boxes(x, targets)  # type: ignore[misc]
+                    yield x, streamed_boxes(x, targets), indices
                 elif len(y):
-                    yield (self.encode(x) if self.vocab is not None else x), y
+                    yield (self.encode(x) if self.vocab is not None else x), y, indices
         finally:
             stream.close()
         self._check_exactly_once(epoch, start_batch, shard, num_shards, received)
 
-    def _open(self, epoch: int, start_batch: int, shard: int, num_shards: int) -> Prefetch:
-        """The epoch's stream: the one opened ahead if it is that one, else a new one."""
-        key = (epoch, start_batch, shard, num_shards)
+    def _open(self, epoch: int, start_batch: int, shard: int, num_shards: int,
+              decoded: bool = False) -> Prefetch:
+        """The epoch's stream: the one opened ahead if it is that one, else a new one.
+        ``decoded``: streamed with no spec (``decoded_batches``)."""
+        key = (epoch, start_batch, shard, num_shards, decoded)
+        spec = None if decoded else self.config.augment
         if self._ahead is not None:
             ahead_key, ahead = self._ahead
             self._ahead = None
             if ahead_key == key:
                 return ahead
             ahead.close()  # not what the trainer asked for (a resume, another shard)
-        if self._dataset is None or self._dataset.shard() != (shard, num_shards):
+        if self._dataset is None or self._dataset.shard() != (shard, num_shards) \
+                or self._dataset.spec is not spec:
             self._dataset = RemoteEpochDataset(
-                self.config.addresses, self.config.dataset, self.config.augment, seed=self.seed,
+                self.config.addresses, self.config.dataset, spec, seed=self.seed,
                 batch_size=self.config.batch_size, part="train",
                 holdout_fraction=self.config.holdout_fraction, limit=self.config.train_size or 0,
                 prefetch=self.config.prefetch, rank=shard, world_size=num_shards,

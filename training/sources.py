@@ -6,6 +6,7 @@ from collections.abc import Callable, Mapping
 
 from training.config import ConfigError, DataConfig
 from training.data import BatchSource
+from training.device_augment import device_augmented
 from training.local import LocalSource, MemorySource
 from training.remote import RemoteSource
 
@@ -23,15 +24,16 @@ def create_source(config: DataConfig, seed: int, *, pin_memory: bool = False) ->
 
     Raises:
         ConfigError: an unknown source or dataset, a bad augmentation spec, or an unreachable
-            service.
+            service; a ``data.augment_device`` the source or spec cannot follow.
     """
     make = SOURCES.get(config.source)
     if make is None:
         raise ConfigError(f"data.source: unknown source {config.source!r}; sources: "
                           f"{', '.join(sorted(SOURCES))}")
     try:
-        return make(config, seed, pin_memory=pin_memory)
+        source = make(config, seed, pin_memory=pin_memory)
     except ConfigError:
         raise
     except (ValueError, OSError) as exc:
         raise ConfigError(f"data: {exc}") from exc
+    return device_augmented(source, config, seed)  # the source itself unless data.augment_device

@@ -58,7 +58,7 @@ def test_the_next_epoch_is_opened_ahead_and_dropped_when_not_asked_for(tmp_path:
     try:
         assert remote._ahead is None
         first = list(remote.train_batches(0))
-        assert remote._ahead is not None and remote._ahead[0] == (1, 0, 0, 1)  # epoch 1, opened
+        assert remote._ahead is not None and remote._ahead[0] == (1, 0, 0, 1, False)  # epoch 1
         opened = remote._ahead[1]
         second = list(remote.train_batches(1))  # served by the stream opened ahead
         assert opened._done and remote._ahead is not None and remote._ahead[0][0] == 2

@@ -7,8 +7,9 @@ The first slice of a batch backend for GPUs. Sample ``k`` of a call is augmented
 1. Draw (host, per sample): the internal :class:`ImagePipeline`'s random streams are reseeded for
    (seed, index) and consumed as albumentations 2.0.8 does: Compose's own ``random() < p``, then
    for each transform ``should_apply()``, ``get_params()``, ``update_transform_params()`` and
-   ``get_params_dependent_on_data()`` -- the transforms' own methods, fed a zero-cost stand-in of
-   the image's current shape instead of its pixels, so no CPU pixel op runs.
+   ``get_params_dependent_on_data()`` -- the transforms' own methods (Affine's as
+   ``torch_ops.affine_params``, which leaves its unused bbox matrix for ``return_params``), fed a
+   cached zero-cost stand-in of the image's current shape, not its pixels: no CPU pixel op runs.
 2. Apply (on the batch's device, vectorised): flips by ``torch.where`` over per-sample masks,
    crops by one gather per group of equal size, the tone transforms as per-sample lookup tables
    gathered on the device, and median blur, HSV shift, affine warp and resizes by
@@ -45,6 +46,7 @@ a tensor cannot hold them; call once per group (``indices=``) or use ``p=1`` for
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, overload
@@ -117,8 +119,9 @@ def _group_names(nodes: Sequence[Node]) -> list[str]:
     return out
 
 
+@functools.lru_cache(maxsize=64)
 def _stand_in(shape: tuple[int, int, int]) -> np.ndarray:
-    """A uint8 image of ``shape`` that costs nothing: all ones (its mean is exactly 1.0)."""
+    """A uint8 image of ``shape`` that costs nothing: all ones (its mean is exactly 1.0); made once."""
     return np.broadcast_to(np.uint8(1), shape)
 
 
@@ -161,6 +164,8 @@ class TorchBatchPipeline:
                             + ", ".join(dict.fromkeys(problems))
                             + "; use ImagePipeline for this spec",
                             allowed="a flat list of " + ", ".join(SUPPORTED))
+        self._dependent = [functools.partial(torch_ops.DRAWS[type(t)], t) if type(t) in torch_ops.DRAWS
+                           else t.get_params_dependent_on_data for t in (s.transform for s in self._steps)]
 
     def __repr__(self) -> str:
         return f"TorchBatchPipeline({[s.name for s in self._steps]})"
@@ -226,8 +231,9 @@ class TorchBatchPipeline:
             out = out.clone()  # nothing changed the pixels: still never hand back the caller's tensor
         if not return_params:
             return out
-        params = [[{"name": self._steps[i].name, "params": _clean_params(p)} for i, p in fired.items()]
-                  for fired, _ in plans]
+        params = [[{"name": self._steps[i].name, "params": _clean_params(  # partial: a deferred value
+            {k: v() if isinstance(v, functools.partial) else v for k, v in p.items()})}
+            for i, p in fired.items()] for fired, _ in plans]
         return out, params
 
     @staticmethod
@@ -282,7 +288,7 @@ class TorchBatchPipeline:
             data = {"image": _stand_in(shape)}
             try:
                 params = t.update_transform_params(params=t.get_params(), data=data)
-                params.update(t.get_params_dependent_on_data(params=params, data=data))
+                params.update(self._dependent[i](params=params, data=data))
             except CropSizeError as exc:
                 raise InputError(f"{step.name} on sample {k} (index {index}, image "
                                  f"{shape[0]}x{shape[1]}): {exc}") from exc
@@ -356,7 +362,7 @@ class TorchBatchPipeline:
 
 def _table(t: A.BasicTransform, params: dict[str, Any], channels: int) -> np.ndarray:
     """(C, 256): what ``t`` makes of each uint8 value in each channel, by its own apply()."""
-    ramp = np.ascontiguousarray(np.broadcast_to(_RAMP[None, :, None], (1, 256, channels)))
+    ramp = _RAMP[None, :, None].repeat(channels, axis=2)  # (1, 256, C), contiguous: a new copy
     out = t.apply_with_params(params, image=ramp)["image"]
     return np.asarray(out).reshape(256, channels).T
 

@@ -38,7 +38,7 @@ photos and, for HSV, every possible pixel value:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from functools import cache, lru_cache
+from functools import cache, lru_cache, partial
 from typing import Any
 
 import albumentations as A
@@ -46,12 +46,12 @@ import cv2
 import numpy as np
 import torch
 from albucore import add_constant
-from albumentations.augmentations.geometric.functional import is_identity_matrix
+from albumentations.augmentations.geometric import functional as fgeometric
 
 from augsvc.image.transforms import _HueSaturationValue
 
-__all__ = ["CLASSES", "RESIZING", "apply", "hsv_tables", "median_blur", "output_size", "refusal",
-           "resize_linear", "shift_hsv", "warp_affine"]
+__all__ = ["CLASSES", "DRAWS", "RESIZING", "affine_params", "apply", "hsv_tables", "median_blur",
+           "output_size", "refusal", "resize_linear", "shift_hsv", "warp_affine"]
 
 RESIZING = (A.Resize, A.RandomResizedCrop)
 """The classes among CLASSES that change the image size."""
@@ -95,7 +95,8 @@ def apply(t: A.BasicTransform, x: torch.Tensor, params: Sequence[dict[str, Any]]
         shifted = {j: table for j, table in tables.items() if table is not None}
         luts = torch.from_numpy(np.stack(list(shifted.values()) or [np.zeros((3, 256), np.uint8)]))
         return _some(x, list(shifted), lambda on: shift_hsv(on, luts.to(x.device)))
-    rows = [j for j, p in enumerate(params) if not is_identity_matrix(p["matrix"])]
+    rows = [j for j, p in enumerate(params)  # allclose's atol is 1e-8 for a 0: a cheap first look
+            if abs(p["matrix"][0, 1]) > 1e-8 or not fgeometric.is_identity_matrix(p["matrix"])]
     matrices = [params[j]["matrix"] for j in rows]
     fill = list(t.fill) if isinstance(t.fill, Sequence) else [t.fill] * x.shape[1]
     return _some(x, rows, lambda on: warp_affine(on, matrices, t.border_mode, fill))
@@ -256,6 +257,22 @@ def shift_hsv(x: torch.Tensor, luts: torch.Tensor) -> torch.Tensor:
 
 
 # --------------------------------------------------------------------------- affine warp
+
+def affine_params(t: A.Affine, params: dict[str, Any], data: Any = None) -> dict[str, Any]:
+    """2.0.8's ``Affine.get_params_dependent_on_data`` (no fit_output): same draws, same matrix; but
+    ``bbox_matrix``, unused by the warp and half its cost, is a ``partial`` to call if wanted."""
+    shape = params["shape"][:2]
+    translate, shear = t._get_translate_params(shape), t._get_shear_params()
+    scale = t._get_scale(t.scale, t.keep_ratio, t.balanced_scale, t.py_random)
+    rotate = t.py_random.uniform(*t.rotate)
+    make = fgeometric.create_affine_transformation_matrix
+    matrix = make(translate, shear, scale, rotate, fgeometric.center(shape))
+    bbox = partial(make, translate, shear, scale, rotate, fgeometric.center_bbox(shape))
+    return {"rotate": rotate, "scale": scale, "matrix": matrix, "bbox_matrix": bbox, "output_shape": shape}
+
+
+DRAWS = {A.Affine: affine_params} if A.__version__ == "2.0.8" else {}  # by exact class: same values
+
 
 def _inverse(matrix: np.ndarray) -> np.ndarray:
     """The inverse OpenCV's warpAffine computes (float64), as float32 (2, 3)."""

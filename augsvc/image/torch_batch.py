@@ -37,8 +37,12 @@ pad_if_needed), random_resized_crop, resize, brightness_contrast, gamma, hue_sat
 median_blur, shift_scale_rotate (any border mode, no fit_output; resizes and warps bilinear only)
 and normalize (per-channel statistics, uint8 input; only flips and crops after it), with any
 ``p`` -- the whole ``seed7`` preset; albumentations' ``A.to_dict`` form with the same classes
-(Affine for shift_scale_rotate). Images must be uint8 with 1 or 3 channels. Anything
-else -- other transforms, groups, masks/boxes/keypoints -- raises :class:`SpecError` naming it.
+(Affine for shift_scale_rotate). Images must be uint8 with 1 or 3 channels. ``masks=`` (N, [K,]
+H, W integer labels) move with the geometry as albumentations moves ``mask``, exactly: flips and
+crops by indexing, resizes and warps nearest (:mod:`augsvc.image.torch_targets`); pixel
+transforms leave them. ``bboxes=`` move on the host by albumentations' own box code (equal
+output), through anything but the warp. Anything else -- other transforms, groups, a
+``mask_interpolation`` other than nearest, keypoints (not yet) -- raises :class:`SpecError`.
 When transforms with ``p < 1`` leave samples of one batch in different sizes or dtypes (a crop
 or normalize that fired for some), the call raises :class:`InputError` before any pixel work:
 a tensor cannot hold them; call once per group (``indices=``) or use ``p=1`` for those.
@@ -57,9 +61,8 @@ import torch
 from albumentations.augmentations.crops.transforms import CropSizeError
 
 from augsvc.errors import InputError, SpecError
-from augsvc.image import torch_ops
+from augsvc.image import torch_ops, torch_targets
 from augsvc.image.pipeline import ImagePipeline, _clean_params
-from augsvc.seeding import check_seed
 from augsvc.spec import GroupNode, Node
 
 __all__ = ["SUPPORTED", "TorchBatchPipeline"]
@@ -70,8 +73,9 @@ SUPPORTED = ("horizontal_flip", "vertical_flip", "random_crop", "center_crop", "
 """Transforms the batch backend runs, by augsvc name."""
 
 _LUT_CLASSES = (A.RandomBrightnessContrast, A.RandomGamma)
-_TARGETS = ("mask", "masks", "bboxes", "keypoints")
+_TARGETS = ("mask", "keypoints")
 _RAMP = np.arange(256, dtype=np.uint8)
+_Params = list[list[dict[str, Any]]]
 
 
 @dataclass(frozen=True)
@@ -90,6 +94,7 @@ class _Group:
 
     rows: list[int]
     x: torch.Tensor
+    m: torch.Tensor | None = None  # the masks, (n, K, H, W)
 
 
 def _step(name: str, t: A.BasicTransform, after_normalize: bool) -> _Step | str:
@@ -119,12 +124,6 @@ def _group_names(nodes: Sequence[Node]) -> list[str]:
     return out
 
 
-@functools.lru_cache(maxsize=64)
-def _stand_in(shape: tuple[int, int, int]) -> np.ndarray:
-    """A uint8 image of ``shape`` that costs nothing: all ones (its mean is exactly 1.0); made once."""
-    return np.broadcast_to(np.uint8(1), shape)
-
-
 class TorchBatchPipeline:
     """Augment a (N, C, H, W) uint8 torch batch on its own device, sample by sample exactly as
     :class:`ImagePipeline` would (see the module docstring).
@@ -151,6 +150,8 @@ class TorchBatchPipeline:
             problems += [f"{type(t).__name__} (group)" for t in self._compose.transforms
                          if isinstance(t, A.BaseCompose)]
         self._steps: list[_Step] = []
+        self._mask_problems: list[str] = []
+        self._box_problems: list[str] = []
         after_normalize = False
         for name, t in built.leaves:
             step = _step(name, t, after_normalize)
@@ -158,6 +159,8 @@ class TorchBatchPipeline:
                 problems.append(step)
             else:
                 self._steps.append(step)
+                self._mask_problems += [why] if (why := torch_targets.mask_refusal(name, t)) else []
+                self._box_problems += [why] if (why := torch_targets.box_refusal(name, t)) else []
                 after_normalize = after_normalize or step.kind == "normalize"
         if problems:
             raise SpecError("the torch batch backend does not support "
@@ -172,17 +175,34 @@ class TorchBatchPipeline:
 
     @overload
     def __call__(self, images: torch.Tensor | Sequence[torch.Tensor], *, seed: int, start: int = 0,
+                 indices: Sequence[int] | None = None, return_params: bool = False,
+                 masks: torch.Tensor | None = None, bboxes: Sequence[Any],
+                 **targets: Any) -> tuple[Any, ...]: ...
+
+    @overload
+    def __call__(self, images: torch.Tensor | Sequence[torch.Tensor], *, seed: int, start: int = 0,
                  indices: Sequence[int] | None = None, return_params: Literal[False] = False,
-                 **targets: Any) -> torch.Tensor: ...
+                 masks: None = None, **targets: Any) -> torch.Tensor: ...
 
     @overload
     def __call__(self, images: torch.Tensor | Sequence[torch.Tensor], *, seed: int, start: int = 0,
                  indices: Sequence[int] | None = None, return_params: Literal[True],
-                 **targets: Any) -> tuple[torch.Tensor, list[list[dict[str, Any]]]]: ...
+                 masks: None = None, **targets: Any) -> tuple[torch.Tensor, _Params]: ...
+
+    @overload
+    def __call__(self, images: torch.Tensor | Sequence[torch.Tensor], *, seed: int, start: int = 0,
+                 indices: Sequence[int] | None = None, return_params: Literal[False] = False,
+                 masks: torch.Tensor, **targets: Any) -> tuple[torch.Tensor, torch.Tensor]: ...
+
+    @overload
+    def __call__(self, images: torch.Tensor | Sequence[torch.Tensor], *, seed: int, start: int = 0,
+                 indices: Sequence[int] | None = None, return_params: Literal[True],
+                 masks: torch.Tensor, **targets: Any) -> tuple[torch.Tensor, torch.Tensor, _Params]: ...
 
     def __call__(self, images: torch.Tensor | Sequence[torch.Tensor], *, seed: int, start: int = 0,
                  indices: Sequence[int] | None = None, return_params: bool = False,
-                 **targets: Any) -> torch.Tensor | tuple[torch.Tensor, list[list[dict[str, Any]]]]:
+                 masks: torch.Tensor | None = None, bboxes: Sequence[Any] | None = None,
+                 **targets: Any) -> Any:
         """Augment ``images``; sample ``k`` is global index ``start + k`` (or ``indices[k]``).
 
         Args:
@@ -193,28 +213,41 @@ class TorchBatchPipeline:
             indices: when given, replaces ``start``: the global index of every sample.
             return_params: also return, per sample, the transforms that fired and their values,
                 as ``ImagePipeline``'s ``AugmentedImage.params``.
+            masks: a (N, H, W) or (N, K, H, W) integer tensor on the images' device, moved with
+                the geometry as ``ImagePipeline``'s ``mask`` (``masks``: K per sample) would be.
+            bboxes: N arrays (n_k, 4 + extra) in the spec's ``bbox_format``, moved on the host as
+                ``ImagePipeline`` moves ``bboxes`` (clipped, filtered); not through a warp.
 
         Returns:
-            the batch, on the input's device: uint8, or float32 after normalize; and with
-            ``return_params`` a tuple (batch, params).
+            the batch, on the input's device: uint8, or float32 after normalize; with ``masks``
+            a tuple (batch, masks) (masks in their shape and dtype, at the batch's H and W);
+            ``bboxes`` appends a list of N (m_k, 4 + extra) float arrays; ``return_params`` the
+            params: (batch, params), (batch, masks, params), (batch, masks, bboxes, params), ...
 
         Raises:
             InputError: malformed images, seed or indices; samples that would come out in
                 different sizes or dtypes; a crop larger than the image.
-            SpecError: masks, boxes or keypoints were given (images only in this slice).
+            SpecError: ``mask`` or ``keypoints`` were given (not supported yet), masks with a
+                transform that would not move them by nearest neighbour, or boxes with a warp.
         """
         given = [k for k in _TARGETS if targets.get(k) is not None]
         if given or set(targets) - set(_TARGETS):
             if not given:
                 raise TypeError(f"unexpected arguments: {', '.join(sorted(targets))}")
-            raise SpecError(f"the torch batch backend augments images only; {', '.join(given)} "
-                            "not supported yet: use ImagePipeline.batch", allowed="images")
-        x = self._check_images(images)
+            raise SpecError(f"the torch batch backend augments images, masks= and bboxes= only; "
+                            f"{', '.join(given)} not supported yet: use ImagePipeline.batch",
+                            allowed="images, masks, bboxes")
+        x = torch_targets.check_images(images)
+        m = None if masks is None else torch_targets.check_masks(masks, x)
+        if m is not None and self._mask_problems:
+            raise SpecError("the torch batch backend cannot move masks through "
+                            + ", ".join(self._mask_problems), allowed="nearest mask_interpolation")
         n, channels, height, width = x.shape
-        where = self._where(seed, start, indices, n)
+        where = torch_targets.check_where(seed, start, indices, n)
         plans = [self._draw(seed, where[k], (height, width, channels), k) for k in range(n)]
-        self._check_uniform(plans, where)
-        groups = [_Group(list(range(n)), x)]
+        boxes = None if bboxes is None else self._boxes(bboxes, plans, (height, width, channels))
+        torch_targets.check_uniform(plans, where, [(s.name, s.kind, s.transform.p) for s in self._steps])
+        groups = [_Group(list(range(n)), x, m)]
         for i, step in enumerate(self._steps):
             done: list[_Group] = []
             for group in groups:
@@ -223,50 +256,32 @@ class TorchBatchPipeline:
                     else [group]
             groups = _merge(done)
         (group,) = groups
-        out = group.x
-        if group.rows != sorted(group.rows):
-            out = out[torch.tensor(np.argsort(group.rows), device=out.device)]
-        out = out.contiguous()
-        if out.untyped_storage().data_ptr() == x.untyped_storage().data_ptr():
-            out = out.clone()  # nothing changed the pixels: still never hand back the caller's tensor
+        order = torch.tensor(np.argsort(group.rows), device=x.device)
+        result: list[Any] = [_own(group.x, order, x)]
+        if masks is not None and group.m is not None:
+            result.append(_own(group.m, order, masks).reshape(n, *masks.shape[1:-2], *group.m.shape[2:]))
+        result += [] if boxes is None else [boxes]
         if not return_params:
-            return out
+            return result[0] if len(result) == 1 else tuple(result)
         params = [[{"name": self._steps[i].name, "params": _clean_params(  # partial: a deferred value
             {k: v() if isinstance(v, functools.partial) else v for k, v in p.items()})}
             for i, p in fired.items()] for fired, _ in plans]
-        return out, params
+        return (*result, params)
 
-    @staticmethod
-    def _check_images(images: torch.Tensor | Sequence[torch.Tensor]) -> torch.Tensor:
-        if not isinstance(images, torch.Tensor):
-            if not all(isinstance(im, torch.Tensor) and im.ndim == 3 for im in images):
-                raise InputError("images must be a (N, C, H, W) tensor or a list of (C, H, W) tensors")
-            shapes = sorted({tuple(im.shape) for im in images})
-            if len(shapes) > 1:
-                raise InputError(f"a batch needs images of one size, got (C, H, W) {shapes}: call once "
-                                 "per size, or resize them first (ImagePipeline takes mixed sizes)")
-            images = torch.stack(list(images)) if shapes else torch.empty(0, dtype=torch.uint8)
-        if images.ndim != 4 or images.dtype != torch.uint8:
-            raise InputError(f"images must be a (N, C, H, W) uint8 tensor, got shape "
-                             f"{tuple(images.shape)} {images.dtype}")
-        n, channels, height, width = images.shape
-        if n == 0 or height == 0 or width == 0:
-            raise InputError(f"images is empty (shape {tuple(images.shape)})")
-        if channels not in (1, 3):
-            raise InputError(f"the torch batch backend takes 1 or 3 channels, got {channels} "
-                             "(RGBA: use ImagePipeline)")
-        return images
-
-    @staticmethod
-    def _where(seed: int, start: int, indices: Sequence[int] | None, n: int) -> list[int]:
-        if seed is None:
-            raise InputError("seed is required: the torch batch backend is for reproducible runs")
-        if indices is not None and len(indices) != n:
-            raise InputError(f"indices has {len(indices)} entries for {n} images")
-        where = [start + k for k in range(n)] if indices is None else list(indices)
-        for index in where:
-            check_seed(seed, index)
-        return [int(i) for i in where]
+    def _boxes(self, bboxes: Sequence[Any], plans: list[tuple[dict[int, dict[str, Any]], Any]],
+               shape: tuple[int, int, int]) -> list[np.ndarray]:
+        if len(bboxes) != len(plans) or self._box_problems or self._compose.p < 1:
+            why = ("cannot move boxes through " + ", ".join(self._box_problems) if self._box_problems
+                   else "moves bboxes: one (n, 4+) array per image, and a pipeline of p 1")
+            raise SpecError(f"the torch batch backend {why}", allowed="flips, crops, resizes, tone")
+        key = (True, False)  # ImagePipeline's variant with box processing (its transforms: the same)
+        built = self.pipeline._variants.get(key) or self.pipeline._variants.setdefault(
+            key, self.pipeline._make(with_targets=True, rgba=False))
+        if "bboxes" not in built.compose.processors:
+            raise SpecError("bboxes given to a pipeline without bbox_params", allowed="bbox_params")
+        transforms = [s.transform for s in self._steps]
+        return [torch_targets.move_boxes(built.compose, transforms, fired, b, shape)
+                for (fired, _), b in zip(plans, bboxes, strict=True)]
 
     def _draw(self, seed: int, index: int, shape: tuple[int, int, int], k: int
               ) -> tuple[dict[int, dict[str, Any]], tuple[int, int, bool]]:
@@ -285,7 +300,7 @@ class TorchBatchPipeline:
             t = step.transform
             if not t.should_apply():
                 continue
-            data = {"image": _stand_in(shape)}
+            data = {"image": torch_targets.stand_in(shape)}
             try:
                 params = t.update_transform_params(params=t.get_params(), data=data)
                 params.update(self._dependent[i](params=params, data=data))
@@ -301,33 +316,12 @@ class TorchBatchPipeline:
             floats = floats or step.kind == "normalize"
         return fired, (shape[0], shape[1], floats)
 
-    def _check_uniform(self, plans: list[tuple[dict[int, dict[str, Any]], tuple[int, int, bool]]],
-                       where: list[int]) -> None:
-        outs: dict[tuple[int, int, bool], list[int]] = {}
-        for (_, out), index in zip(plans, where, strict=True):
-            outs.setdefault(out, []).append(index)
-        if len(outs) == 1:
-            return
-        kinds = ", ".join(f"{h}x{w} {'float32' if f else 'uint8'} for indices {ix[:8]}"
-                          + ("..." if len(ix) > 8 else "") for (h, w, f), ix in outs.items())
-        culprits = ", ".join(f"{s.name} (p={s.transform.p})" for s in self._steps
-                             if s.kind in ("crop", "resize", "normalize") and 0 < s.transform.p < 1)
-        raise InputError(f"the samples of this batch come out in different sizes or dtypes ({kinds}), "
-                         f"which one tensor cannot hold: {culprits or 'the spec'} change them only "
-                         "when they fire; use p=1 for those, or call once per group with indices=")
-
     def _apply(self, step: _Step, group: _Group, fired: list[int], params: list[dict[str, Any]]
                ) -> list[_Group]:
-        """Apply ``step`` to the samples ``fired`` (batch positions) of ``group``."""
-        x, device = group.x, group.x.device
+        """Apply ``step`` to the samples ``fired`` (batch positions) of ``group``, and its masks."""
+        x, m, device = group.x, group.m, group.x.device
         pos = {r: j for j, r in enumerate(group.rows)}
         every = len(fired) == len(group.rows)
-        if step.kind == "flip":
-            if every:
-                return [_Group(group.rows, x.flip(step.dim))]
-            mask = torch.zeros(len(group.rows), dtype=torch.bool)
-            mask[[pos[r] for r in fired]] = True
-            return [_Group(group.rows, torch.where(mask.to(device).view(-1, 1, 1, 1), x.flip(step.dim), x))]
         if step.kind == "lut":  # uint8 to uint8: rows that did not fire get the identity table
             tables = np.broadcast_to(_RAMP, (len(group.rows), x.shape[1], 256)).copy()
             t = step.transform
@@ -339,25 +333,29 @@ class TorchBatchPipeline:
                     p["beta"] = p["beta"] * (sums[pos[r]] / x[0].numel())
             for r, p in zip(fired, params, strict=True):
                 tables[pos[r]] = _table(t, p, x.shape[1])
-            return [_Group(group.rows, _lookup(x, tables))]
-        on = x if every else x[torch.tensor([pos[r] for r in fired], device=device)]
-        if step.kind == "pixel":  # same size and dtype: the samples that did not fire stay put
-            done = torch_ops.apply(step.transform, on, params)
-            if every:
-                return [_Group(group.rows, done)]
-            index = torch.tensor([pos[r] for r in fired], device=device)
-            return [_Group(group.rows, x.index_copy(0, index, done))]
-        if step.kind == "crop":
-            on = _crop(on, [p["crop_coords"] for p in params])
-        elif step.kind == "resize":
+            return [_Group(group.rows, _lookup(x, tables), m)]
+        index = torch.tensor([pos[r] for r in fired], device=device)
+        on, on_m = (x, m) if every else (x[index], None if m is None else m[index])
+        if step.kind == "flip":
+            on, on_m = on.flip(step.dim), None if on_m is None else on_m.flip(step.dim)
+        elif step.kind in ("pixel", "resize"):
+            on_m = None if on_m is None else torch_targets.apply_to_masks(step.transform, on_m, params)
             on = torch_ops.apply(step.transform, on, params)
+        elif step.kind == "crop":
+            coords = [p["crop_coords"] for p in params]
+            on = torch_targets.crop(on, coords)
+            on_m = None if on_m is None else torch_targets.crop(on_m, coords)
         else:
             on = _lookup(on, np.stack([_table(step.transform, p, x.shape[1]) for p in params]))
         if every:
-            return [_Group(group.rows, on)]
+            return [_Group(group.rows, on, on_m)]
+        if step.kind in ("flip", "pixel"):  # same size and dtype: the samples that did not fire stay put
+            return [_Group(group.rows, x.index_copy(0, index, on),
+                           None if m is None or on_m is None else m.index_copy(0, index, on_m))]
         fired_set = set(fired)
         rest = [r for r in group.rows if r not in fired_set]
-        return [_Group(fired, on), _Group(rest, x[torch.tensor([pos[r] for r in rest], device=device)])]
+        kept = torch.tensor([pos[r] for r in rest], device=device)
+        return [_Group(fired, on, on_m), _Group(rest, x[kept], None if m is None else m[kept])]
 
 
 def _table(t: A.BasicTransform, params: dict[str, Any], channels: int) -> np.ndarray:
@@ -375,25 +373,22 @@ def _lookup(x: torch.Tensor, tables: np.ndarray) -> torch.Tensor:
     return out.view(n, channels, height, width)
 
 
-def _crop(x: torch.Tensor, coords: list[tuple[int, int, int, int]]) -> torch.Tensor:
-    """Crop sample j of ``x`` to ``coords[j]`` (x_min, y_min, x_max, y_max), all of one size."""
-    if len(set(coords)) == 1:
-        x_min, y_min, x_max, y_max = coords[0]
-        return x[:, :, y_min:y_max, x_min:x_max]
-    device = x.device
-    height, width = coords[0][3] - coords[0][1], coords[0][2] - coords[0][0]
-    ys = torch.tensor([c[1] for c in coords], device=device)[:, None] + torch.arange(height, device=device)
-    xs = torch.tensor([c[0] for c in coords], device=device)[:, None] + torch.arange(width, device=device)
-    rows = torch.arange(len(coords), device=device).view(-1, 1, 1, 1)
-    chans = torch.arange(x.shape[1], device=device).view(1, -1, 1, 1)
-    return x[rows, chans, ys[:, None, :, None], xs[:, None, None, :]]
-
-
 def _merge(groups: list[_Group]) -> list[_Group]:
     """Join groups whose samples are of one size and dtype again."""
     by_key: dict[tuple[Any, ...], list[_Group]] = {}
     for group in groups:
         by_key.setdefault((*group.x.shape[1:], group.x.dtype), []).append(group)
     return [parts[0] if len(parts) == 1 else
-            _Group([r for g in parts for r in g.rows], torch.cat([g.x for g in parts]))
+            _Group([r for g in parts for r in g.rows], torch.cat([g.x for g in parts]),
+                   None if parts[0].m is None else torch.cat([g.m for g in parts if g.m is not None]))
             for parts in by_key.values()]
+
+
+def _own(out: torch.Tensor, order: torch.Tensor, given: torch.Tensor) -> torch.Tensor:
+    """``out`` in batch order, contiguous, and never the caller's ``given`` tensor itself."""
+    if not bool((order == torch.arange(len(order), device=order.device)).all()):
+        out = out[order]
+    out = out.contiguous()
+    if out.untyped_storage().data_ptr() == given.untyped_storage().data_ptr():
+        out = out.clone()  # nothing changed the pixels: still never hand back the caller's tensor
+    return out

@@ -198,8 +198,8 @@ def test_albumentations_dict_groups_and_classes_are_named() -> None:
 def test_masks_boxes_and_keypoints_are_refused() -> None:
     batch = TorchBatchPipeline({"transforms": [{"name": "horizontal_flip"}]})
     x = as_batch(photos("64x64")[:2])
-    with pytest.raises(SpecError, match="images only; mask, bboxes not supported"):
-        batch(x, seed=1, mask=np.zeros((64, 64), np.uint8), bboxes=[[1, 2, 3, 4]])
+    with pytest.raises(SpecError, match="masks= and bboxes= only; mask, keypoints not supported"):
+        batch(x, seed=1, mask=np.zeros((64, 64), np.uint8), keypoints=[[1, 2]])
     with pytest.raises(TypeError, match="unexpected arguments: colour"):
         batch(x, seed=1, colour=1)
 

@@ -27,7 +27,15 @@ from augsvc.text.inflect import inflect
 from augsvc.text.ops import TextSample, count_to_change
 from augsvc.text.stopwords import stopword_set
 from augsvc.text.tagging import PENN_TO_WN, tag_words
-from augsvc.text.tokens import Edit, Word, abbreviates, article_agrees, match_case, words
+from augsvc.text.tokens import (
+    Edit,
+    Word,
+    abbreviates,
+    article_agrees,
+    capitalised_inside,
+    match_case,
+    words,
+)
 from augsvc.text.vectors import DEFAULT_VECTORS, load_vectors
 from augsvc.text.wordnet import WordNet, load_wordnet
 
@@ -67,16 +75,11 @@ def _replaceable(text: str, word: Word, tag: str | None, params: Mapping[str, An
     """May ``word`` (tagged ``tag``) be replaced at all?"""
     if tag is None:
         return False
-    if tag in _NAME_TAGS or (word.text[:1].isupper() and _inside_sentence(text, word)):
+    if tag in _NAME_TAGS or capitalised_inside(text, word):
         return bool(params["names"])
     if tag == "CD":
         return bool(params["numbers"])
     return tag in _TAGS
-
-
-def _inside_sentence(text: str, word: Word) -> bool:
-    before = text[:word.start].rstrip(" \"'(")
-    return bool(before) and before[-1] not in ".!?:\n"
 
 
 def _fits(wn: WordNet, neighbour: str, word: str, tag: str, related: str) -> bool:

@@ -29,7 +29,16 @@ from augsvc.text.inflect import inflect
 from augsvc.text.ops import TextSample, count_to_change
 from augsvc.text.stopwords import STOPWORDS, stopword_set
 from augsvc.text.tagging import PENN_TO_WN, tag_words
-from augsvc.text.tokens import Edit, Word, abbreviates, apply_edits, article_agrees, match_case, words
+from augsvc.text.tokens import (
+    Edit,
+    Word,
+    abbreviates,
+    apply_edits,
+    article_agrees,
+    capitalised_inside,
+    match_case,
+    words,
+)
 from augsvc.text.vectors import DEFAULT_VECTORS, load_vectors
 from augsvc.text.wordnet import WordNet, load_wordnet
 
@@ -41,12 +50,6 @@ _GLOSS_WORD = re.compile(r"[a-z]+")
 _FIXED = frozenset({"according", "including", "regarding", "concerning", "following", "given",
                     "provided", "despite", "considering", "excluding", "pending"})
 """Words that open a fixed phrase ("according to"), whatever the tagger says they are."""
-
-
-def _capitalised_inside(text: str, word: Word) -> bool:
-    """Capitalised but not first in its sentence: most likely part of a name or title."""
-    before = text[:word.start].rstrip(" \"'(")
-    return word.text[:1].isupper() and bool(before) and before[-1] not in ".!?:\n"
 
 
 def _in_phrase(wn: WordNet, found: list[Word], i: int) -> bool:
@@ -157,7 +160,7 @@ def _choices(wn: WordNet, word: Word, tag: str, text: str, context: frozenset[st
     """Inflected substitutes for ``word`` (tagged ``tag``) in ``text``."""
     pos = PENN_TO_WN.get(tag[:2])
     if pos is None or word.text.lower() in _FIXED or (
-            not params["names"] and (tag.startswith("NNP") or _capitalised_inside(text, word))):
+            not params["names"] and (tag.startswith("NNP") or capitalised_inside(text, word))):
         return []
     if not _frequent(word.text, params["vocab_size"]):
         return []

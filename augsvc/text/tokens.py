@@ -9,7 +9,8 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-__all__ = ["Edit", "Word", "abbreviates", "apply_edits", "article_agrees", "match_case", "words"]
+__all__ = ["Edit", "Word", "abbreviates", "apply_edits", "article_agrees", "capitalised_inside",
+           "match_case", "words"]
 
 # A word: letters/digits (any script) joined by inner apostrophes or hyphens ("don't", "x-ray").
 _WORD = re.compile(r"\w+(?:['’-]\w+)*", re.UNICODE)
@@ -52,6 +53,12 @@ def match_case(original: str, substitute: str) -> str:
     if original.islower():
         return substitute.lower()
     return substitute
+
+
+def capitalised_inside(text: str, word: Word) -> bool:
+    """Capitalised but not first in its sentence: most likely part of a name or title."""
+    before = text[:word.start].rstrip(" \"'(")
+    return word.text[:1].isupper() and bool(before) and before[-1] not in ".!?:\n"
 
 
 def abbreviates(short: str, word: str) -> bool:

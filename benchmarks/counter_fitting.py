@@ -199,7 +199,11 @@ def pct(x: float) -> str:
 # --------------------------------------------------------------------------- measurements
 
 def read_corpus() -> dict[str, list[str]]:
-    return {name: (DATA / name).read_text(encoding="utf-8").splitlines() for name in FILES}
+    """The quality benchmark's corpus, read by its own reader."""
+    from benchmarks.text_quality import read_corpus as read_quality_corpus
+
+    corpus = read_quality_corpus(DATA)
+    return {name: corpus[name] for name in FILES}
 
 
 def query_words(corpus: dict[str, list[str]], vocab: dict[str, int]) -> list[str]:

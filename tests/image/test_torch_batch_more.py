@@ -37,6 +37,7 @@ from skimage import data as skdata
 from augsvc.errors import InputError, SpecError
 from augsvc.image import ImagePipeline, torch_ops
 from augsvc.image.torch_batch import TorchBatchPipeline
+from tests.image.test_torch_batch import as_batch, as_image
 
 SIZES = {"96x96": (96, 96), "120x100": (120, 100), "256x256": (256, 256), "240x230": (240, 230)}
 SEEDS = (11, 2**40 + 3)
@@ -80,17 +81,6 @@ def photos(size: str, channels: int = 3) -> tuple[np.ndarray, ...]:
         image = cv2.resize(cut, (width, height), interpolation=cv2.INTER_AREA)
         out.append(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) if channels == 1 else image)
     return tuple(out)
-
-
-def as_batch(images: tuple[np.ndarray, ...]) -> torch.Tensor:
-    batch = np.stack(images)
-    batch = batch[:, None] if batch.ndim == 3 else batch.transpose(0, 3, 1, 2)
-    return torch.from_numpy(np.ascontiguousarray(batch))
-
-
-def as_image(sample: torch.Tensor) -> np.ndarray:
-    array = sample.cpu().numpy()
-    return array[0] if array.shape[0] == 1 else array.transpose(1, 2, 0)
 
 
 def compare(spec: Any, images: tuple[np.ndarray, ...], device: str, exact: bool

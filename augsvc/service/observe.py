@@ -134,6 +134,14 @@ def _end_code(call: Call, context: grpc.ServicerContext, failed: bool) -> None:
         call.code = grpc.StatusCode.UNKNOWN
 
 
+def _client_cancelled(context: grpc.ServicerContext) -> bool:
+    """Whether the client cancelled the call (itself or at its deadline), once the call has ended.
+
+    gRPC Python has no public accessor for it: its server context keeps it as ``_state.client``.
+    """
+    return getattr(getattr(context, "_state", None), "client", None) == "cancelled"
+
+
 class ObservingInterceptor(grpc.ServerInterceptor):
     """Reports every call to ``observers``: when it starts, each message, and how it ended.
 
@@ -190,9 +198,26 @@ class ObservingInterceptor(grpc.ServerInterceptor):
         for observer in self.observers:
             observer.sent(call, samples, skipped)
 
-    def _finish(self, call: Call, context: grpc.ServicerContext, failed: bool) -> None:
+    def _finish(self, call: Call, context: grpc.ServicerContext, failed: bool,
+                request_streaming: bool) -> None:
         _end_code(call, context, failed)
         call.seconds = time.perf_counter() - call.started
+        if request_streaming and not failed and call.code == grpc.StatusCode.OK and context.is_active():
+            # A client that cancels (or reaches its deadline) ends the request stream as if it
+            # had closed it; gRPC marks the call cancelled only afterwards. Settle the code when
+            # the call has ended.
+            if context.add_callback(lambda: self._settle(call, context)):
+                return
+            self._settle(call, context)
+            return
+        self._report(call)
+
+    def _settle(self, call: Call, context: grpc.ServicerContext) -> None:
+        if _client_cancelled(context):
+            call.code = gone_code(context.time_remaining(), call.timeout)
+        self._report(call)
+
+    def _report(self, call: Call) -> None:
         for observer in self.observers:
             observer.finished(call)
 
@@ -205,7 +230,7 @@ class ObservingInterceptor(grpc.ServerInterceptor):
             failed = False
             return response
         finally:
-            self._finish(call, context, failed)
+            self._finish(call, context, failed, request_streaming)
 
     def _stream(self, behavior: Callable[..., Any], request: Any, context: grpc.ServicerContext,
                 call: Call, request_streaming: bool) -> Iterator[Any]:
@@ -216,4 +241,4 @@ class ObservingInterceptor(grpc.ServerInterceptor):
                 yield response
             failed = False
         finally:  # also on GeneratorExit: gRPC drops the generator of a cancelled call
-            self._finish(call, context, failed)
+            self._finish(call, context, failed, request_streaming)

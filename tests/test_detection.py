@@ -175,7 +175,7 @@ def test_keypoints_that_leave_the_image_leave_with_their_columns() -> None:
     target = Target(np.zeros((0, 4)), np.zeros(0, np.int64), keypoints=points)
     pipeline = ImagePipeline(CROP)
     kept_counts = set()
-    for index in range(30):
+    for index in range(120):  # a corner point survives about one crop in twelve
         _, (out,) = augment_with_targets(pipeline, [image], [target], seed=1, indices=[index])
         want = pipeline(image, keypoints=points, seed=1, index=index).keypoints
         assert out.keypoints is not None and np.array_equal(out.keypoints, want.reshape(-1, 4))

@@ -199,19 +199,6 @@ def test_python_random_module_is_left_alone() -> None:
     assert random.random() == before
 
 
-def test_sample_random_matches_a_freshly_seeded_random() -> None:
-    from augsvc.seeding import SampleRandom, sample_entropy
-
-    stream = SampleRandom()
-    stream.python.gauss(0, 1)  # leaves a cached second normal behind
-    stream.reseed(3, 9)
-    fresh = random.Random(sample_entropy(3, 9))
-    assert [stream.python.gauss(0, 1) for _ in range(3)] == [fresh.gauss(0, 1) for _ in range(3)]
-    keys = {sample_entropy(3, 9), sample_entropy(3, 10), sample_entropy(4, 9),
-            sample_entropy(3, 9, 1), sample_entropy(3, 1_000_012), sample_entropy(3, 91)}
-    assert len(keys) == 6
-
-
 def _nested(levels: int) -> dict:
     node: dict = {"name": "horizontal_flip"}
     for _ in range(levels):

@@ -8,7 +8,6 @@ not depend on batch size, batch split, process or DataLoader worker.
 from __future__ import annotations
 
 import copy
-import traceback
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -17,11 +16,12 @@ from typing import Any
 import albumentations as A
 import cv2
 import numpy as np
-from albumentations.augmentations.crops.transforms import CropSizeError
 
-from augsvc.errors import AugsvcError, InputError, LimitError, TransformError
+from augsvc.errors import AugsvcError, InputError, LimitError
 from augsvc.image.albu_dict import build_from_albu_dict, is_albu_dict
+from augsvc.image.failures import explain_failure
 from augsvc.image.inputs import check_image, check_mask, check_points
+from augsvc.image.lean import Runner, lean_runner
 from augsvc.image.presets import IMAGE_PRESETS
 from augsvc.image.registry import IMAGE_TRANSFORMS
 from augsvc.image.sizes import SizeBound, output_bound
@@ -48,7 +48,7 @@ _MAX_PARAM_ARRAY = 64  # larger arrays (noise maps) are summarised by their shap
 _BOUND_CACHE = 256  # output-size bounds kept per pipeline, by input size
 
 
-@dataclass
+@dataclass(slots=True)
 class AugmentedImage:
     """One augmented sample.
 
@@ -77,10 +77,16 @@ _VARIANTS = [(targets, rgba) for targets in (False, True) for rgba in (False, Tr
 
 @dataclass
 class _Built:
-    """An albumentations Compose and its leaf transforms (augsvc name, transform) in tree order."""
+    """An albumentations Compose, its leaf transforms (augsvc name, transform) in tree order,
+    and the lean runner that replaces calling it where it can (see ``augsvc.image.lean``)."""
 
     compose: A.Compose
     leaves: list[tuple[str, A.BasicTransform]]
+    run: Runner | None = None
+
+    def __post_init__(self) -> None:
+        if self.run is None:
+            self.run = lean_runner(self.compose)
 
 
 def _clean_params(params: dict[str, Any]) -> dict[str, Any]:
@@ -277,12 +283,24 @@ class ImagePipeline:
         """
         check_seed(seed, index)
         data: dict[str, Any] = {"image": check_image(image)}
-        if self._reflects and min(image.shape[:2]) < 2:
+        shape = image.shape
+        if self._reflects and min(shape[:2]) < 2:
             # OpenCV's warps never return on a 1-pixel-wide image with BORDER_REFLECT_101.
             raise InputError(f"image of shape {image.shape} is too small for border_mode "
                              "reflect_101: give images at least 2x2 pixels, or another border_mode")
         if self.max_pixels is not None:
-            self.check_size(image.shape, self.max_pixels)
+            self.check_size(shape, self.max_pixels)
+        rgba = len(shape) == 3 and shape[2] == 4
+        if mask is None and masks is None and bboxes is None and keypoints is None:
+            built = self._variants.get((False, rgba)) or self._variant((False, rgba))
+            if built.run is not None and not return_params:  # the common call, with nothing else
+                self._random.reseed(seed, index)
+                try:
+                    return AugmentedImage(built.run(data)["image"], index)
+                except (AugsvcError, MemoryError):
+                    raise
+                except Exception as exc:
+                    raise explain_failure(exc, built.leaves, image, index) from exc
         if mask is not None:
             data["mask"] = check_mask(mask, image)
         if masks is not None:
@@ -295,22 +313,18 @@ class ImagePipeline:
         if keypoints is not None:
             fmt = self.spec.options["keypoint_format"] if self.spec is not None else "xy"
             data["keypoints"] = check_points(keypoints, f"keypoints ({fmt})", len(fmt))
-        key = ("bboxes" in data or "keypoints" in data, image.ndim == 3 and image.shape[2] == 4)
-        built = self._variants.get(key)
-        if built is None:
-            built = self._variants[key] = self._make(with_targets=key[0], rgba=key[1])
+        key = ("bboxes" in data or "keypoints" in data, rgba)
+        built = self._variants.get(key) or self._variant(key)
         if return_params:
             for _, transform in built.leaves:
                 transform.params = {}
         self._random.reseed(seed, index)
         try:
-            out = built.compose(**data)
+            out = built.run(data) if built.run is not None else built.compose(**data)
         except (AugsvcError, MemoryError):
             raise
         except Exception as exc:
-            if "Insufficient memory" in str(exc):  # OpenCV's MemoryError
-                raise MemoryError(f"augmenting sample {index}: {str(exc).strip()[-200:]}") from exc
-            raise self._explain(exc, built, image, index) from exc
+            raise explain_failure(exc, built.leaves, image, index) from exc
         params = None
         if return_params:
             params = [{"name": name, "params": _clean_params(t.params)}
@@ -359,21 +373,9 @@ class ImagePipeline:
                 raise InputError(f"sample {k} (index {where[k]}): {exc}") from exc
         return results
 
-    def _explain(self, exc: Exception, built: _Built, image: np.ndarray, index: int
-                 ) -> AugsvcError:
-        """Turn an albumentations failure into an error that names the transform."""
-        ids = {id(t): name for name, t in built.leaves}
-        name = "pipeline"
-        for frame, _ in traceback.walk_tb(exc.__traceback__):
-            owner = frame.f_locals.get("self")
-            if id(owner) in ids:
-                name = ids[id(owner)]
-        where = f"{name} on sample {index} (image shape {image.shape}, dtype {image.dtype})"
-        if isinstance(exc, CropSizeError):
-            return InputError(f"{where}: {exc}; set pad_if_needed: true or resize first")
-        if isinstance(exc, TypeError | ValueError):
-            return InputError(f"{where}: {exc}")
-        return TransformError(f"{where} failed: {type(exc).__name__}: {exc}")
+    def _variant(self, key: tuple[bool, bool]) -> _Built:
+        built = self._variants[key] = self._make(with_targets=key[0], rgba=key[1])
+        return built
 
 
 def _rebuild(cls: type[ImagePipeline], spec: dict[str, Any], max_pixels: int | None) -> ImagePipeline:

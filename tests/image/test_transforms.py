@@ -576,7 +576,10 @@ def test_coarse_dropout_erases_image_and_mask_and_drops_covered_keypoints() -> N
         assert np.array_equal(out.image.max(axis=-1) > 0, out.mask > 0), (
             "with fill 0 and fill_mask 0, the image and mask must be erased at the same places")
         assert np.array_equal(out.mask[~holes], MASK[~holes]), "mask changed outside the holes"
-        np.testing.assert_allclose(out.bboxes, [BOX], atol=1e-4, err_msg="box moved")
+        # A box shrinks to the part the holes leave visible, as albumentations does; it never grows.
+        np.testing.assert_allclose(out.bboxes, want["bboxes"], atol=1e-4, err_msg="box differs")
+        assert out.bboxes[0, 4] == BOX[4] and (out.bboxes[0, :2] >= np.array(BOX[:2]) - 1e-4).all()
+        assert (out.bboxes[0, 2:4] <= np.array(BOX[2:4]) + 1e-4).all()
         pipe = pipeline("coarse_dropout", targets=True)
         kept = pipe(SCENE, mask=MASK, keypoints=grid, seed=seed, index=index)
         survivors = {int(c) for c in kept.keypoints[:, 2]}

@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 export NO_ALBUMENTATIONS_UPDATE := 1
 
-.PHONY: run test lint unit bench fuzz install clean wordnet proto serve buf
+.PHONY: run test lint unit bench fuzz install clean wordnet chromium proto serve buf
 
 $(STAMP): pyproject.toml requirements.lock requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -24,6 +24,13 @@ wordnet:
 	  { apt-get update -qq && apt-get install -y -qq wordnet-base wordnet-sense-index; }
 	@test -f /usr/share/dict/american-english-large -a -f /usr/share/dict/british-english-large || \
 	  { apt-get update -qq && apt-get install -y -qq wamerican-large wbritish-large; }
+
+# Headless Chromium and its WebDriver for the browser tests of `augsvc explore` (tests/explore),
+# from Debian's packages (needs root, like any apt-get); Selenium is given both paths, so it
+# downloads nothing.
+chromium:
+	@test -x /usr/bin/chromium -a -x /usr/bin/chromedriver || \
+	  { apt-get update -qq && apt-get install -y -qq chromium chromium-driver; }
 
 # buf (the Go gRPC client the reflection test calls) from npm, exact version pinned by
 # tools/buf/package-lock.json; npm comes from Debian's packages when missing (needs root).
@@ -55,7 +62,7 @@ lint: $(STAMP)
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 
-unit: $(STAMP) wordnet buf
+unit: $(STAMP) wordnet buf chromium
 	$(PY) -m pytest -n 2 tests
 
 test: lint unit

@@ -1,4 +1,4 @@
-"""The ``augsvc`` command line: augment folders, draw galleries, list transforms."""
+"""The ``augsvc`` command line: augment folders, draw galleries, list transforms, explore."""
 
 from __future__ import annotations
 
@@ -201,6 +201,12 @@ def _cmd_health(args: argparse.Namespace) -> int:
     return 0 if reply.status == health_pb2.HealthCheckResponse.SERVING else 1
 
 
+def _cmd_explore(args: argparse.Namespace) -> int:
+    from augsvc.explore.command import run_explore
+
+    return run_explore(args)
+
+
 def _cmd_transforms(args: argparse.Namespace) -> int:
     if args.domain == "image":
         from augsvc.image.registry import IMAGE_TRANSFORMS as registry
@@ -282,6 +288,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="an image folder's channel policy (default rgb)")
     p.add_argument("--json", action="store_true", help="the report as JSON")
     p.set_defaults(func=_cmd_datasets)
+
+    from augsvc.explore.command import add_explore_arguments
+
+    p = sub.add_parser("explore", help="a local web page to try pipelines on images and text",
+                       description="Serve a page where a spec, a seed and an image (or sentences) "
+                       "give a grid of augmentations with the parameters each one drew.")
+    add_explore_arguments(p)
+    p.set_defaults(func=_cmd_explore)
 
     p = sub.add_parser("transforms", help="list transforms with their parameters")
     p.add_argument("domain", nargs="?", choices=("image", "text"), default="image")

@@ -12,7 +12,7 @@ from augsvc.errors import AugsvcError
 from augsvc.image.io import to_uint8
 from augsvc.image.pipeline import ImagePipeline
 
-__all__ = ["make_gallery"]
+__all__ = ["make_gallery", "to_rgb"]
 
 _LABEL_WIDTH = 200
 _HEADER = 28
@@ -20,20 +20,25 @@ _PAD = 6
 _BG = 255
 
 
-def _fit(image: np.ndarray, cell: int) -> np.ndarray:
-    """Scale an image into a cell x cell RGB tile, keeping its aspect ratio."""
+def to_rgb(image: np.ndarray) -> np.ndarray:
+    """Any image a pipeline takes or makes as uint8 RGB for showing: gray repeated, alpha
+    composited on a checkerboard (so transparency is visible), floats scaled as ``to_uint8``."""
     image = to_uint8(image)
     if image.ndim == 2:
         image = image[..., None]
     if image.shape[2] == 1:
-        image = np.repeat(image, 3, axis=2)
-    elif image.shape[2] == 4:  # composite on a checkerboard so transparency is visible
+        return np.repeat(image, 3, axis=2)
+    if image.shape[2] == 4:
         alpha = image[..., 3:].astype(np.float32) / 255.0
         yy, xx = np.mgrid[0:image.shape[0], 0:image.shape[1]]
         board = np.where(((yy // 8 + xx // 8) % 2)[..., None] == 0, 200, 255).astype(np.float32)
-        image = (image[..., :3] * alpha + board * (1 - alpha)).astype(np.uint8)
-    elif image.shape[2] != 3:
-        image = image[..., :3]
+        return (image[..., :3] * alpha + board * (1 - alpha)).astype(np.uint8)
+    return image if image.shape[2] == 3 else np.ascontiguousarray(image[..., :3])
+
+
+def _fit(image: np.ndarray, cell: int) -> np.ndarray:
+    """Scale an image into a cell x cell RGB tile, keeping its aspect ratio."""
+    image = to_rgb(image)
     h, w = image.shape[:2]
     scale = cell / max(h, w)
     size = (max(1, round(w * scale)), max(1, round(h * scale)))

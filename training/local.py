@@ -12,7 +12,7 @@ from torch.utils.data import DataLoader, Dataset
 from augsvc.datasets import open_dataset
 from augsvc.image.pipeline import ImagePipeline
 from augsvc.image.tensors import stack_images
-from augsvc.kinds import augment_batch, make_pipeline
+from augsvc.kinds import augment_batch, jpeg_scales, make_pipeline
 from augsvc.plan import EpochPlan
 from training.config import ConfigError, DataConfig
 from training.data import (
@@ -74,11 +74,14 @@ class _EpochBatches(Dataset[_Item]):
         return len(self.batches)
 
     def __getitem__(self, b: int) -> _Item:
-        taken = self.dataset.take(self.batches[b])
+        # JPEGs the pipeline's first step shrinks anyway are decoded smaller, as the service does.
+        plan = self.plan
+        taken = self.dataset.take(self.batches[b], jpeg_scales(
+            self.pipeline, plan.seed, lambda index: plan.augment_indices([index])[0]))
         skipped = tuple((s.index, s.reason) for s in taken.skipped)
-        indices = self.plan.augment_indices(taken.indices)
+        indices = plan.augment_indices(taken.indices)
         samples, targets = augment_batch(self.pipeline, taken.samples, taken.targets,
-                                         seed=self.plan.seed, indices=indices)
+                                         seed=plan.seed, indices=indices, sources=taken.sources)
         labels: Any = torch.as_tensor(np.asarray(taken.labels), dtype=torch.int64)
         if self.segmentation:
             labels = stack_masks([t.mask for t in targets or []])

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -38,6 +38,9 @@ class Taken:
     indices: np.ndarray
     skipped: tuple[Skipped, ...] = field(default=())
     targets: list[Target] | None = None  # one per sample, for datasets with targets
+    # The full (height, width) of images read as smaller JPEG decodes (None: read whole), when
+    # take() was given scale_for.
+    sources: list[tuple[int, int] | None] | None = None
 
 @dataclass(frozen=True)
 class DatasetInfo:
@@ -74,6 +77,7 @@ class Dataset:
     info: DatasetInfo
     labels: np.ndarray
     on_error: OnError = "raise"  # in-memory datasets have nothing that can fail to read
+    reads_scaled = False  # whether take(scale_for=...) can decode its JPEGs smaller
 
     def __len__(self) -> int:
         return self.info.size
@@ -103,9 +107,14 @@ class Dataset:
         idx = _check_indices(indices, self.info.size)
         return self._get_many(idx), self.labels[idx]
 
-    def take(self, indices: Sequence[int] | np.ndarray) -> Taken:
+    def take(self, indices: Sequence[int] | np.ndarray,
+             scale_for: Callable[[int, int, int], int] | None = None) -> Taken:
         """Several samples under the dataset's ``on_error`` policy: with "skip", a sample that
         cannot be read is left out and reported in ``Taken.skipped``; with "raise" it raises.
+
+        ``scale_for(index, height, width)``, for image files, gives the scale sample ``index``'s
+        JPEG may be decoded at (``ImagePipeline.jpeg_scale``); ``Taken.sources`` then has the
+        full size of every image read smaller.
 
         Raises:
             IndexError: an index is not in ``range(len(self))``.
@@ -113,19 +122,34 @@ class Dataset:
         """
         idx = _check_indices(indices, self.info.size)
         skipped: list[Skipped] = []
-        if self.on_error == "raise":
+        sources: list[tuple[int, int] | None] | None = None
+        if not self.reads_scaled:
+            scale_for = None
+        if self.on_error == "raise" and scale_for is None:
             kept_idx, samples = idx, self._get_many(idx)
         else:
-            samples, kept = [], []
+            samples, kept, sources = [], [], []
             for index in idx.tolist():
                 try:
-                    samples.append(self._get(index))
-                    kept.append(index)
+                    sample, source = self._read(index, scale_for)
                 except InputError as exc:
+                    if self.on_error == "raise":
+                        raise
                     skipped.append(Skipped(index, str(exc)))
+                    continue
+                samples.append(sample)
+                sources.append(source)
+                kept.append(index)
             kept_idx = np.asarray(kept, np.int64)
+            if not any(sources):
+                sources = None
         targets = [self.target(int(i)) for i in kept_idx] if self.info.targets else None
-        return Taken(samples, self.labels[kept_idx], kept_idx, tuple(skipped), targets)
+        return Taken(samples, self.labels[kept_idx], kept_idx, tuple(skipped), targets, sources)
+
+    def _read(self, index: int, scale_for: Callable[[int, int, int], int] | None
+              ) -> tuple[Sample, tuple[int, int] | None]:
+        """Sample ``index``, and its full size when it was read smaller (image files only)."""
+        return self._get(index), None
 
     def target(self, index: int) -> Target:
         """The target of sample ``index`` (datasets whose ``info.targets`` is not empty)."""

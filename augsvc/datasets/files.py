@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 
 from augsvc.datasets.base import ON_ERROR, ArrayDataset, Dataset, DatasetInfo, OnError, TextDataset
@@ -17,9 +18,11 @@ from augsvc.image.io import (
     IMAGE_SUFFIXES,
     ChannelPolicy,
     decode_image_bytes,
+    orient_image,
     to_channels,
     to_uint8,
 )
+from augsvc.image.reduced import DECODE_FLAGS
 from augsvc.plan import check_int
 
 __all__ = ["DEFAULT_MAX_FILE_BYTES", "DEFAULT_MAX_PIXELS", "ImageFiles", "ImageFolderDataset", "load_npz",
@@ -29,12 +32,15 @@ DEFAULT_MAX_PIXELS = 64_000_000
 """Largest image (height x width) an image folder will decode; the service's default limit too."""
 DEFAULT_MAX_FILE_BYTES = 256 * 1024 * 1024
 """Largest image file an image folder will read."""
+ScaleFor = Callable[[int, int], int]
+"""(height, width) of an upright JPEG -> the scale to decode it at (1, 2, 4 or 8)."""
 _MAX_NPZ_BYTES = 16 * 1024**3  # declared uncompressed size of a .npz: a guard against zip bombs
 class ImageFiles(Dataset):
     """Images read one file per sample when asked for, under the channel, orientation, size and
     error policies every file-backed image dataset shares (folders, COCO, segmentation)."""
 
     paths: tuple[Path, ...]
+    reads_scaled = True
 
     def _policies(self, channels: ChannelPolicy, on_error: OnError, orient: bool, max_pixels: int,
                   max_file_bytes: int) -> None:
@@ -47,12 +53,30 @@ class ImageFiles(Dataset):
         self.max_file_bytes = check_int("max_file_bytes", max_file_bytes, 1)
 
     def _get(self, index: int) -> np.ndarray:
-        image = read_limited_image(self.paths[index], self.max_pixels, self.max_file_bytes,
-                                   orient=self.orient)
+        return self.read_scaled(index, None)[0]
+
+    def _read(self, index: int, scale_for: Callable[[int, int, int], int] | None
+              ) -> tuple[np.ndarray, tuple[int, int] | None]:
+        if scale_for is None or self.info.targets:  # targets move with the full image
+            return self._get(index), None
+        return self.read_scaled(index, lambda height, width: scale_for(index, height, width))
+
+    def read_scaled(self, index: int, scale_for: ScaleFor | None
+                    ) -> tuple[np.ndarray, tuple[int, int] | None]:
+        """Sample ``index``'s image, and its full (height, width) when it was decoded smaller.
+
+        ``scale_for(height, width)`` gives the scale an RGB JPEG of that (upright) size may be
+        decoded at (``ImagePipeline.jpeg_scale``); without it, or for other files and channel
+        policies, every image is decoded whole and the size is None.
+        """
+        path = self.paths[index]
+        image, source = read_limited_image(path, self.max_pixels, self.max_file_bytes,
+                                           orient=self.orient,
+                                           scale_for=scale_for if self.channels == "rgb" else None)
         try:
-            return to_channels(image, self.channels)
+            return to_channels(image, self.channels), source
         except InputError as exc:
-            raise InputError(f"{self.paths[index]}: {exc}") from None
+            raise InputError(f"{path}: {exc}") from None
 
 
 class ImageFolderDataset(ImageFiles):
@@ -114,8 +138,13 @@ def _choice(name: str, value: Any, allowed: tuple[str, ...]) -> Any:
 
 
 def read_limited_image(path: Path, max_pixels: int, max_file_bytes: int, *,
-                       orient: bool = True) -> np.ndarray:
-    """Read an image file as uint8, refusing files or images over the limits before decoding."""
+                       orient: bool = True, scale_for: ScaleFor | None = None
+                       ) -> tuple[np.ndarray, tuple[int, int] | None]:
+    """Read an image file as uint8, refusing files or images over the limits before decoding.
+
+    With ``scale_for``, a JPEG may be decoded smaller, as RGB (``augsvc.image.reduced``): the
+    full upright (height, width) then comes back with it; otherwise None.
+    """
     try:
         nbytes = path.stat().st_size
     except OSError as exc:
@@ -132,6 +161,14 @@ def read_limited_image(path: Path, max_pixels: int, max_file_bytes: int, *,
     if header is not None and header.width * header.height > max_pixels:
         raise InputError(f"{path}: {header.width}x{header.height} pixels is over the limit of "
                          f"{max_pixels}")
+    if scale_for is not None and header is not None and data[:2] == b"\xff\xd8":
+        turned = orient and header.orientation >= 5  # EXIF 5-8 swap height and width
+        upright = (header.width, header.height) if turned else (header.height, header.width)
+        scale = scale_for(*upright)
+        if scale > 1:
+            small = cv2.imdecode(np.frombuffer(data, np.uint8), DECODE_FLAGS[scale])
+            if small is not None:  # else the full decode below says what is wrong
+                return orient_image(small, header.orientation) if orient else small, upright
     try:
         image = decode_image_bytes(data, orient=orient,
                                    orientation=header.orientation if header is not None else None)
@@ -140,7 +177,7 @@ def read_limited_image(path: Path, max_pixels: int, max_file_bytes: int, *,
     if image.shape[0] * image.shape[1] > max_pixels:  # a format the header check did not know
         raise InputError(f"{path}: {image.shape[0]}x{image.shape[1]} pixels is over the limit of "
                          f"{max_pixels}")
-    return to_uint8(image)
+    return to_uint8(image), None
 
 
 def load_npz(path: str | Path) -> ArrayDataset:

@@ -32,6 +32,10 @@ class AugmentedImageDataset(Dataset[Any]):
         seed: the run's seed; None gives fresh randomness on every access.
         epoch: the starting epoch; call :meth:`set_epoch` before each epoch (in the main
             process, before the DataLoader iterator is created).
+        reduced_decode: over an image folder, decode a JPEG at 1/2, 1/4 or 1/8 of its size
+            when the pipeline's first step (resize, random_resized_crop) would shrink it that
+            much anyway (``augsvc.image.reduced`` says exactly when, and how the result
+            differs from a full decode). False decodes every file whole.
 
     Items are ``(CxHxW tensor, label)`` for labelled data, ``(CxHxW tensor, target dict)`` for
     targets (``boxes``, ``labels``, ``masks`` (N, H, W) or ``mask`` as tensors: what torchvision's
@@ -39,8 +43,9 @@ class AugmentedImageDataset(Dataset[Any]):
     """
 
     def __init__(self, base: Sequence[Any], pipeline: ImagePipeline | Any, *,
-                 seed: int | None = None, epoch: int = 0) -> None:
+                 seed: int | None = None, epoch: int = 0, reduced_decode: bool = True) -> None:
         self.base = base
+        self.reduced_decode = reduced_decode
         self.pipeline = pipeline if isinstance(pipeline, ImagePipeline) else ImagePipeline(pipeline)
         self.seed = seed
         self.epoch = epoch
@@ -61,6 +66,15 @@ class AugmentedImageDataset(Dataset[Any]):
     def __getitem__(self, index: int) -> torch.Tensor | tuple[torch.Tensor, Any]:
         if not 0 <= index < len(self):
             raise IndexError(f"index {index} out of range for {len(self)} samples")
+        base: Any = self.base
+        read_scaled = getattr(base, "read_scaled", None)
+        if read_scaled is not None and self.reduced_decode and not base.info.targets:
+            # An image file dataset: a JPEG may be decoded smaller (augsvc.image.reduced).
+            where = self.global_index(index)
+            image, source = read_scaled(index, lambda h, w: self.pipeline.jpeg_scale(
+                h, w, seed=self.seed, index=where))
+            out = self.pipeline(image, seed=self.seed, index=where, source_size=source)
+            return to_tensor(out.image), int(base.labels[index])
         item = self.base[index]
         labelled = isinstance(item, tuple)
         image = np.asarray(item[0] if labelled else item)

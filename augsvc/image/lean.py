@@ -33,10 +33,9 @@ import albumentations as A
 from albumentations.core.transforms_interface import BasicTransform
 from albumentations.core.utils import ensure_contiguous_output as _contiguous
 
-__all__ = ["Runner", "lean_runner"]
+__all__ = ["LeanRunner", "lean_runner"]
 
 Data = dict[str, Any]
-Runner = Callable[[Data], Data]
 _Step = Callable[[Data, bool], Data]
 
 
@@ -44,26 +43,39 @@ class _NotLean(Exception):
     """The tree holds something the lean runner does not reproduce."""
 
 
-def lean_runner(compose: A.Compose) -> Runner | None:
-    """A function equal to ``compose(**data)`` for the same random state, or None when the tree
+class LeanRunner:
+    """Calling it equals ``compose(**data)`` for the same random state."""
+
+    def __init__(self, compose: A.Compose, steps: list[_Step]) -> None:
+        self.compose = compose
+        self._steps = steps
+        self._p = compose.p
+
+    def __call__(self, data: Data) -> Data:
+        if not self.compose.py_random.random() < self._p:
+            return data
+        for step in self._steps:
+            data = step(data, False)
+        return data
+
+    def rest(self, data: Data) -> Data:
+        """The steps after the first, for a caller that has run Compose's draw and the first
+        transform itself (``augsvc.image.reduced``)."""
+        for step in self._steps[1:]:
+            data = step(data, False)
+        return data
+
+
+def lean_runner(compose: A.Compose) -> LeanRunner | None:
+    """A runner equal to ``compose(**data)`` for the same random state, or None when the tree
     holds something it does not reproduce (then call the ``Compose``)."""
     if (type(compose) is not A.Compose or compose.processors or compose.additional_targets
             or compose.save_applied_params or compose.strict or compose.replay_mode):
         return None
     try:
-        steps = [_step(t) for t in compose.transforms]
+        return LeanRunner(compose, [_step(t) for t in compose.transforms])
     except _NotLean:
         return None
-    p = compose.p
-
-    def run(data: Data) -> Data:
-        if not compose.py_random.random() < p:
-            return data
-        for step in steps:
-            data = step(data, False)
-        return data
-
-    return run
 
 
 def _step(node: Any) -> _Step:
@@ -123,18 +135,38 @@ def _transform(t: BasicTransform) -> _Step:
     cls = type(t)
     if (cls.__call__ is not BasicTransform.__call__
             or cls.apply_with_params is not BasicTransform.apply_with_params
+            or cls.should_apply is not BasicTransform.should_apply
             or t.replay_mode or t.deterministic):
         raise _NotLean
     functions = t._key2func  # target name -> bound method (apply, apply_to_mask, ...)
+    apply = functions.get("image")
+    # The base class's methods, inlined where the class keeps them: get_params returns {},
+    # get_params_dependent_on_data returns its params, update_transform_params adds the image's
+    # shape and the interpolation / fill / fill_mask attributes the transform has.
+    own_params = cls.get_params is not BasicTransform.get_params
+    own_update = cls.update_transform_params is not BasicTransform.update_transform_params
+    own_data_params = cls.get_params_dependent_on_data is not BasicTransform.get_params_dependent_on_data
+    attributes = [name for name in ("interpolation", "fill", "fill_mask") if hasattr(t, name)]
 
     def run(data: Data, force: bool) -> Data:
         t.params = {}
-        if not t.should_apply(force_apply=force):
+        p = t.p  # should_apply, inlined
+        if p <= 0.0 or (p < 1.0 and not force and not t.py_random.random() < p):
             return data
-        params = t.get_params()
-        params = t.update_transform_params(params=params, data=data)
-        params.update(t.get_params_dependent_on_data(params=params, data=data))
+        params = t.get_params() if own_params else {}
+        if own_update or "image" not in data:
+            params = t.update_transform_params(params=params, data=data)
+        else:
+            params["shape"] = data["image"].shape
+            for name in attributes:
+                params[name] = getattr(t, name)
+        if own_data_params:
+            params.update(t.get_params_dependent_on_data(params=params, data=data))
         t.params = params
+        if len(data) == 1 and apply is not None:  # the image alone: the common call
+            image = data.get("image")
+            if image is not None:
+                return {"image": _contiguous(apply(_contiguous(image), **params))}
         out: Data = {}
         for key, value in data.items():
             function = functions.get(key)
@@ -146,4 +178,3 @@ def _transform(t: BasicTransform) -> _Step:
         return out
 
     return run
-

@@ -21,11 +21,13 @@ from augsvc.errors import AugsvcError, InputError, LimitError
 from augsvc.image.albu_dict import build_from_albu_dict, is_albu_dict
 from augsvc.image.failures import explain_failure
 from augsvc.image.inputs import check_image, check_mask, check_points
-from augsvc.image.lean import Runner, lean_runner
+from augsvc.image.lean import LeanRunner, lean_runner
 from augsvc.image.presets import IMAGE_PRESETS
+from augsvc.image.reduced import first_shrink, jpeg_scale, run_from_source
 from augsvc.image.registry import IMAGE_TRANSFORMS
+from augsvc.image.results import AugmentedImage, clean_params
 from augsvc.image.sizes import SizeBound, output_bound
-from augsvc.params import Param, to_jsonable
+from augsvc.params import Param
 from augsvc.seeding import SampleRandom, check_seed
 from augsvc.spec import GroupNode, Node, PipelineSpec, load_spec, parse_spec
 
@@ -41,34 +43,7 @@ IMAGE_OPTIONS: tuple[Param, ...] = (
     Param("remove_invisible", "bool", True, "drop keypoints that leave the image"),
 )
 
-# Fields albumentations records that are configuration, not sampled values.
-_CONFIG_KEYS = frozenset({"shape", "interpolation", "mask_interpolation", "fill", "fill_mask",
-                          "border_mode"})
-_MAX_PARAM_ARRAY = 64  # larger arrays (noise maps) are summarised by their shape
 _BOUND_CACHE = 256  # output-size bounds kept per pipeline, by input size
-
-
-@dataclass(slots=True)
-class AugmentedImage:
-    """One augmented sample.
-
-    Attributes:
-        image: the augmented image (uint8 or float32, like the input unless a transform changes it).
-        mask: the augmented mask, if one was given.
-        masks: the augmented list of masks, if one was given.
-        bboxes: boxes (N, 4 + extra columns) in the pipeline's ``bbox_format``, if given.
-        keypoints: keypoints (N, 2 + extra columns), if given.
-        index: the global sample index it was augmented as.
-        params: when asked for, which transforms fired with their values (JSON-able).
-    """
-
-    image: np.ndarray
-    index: int
-    mask: np.ndarray | None = None
-    masks: list[np.ndarray] | None = None
-    bboxes: np.ndarray | None = None
-    keypoints: np.ndarray | None = None
-    params: list[dict[str, Any]] | None = None
 
 
 _VARIANTS = [(targets, rgba) for targets in (False, True) for rgba in (False, True)]
@@ -82,23 +57,11 @@ class _Built:
 
     compose: A.Compose
     leaves: list[tuple[str, A.BasicTransform]]
-    run: Runner | None = None
+    run: LeanRunner | None = None
 
     def __post_init__(self) -> None:
         if self.run is None:
             self.run = lean_runner(self.compose)
-
-
-def _clean_params(params: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in params.items():
-        if key in _CONFIG_KEYS:
-            continue
-        if isinstance(value, np.ndarray) and value.size > _MAX_PARAM_ARRAY:
-            out[key] = {"array_shape": list(value.shape)}
-        else:
-            out[key] = to_jsonable(value)
-    return out
 
 
 class ImagePipeline:
@@ -186,6 +149,12 @@ class ImagePipeline:
         leaves.append((node.name, transform))
         return transform
 
+    def jpeg_scale(self, height: int, width: int, *, seed: int | None, index: int) -> int:
+        """The scale (1, 2, 4 or 8) at which sample ``index``'s ``height`` x ``width`` RGB JPEG
+        can be decoded and give the first step at least the pixels it writes; 1: decode it
+        whole. Pass the smaller decode with ``source_size=(height, width)``."""
+        return jpeg_scale(self._variants[False, False].run, self._random, height, width, seed, index)
+
     def to_spec(self) -> dict[str, Any]:
         """The spec this pipeline was built from, in canonical form (it round-trips)."""
         if self._albu_spec is not None:
@@ -261,6 +230,7 @@ class ImagePipeline:
         seed: int | None = None,
         index: int = 0,
         return_params: bool = False,
+        source_size: tuple[int, int] | None = None,
     ) -> AugmentedImage:
         """Augment one sample as global sample ``index`` under ``seed``.
 
@@ -274,6 +244,8 @@ class ImagePipeline:
             index: the sample's global index; with a seed, the result depends only on
                 (spec, seed, index).
             return_params: also return the transforms that fired and their values.
+            source_size: (height, width) of the full image when ``image`` is a smaller JPEG
+                decode of it at the scale :meth:`jpeg_scale` chose (``augsvc.image.reduced``).
 
         Raises:
             InputError: the image, mask, boxes or keypoints are malformed, or do not fit a
@@ -296,6 +268,8 @@ class ImagePipeline:
             if built.run is not None and not return_params:  # the common call, with nothing else
                 self._random.reseed(seed, index)
                 try:
+                    if source_size is not None and first_shrink(built.run) is not None:
+                        return AugmentedImage(run_from_source(built.run, image, source_size), index)
                     return AugmentedImage(built.run(data)["image"], index)
                 except (AugsvcError, MemoryError):
                     raise
@@ -327,7 +301,7 @@ class ImagePipeline:
             raise explain_failure(exc, built.leaves, image, index) from exc
         params = None
         if return_params:
-            params = [{"name": name, "params": _clean_params(t.params)}
+            params = [{"name": name, "params": clean_params(t.params)}
                       for name, t in built.leaves if t.params]
         return AugmentedImage(image=out["image"], index=index, mask=out.get("mask"),
                               masks=None if masks is None else list(out["masks"]),
@@ -345,6 +319,7 @@ class ImagePipeline:
         start: int = 0,
         indices: Sequence[int] | None = None,
         return_params: bool = False,
+        source_sizes: Sequence[tuple[int, int] | None] | None = None,
     ) -> list[AugmentedImage]:
         """Augment a list of samples (sizes may differ); sample ``k`` is global index ``start + k``.
 
@@ -368,7 +343,8 @@ class ImagePipeline:
                     mask=None if masks is None else masks[k],
                     bboxes=None if bboxes is None else bboxes[k],
                     keypoints=None if keypoints is None else keypoints[k],
-                    seed=seed, index=where[k], return_params=return_params))
+                    seed=seed, index=where[k], return_params=return_params,
+                    source_size=None if source_sizes is None else source_sizes[k]))
             except InputError as exc:
                 raise InputError(f"sample {k} (index {where[k]}): {exc}") from exc
         return results

@@ -62,7 +62,8 @@ from albumentations.augmentations.crops.transforms import CropSizeError
 
 from augsvc.errors import InputError, SpecError
 from augsvc.image import torch_ops, torch_targets
-from augsvc.image.pipeline import ImagePipeline, _clean_params
+from augsvc.image.pipeline import ImagePipeline
+from augsvc.image.results import clean_params
 from augsvc.spec import GroupNode, Node
 
 __all__ = ["SUPPORTED", "TorchBatchPipeline"]
@@ -263,7 +264,7 @@ class TorchBatchPipeline:
         result += [] if boxes is None else [boxes]
         if not return_params:
             return result[0] if len(result) == 1 else tuple(result)
-        params = [[{"name": self._steps[i].name, "params": _clean_params(  # partial: a deferred value
+        params = [[{"name": self._steps[i].name, "params": clean_params(  # partial: a deferred value
             {k: v() if isinstance(v, functools.partial) else v for k, v in p.items()})}
             for i, p in fired.items()] for fired, _ in plans]
         return (*result, params)

@@ -15,7 +15,7 @@ import os
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -26,9 +26,9 @@ from typing import Any
 import numpy as np
 
 from augsvc.datasets import Dataset, Skipped, Target, open_dataset
-from augsvc.kinds import augment_batch
+from augsvc.kinds import augment_batch, jpeg_scales
 from augsvc.memory import reuse_large_buffers
-from augsvc.plan import augment_indices
+from augsvc.plan import augment_index, augment_indices
 from augsvc.service.pipelines import bound_images, build_pipeline
 from augsvc.wire.tensors import Limits
 
@@ -77,11 +77,13 @@ def build_batch(source: str, spec_json: str | None, seed: int, epoch: int, limit
         LimitError: a sample, or the batch, would be over the limits.
     """
     dataset = cached_dataset(source)
-    taken = dataset.take(indices)  # unreadable files are skipped and reported, or raise
+    # Unreadable files are skipped and reported, or raise; JPEGs the pipeline's first step
+    # shrinks anyway are decoded smaller (augsvc.image.reduced).
+    taken = dataset.take(indices, _scale_for(dataset, spec_json, seed, epoch))
     samples, targets = taken.samples, taken.targets
     if spec_json is not None and samples:
         samples, targets = _augment(dataset, spec_json, seed, epoch, limits, taken.indices,
-                                    samples, targets)
+                                    samples, targets, taken.sources)
     report = BuiltBatch(taken.labels, taken.indices, taken.skipped,  # filled in below
                         None if targets is None else [t.as_dict() for t in targets])
     if dataset.info.kind != "image" or not samples or \
@@ -95,8 +97,19 @@ def build_batch(source: str, spec_json: str | None, seed: int, epoch: int, limit
     return dataclasses.replace(report, stacked=np.stack(samples))  # one array crosses the process boundary
 
 
+def _scale_for(dataset: Dataset, spec_json: str | None, seed: int, epoch: int
+               ) -> Callable[[int, int, int], int] | None:
+    """What ``Dataset.take`` asks for the scale of each JPEG, for an image pipeline."""
+    if spec_json is None or dataset.info.kind != "image":
+        return None
+    size = len(dataset)
+    return jpeg_scales(build_pipeline("image", json.loads(spec_json)), seed,
+                       lambda index: augment_index(epoch, index, size))
+
+
 def _augment(dataset: Dataset, spec_json: str, seed: int, epoch: int, limits: Limits,
-             indices: np.ndarray, samples: list[Any], targets: list[Target] | None
+             indices: np.ndarray, samples: list[Any], targets: list[Target] | None,
+             sources: list[tuple[int, int] | None] | None = None
              ) -> tuple[list[Any], list[Target] | None]:
     kind = dataset.info.kind
     pipeline: Any = build_pipeline(kind, json.loads(spec_json))
@@ -105,7 +118,7 @@ def _augment(dataset: Dataset, spec_json: str, seed: int, epoch: int, limits: Li
                      [f"dataset sample {int(i)}" for i in indices], limits,
                      "ask for a smaller batch_size")
     return augment_batch(pipeline, samples, targets, seed=seed,
-                         indices=augment_indices(epoch, len(dataset), indices))
+                         indices=augment_indices(epoch, len(dataset), indices), sources=sources)
 
 
 _attached: OrderedDict[str, SharedMemory] = OrderedDict()  # in a worker: slots it has opened

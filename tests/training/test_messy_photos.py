@@ -59,7 +59,11 @@ def test_a_stream_delivers_or_reports_every_planned_sample_once(messy: Path, add
                 skipped.update(batch.skipped)
                 plan = EpochPlan(len(local), 3, 1, 4)
                 for index, image in zip(batch.indices.tolist(), batch.samples, strict=True):
-                    want = pipeline(local[index][0], seed=3, index=plan.augment_indices([index])[0])
+                    where = plan.augment_indices([index])[0]
+                    # JPEGs this crop shrinks are read smaller (augsvc.image.reduced), as here.
+                    read, source = local.read_scaled(  # type: ignore[attr-defined]
+                        index, lambda h, w, i=where: pipeline.jpeg_scale(h, w, seed=3, index=i))
+                    want = pipeline(read, seed=3, index=where, source_size=source)
                     assert np.array_equal(image, want.image)  # the library's bytes
     assert sorted(delivered + list(skipped)) == list(range(17))  # each index once, one way or other
     assert set(skipped) == _broken(messy)

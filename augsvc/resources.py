@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import threading
 from pathlib import Path
 
 from augsvc.errors import AugsvcError
 
-__all__ = ["WORDNET_INSTALL", "ResourceError", "find_wordnet", "glove_6b_50d", "minilm_folder"]
+__all__ = ["TRANSFORMERS_LOCK", "WORDNET_INSTALL", "ResourceError", "find_wordnet", "glove_6b_50d",
+           "minilm_folder"]
+
+TRANSFORMERS_LOCK = threading.RLock()
+"""Held while a model loads: transformers imports its classes lazily, and two threads doing that
+for the first time at once fail ("cannot import name 'AutoModel'")."""
 
 
 class ResourceError(AugsvcError, RuntimeError):

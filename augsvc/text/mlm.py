@@ -15,7 +15,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from augsvc.resources import ResourceError
+from augsvc.resources import TRANSFORMERS_LOCK, ResourceError
 from augsvc.text.stopwords import STOPWORDS
 
 __all__ = ["DEFAULT_MLM", "MaskedLM", "choose_dtype", "default_model", "load_mlm", "mask_scores"]
@@ -71,15 +71,21 @@ def _cpu_vendor() -> str:
     return ""
 
 
-@lru_cache(maxsize=2)
 def load_mlm(name: str, device: str = "auto", precision: str = "auto") -> MaskedLM:
-    """Load a masked LM by Hugging Face id or local path (local files first).
+    """Load a masked LM by Hugging Face id or local path (local files first); loaded once,
+    whichever thread asks first.
 
     Raises:
         ResourceError: neither a local folder nor the local Hugging Face cache has it and it
             cannot be downloaded (the message names AUGSVC_MLM and the spec field); it has no
             [MASK] token; or its checkpoint has no trained masked-LM head (see ``_random_head``).
     """
+    with TRANSFORMERS_LOCK:
+        return _load_mlm(name, device, precision)
+
+
+@lru_cache(maxsize=2)
+def _load_mlm(name: str, device: str, precision: str) -> MaskedLM:
     import torch
     from transformers import AutoModelForMaskedLM, AutoTokenizer
 

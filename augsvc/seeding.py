@@ -99,7 +99,8 @@ class _Substreams:
         if seed != self._seed:
             self._bits.state = pcg64_state(key_entropy(f"augsvc-image:{int(seed)}"))  # type: ignore[assignment]
             self._seed, self._position, self._ahead, self._last = seed, 0, [], -2
-        index = int(index)
+        if type(index) is not int:
+            index = int(index)
         at = (index - self._ahead_from) * _BLOCK
         if not 0 <= at < len(self._ahead):
             # In order (an epoch, a batch): draw the next samples' first blocks too.
@@ -201,5 +202,8 @@ class SampleRandom:
         """Put both generators at the start of sample ``index``'s streams under ``seed``."""
         if seed is None:  # fresh randomness: a random sample of a random seed
             seed, index = int.from_bytes(os.urandom(8), "little"), int.from_bytes(os.urandom(8), "little")
-        self.python.restart(self._substreams.stream(seed, index))
-        self._lazy.restart(seed, index)
+        # StreamRandom.restart and LazyGenerator.restart, inlined: this runs for every sample.
+        python = self.python
+        python.random = self._substreams.stream(seed, index).__next__  # type: ignore[method-assign]
+        python.gauss_next = None
+        self._lazy._key = (seed, index)

@@ -31,7 +31,8 @@ class AugmentedImageDataset(Dataset[Any]):
         pipeline: an :class:`ImagePipeline` or a spec to build one.
         seed: the run's seed; None gives fresh randomness on every access.
         epoch: the starting epoch; call :meth:`set_epoch` before each epoch (in the main
-            process, before the DataLoader iterator is created).
+            process, before the DataLoader iterator is created). Workers kept with
+            ``persistent_workers=True`` keep the epoch they started with.
         reduced_decode: over an image folder, decode a JPEG at 1/2, 1/4 or 1/8 of its size
             when the pipeline's first step (resize, random_resized_crop) would shrink it that
             much anyway (``augsvc.image.reduced`` says exactly when, and how the result

@@ -30,6 +30,7 @@ from collections.abc import Callable
 from typing import Any
 
 import albumentations as A
+import numpy as np
 from albumentations.core.transforms_interface import BasicTransform
 from albumentations.core.utils import ensure_contiguous_output as _contiguous
 
@@ -149,9 +150,9 @@ def _transform(t: BasicTransform) -> _Step:
     attributes = [name for name in ("interpolation", "fill", "fill_mask") if hasattr(t, name)]
 
     def run(data: Data, force: bool) -> Data:
-        t.params = {}
         p = t.p  # should_apply, inlined
         if p <= 0.0 or (p < 1.0 and not force and not t.py_random.random() < p):
+            t.params = {}
             return data
         params = t.get_params() if own_params else {}
         if own_update or "image" not in data:
@@ -165,8 +166,8 @@ def _transform(t: BasicTransform) -> _Step:
         t.params = params
         if len(data) == 1 and apply is not None:  # the image alone: the common call
             image = data.get("image")
-            if image is not None:
-                return {"image": _contiguous(apply(_contiguous(image), **params))}
+            if type(image) is np.ndarray:  # ensure_contiguous_output of an array, inlined
+                return {"image": _contiguous(apply(np.ascontiguousarray(image), **params))}
         out: Data = {}
         for key, value in data.items():
             function = functions.get(key)

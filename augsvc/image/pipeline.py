@@ -43,6 +43,7 @@ IMAGE_OPTIONS: tuple[Param, ...] = (
     Param("remove_invisible", "bool", True, "drop keypoints that leave the image"),
 )
 
+_UINT8, _FLOAT32 = np.dtype(np.uint8), np.dtype(np.float32)  # what check_image accepts
 _BOUND_CACHE = 256  # output-size bounds kept per pipeline, by input size
 
 
@@ -254,8 +255,13 @@ class ImagePipeline:
             TransformError: a transform failed for another reason; the message names it.
         """
         check_seed(seed, index)
-        data: dict[str, Any] = {"image": check_image(image)}
+        if not (type(image) is np.ndarray and (image.dtype is _UINT8 or image.dtype is _FLOAT32)
+                and image.size):
+            check_image(image)  # the full check, and what is wrong
         shape = image.shape
+        if not 2 <= len(shape) <= 3:
+            check_image(image)
+        data: dict[str, Any] = {"image": image}
         if self._reflects and min(shape[:2]) < 2:
             # OpenCV's warps never return on a 1-pixel-wide image with BORDER_REFLECT_101.
             raise InputError(f"image of shape {image.shape} is too small for border_mode "

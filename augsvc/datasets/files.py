@@ -165,10 +165,11 @@ def read_limited_image(path: Path, max_pixels: int, max_file_bytes: int, *,
         turned = orient and header.orientation >= 5  # EXIF 5-8 swap height and width
         upright = (header.width, header.height) if turned else (header.height, header.width)
         scale = scale_for(*upright)
-        if scale > 1:
-            small = cv2.imdecode(np.frombuffer(data, np.uint8), DECODE_FLAGS[scale])
-            if small is not None:  # else the full decode below says what is wrong
-                return orient_image(small, header.orientation) if orient else small, upright
+        # Straight to RGB (libjpeg converts), at 1/scale when the pipeline allows.
+        image = cv2.imdecode(np.frombuffer(data, np.uint8), DECODE_FLAGS[scale])
+        if image is not None:  # else the decode below says what is wrong
+            image = orient_image(image, header.orientation) if orient else image
+            return image, upright if scale > 1 else None
     try:
         image = decode_image_bytes(data, orient=orient,
                                    orientation=header.orientation if header is not None else None)

@@ -11,10 +11,15 @@ __all__ = ["stack_images", "to_tensor"]
 
 
 def to_tensor(image: np.ndarray) -> torch.Tensor:
-    """HxW or HxWxC array -> CxHxW tensor (same dtype, no scaling)."""
+    """HxW or HxWxC array -> CxHxW tensor (same dtype, no scaling).
+
+    The tensor is a view of the array's memory, channels-last in memory as torchvision's
+    ``pil_to_tensor`` makes; a DataLoader's collate copies it into the batch once. Call
+    ``.contiguous()`` for the channels-first layout.
+    """
     if image.ndim == 2:
         image = image[..., None]
-    return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))
+    return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)
 
 
 def stack_images(images: Sequence[np.ndarray]) -> torch.Tensor:

@@ -168,3 +168,20 @@ def test_a_server_streams_the_same_reduced_samples_as_the_dataset(folder: Path, 
         assert got == len(files) - 1 and len(skipped) == 1 and "broken.jpg" in skipped[0]
     finally:
         (folder / "b" / "broken.jpg").unlink()
+
+
+def test_jpegs_read_straight_to_rgb_equal_the_plain_reader(tmp_path: Path) -> None:
+    """Gray, CMYK and turned phone JPEGs: the RGB decode the scaled reader uses at scale 1 gives
+    the bytes of the plain reader (decode as stored, then convert and turn)."""
+    from tests.messy_data import BROKEN, write_messy_folder
+
+    root = write_messy_folder(tmp_path / "messy")
+    files = ImageFolderDataset(root)
+    read = 0
+    for index, path in enumerate(files.paths):
+        if path.relative_to(root).as_posix() in BROKEN or path.suffix != ".jpg":
+            continue
+        image, source = files.read_scaled(index, lambda height, width: 1)
+        assert source is None and np.array_equal(image, files[index][0]), path.name
+        read += 1
+    assert read == 11  # 8 orientations, gray, CMYK and a plain photo

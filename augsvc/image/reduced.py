@@ -84,11 +84,13 @@ def jpeg_scale(runner: LeanRunner | None, random: SampleRandom, height: int, wid
     if first is None or seed is None:  # unseeded draws cannot be repeated for the real run
         return 1
     assert runner is not None
+    out_h, out_w = _output_size(first)
+    if height // 2 < out_h or width // 2 < out_w:  # no crop of it can be decoded smaller
+        return 1
     random.reseed(seed, index)
     runner.compose.py_random.random()  # Compose's own draw
     params = _draw(first, (height, width, 3))
     x1, y1, x2, y2 = params.get("crop_coords", (0, 0, width, height))
-    out_h, out_w = _output_size(first)
     for scale in SCALES:
         if (y2 - y1) // scale >= out_h and (x2 - x1) // scale >= out_w:
             return scale

@@ -67,10 +67,12 @@ unit: $(STAMP) wordnet buf chromium
 
 test: lint unit
 
-# Every benchmark script (about 6 minutes): the service one as a smoke run (--quick; its full run
-# takes about 5 minutes, see BENCHMARKS.md), the text one only where its nlpaug baseline is installed.
+# Every benchmark script (about 7 minutes): the service and JPEG-folder ones as smoke runs (--quick;
+# their full runs take 5 and 9 minutes, see BENCHMARKS.md), the text one only where its nlpaug
+# baseline is installed (the JPEG one's DALI row only where DALI is).
 bench: $(STAMP)
 	$(PY) benchmarks/image_throughput.py --markdown
+	$(PY) benchmarks/jpeg_folder.py --quick --markdown
 	$(PY) benchmarks/optimizer_step.py --markdown
 	$(PY) benchmarks/train_throughput.py --markdown
 	$(PY) benchmarks/service_throughput.py --quick --markdown

@@ -8,6 +8,7 @@ later one is dropped, so ``pending == 0`` means the page shows the latest inputs
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -153,6 +154,23 @@ def test_a_broken_spec_shows_the_library_s_error_at_the_spec(browser: WebDriver,
     submit(browser)
     assert not browser.find_element(By.ID, "spec-error").is_displayed()
     assert len(grid_sources(browser)) == 8
+
+
+def test_copy_spec_copies_the_canonical_spec(browser: WebDriver, local_page: Page) -> None:
+    """The button hands the spec the grid was made with, in canonical form, to the clipboard.
+    The clipboard call is recorded in the page: what the browser then does with it is its own."""
+    open_page(browser, local_page)
+    typed = "transforms:\n  - name: horizontal_flip\n    p: 0.3\n  - name: gamma\n"
+    type_into(browser, "spec", typed)
+    submit(browser)
+    browser.execute_script("window.copiedText = null;"
+                           "navigator.clipboard.writeText = async (text) => { window.copiedText = text; };")
+    browser.find_element(By.ID, "copy-spec").click()
+    WebDriverWait(browser, TIMEOUT).until(
+        lambda d: d.execute_script("return window.copiedText !== null"), "nothing was copied")
+    copied = json.loads(browser.execute_script("return window.copiedText"))
+    assert copied == ImagePipeline(typed).to_spec()
+    assert browser.find_element(By.ID, "copied").is_displayed()
 
 
 def test_uploads_and_an_undecodable_file(browser: WebDriver, local_page: Page, tmp_path: Path) -> None:

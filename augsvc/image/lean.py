@@ -27,6 +27,7 @@ calling the ``Compose``.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import lru_cache
 from typing import Any
 
 import albumentations as A
@@ -34,10 +35,17 @@ import numpy as np
 from albumentations.core.transforms_interface import BasicTransform
 from albumentations.core.utils import ensure_contiguous_output as _contiguous
 
-__all__ = ["LeanRunner", "lean_runner"]
+__all__ = ["LeanRunner", "lean_runner", "stand_in"]
 
 Data = dict[str, Any]
 _Step = Callable[[Data, bool], Data]
+
+
+@lru_cache(maxsize=64)
+def stand_in(shape: tuple[int, ...]) -> np.ndarray:
+    """A uint8 image of ``shape`` that costs nothing: all ones (its mean is exactly 1.0); made
+    once. What drawing a transform's parameters reads, where no pixels are needed yet."""
+    return np.broadcast_to(np.uint8(1), shape)
 
 
 class _NotLean(Exception):

@@ -30,7 +30,7 @@ import cv2
 import numpy as np
 from albumentations.core.utils import ensure_contiguous_output as _contiguous
 
-from augsvc.image.lean import LeanRunner
+from augsvc.image.lean import LeanRunner, stand_in
 from augsvc.seeding import SampleRandom
 
 __all__ = ["DECODE_FLAGS", "first_shrink", "jpeg_scale", "run_from_source"]
@@ -52,18 +52,13 @@ def first_shrink(runner: LeanRunner | None) -> A.DualTransform | None:
     return None
 
 
-def _stand_in(shape: tuple[int, ...]) -> dict[str, Any]:
-    """Data with an "image" of ``shape`` and no pixels: what parameter drawing reads."""
-    return {"image": np.broadcast_to(np.zeros((), np.uint8), shape)}
-
-
 def _draw(first: A.DualTransform, shape: tuple[int, ...]) -> dict[str, Any]:
     """The first step's parameters for an image of ``shape``, drawn as the Compose would
     (after its own draw): ``should_apply`` draws nothing at p=1."""
     first.params = {}
-    params = first.get_params()
-    params = first.update_transform_params(params=params, data=_stand_in(shape))
-    params.update(first.get_params_dependent_on_data(params=params, data=_stand_in(shape)))
+    data = {"image": stand_in(shape)}
+    params = first.update_transform_params(params=first.get_params(), data=data)
+    params.update(first.get_params_dependent_on_data(params=params, data=data))
     return params
 
 

@@ -62,6 +62,7 @@ from albumentations.augmentations.crops.transforms import CropSizeError
 
 from augsvc.errors import InputError, SpecError
 from augsvc.image import torch_ops, torch_targets
+from augsvc.image.lean import stand_in
 from augsvc.image.pipeline import ImagePipeline
 from augsvc.image.results import clean_params
 from augsvc.spec import GroupNode, Node
@@ -301,7 +302,7 @@ class TorchBatchPipeline:
             t = step.transform
             if not t.should_apply():
                 continue
-            data = {"image": torch_targets.stand_in(shape)}
+            data = {"image": stand_in(shape)}
             try:
                 params = t.update_transform_params(params=t.get_params(), data=data)
                 params.update(self._dependent[i](params=params, data=data))

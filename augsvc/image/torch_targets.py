@@ -21,7 +21,6 @@ the params the batch drew, so they equal the CPU path's; the warp is refused for
 from __future__ import annotations
 
 from collections.abc import Sequence
-from functools import lru_cache
 from typing import Any
 
 import albumentations as A
@@ -33,6 +32,7 @@ from albumentations.augmentations.geometric import functional as fgeometric
 from augsvc.errors import InputError
 from augsvc.image import torch_ops
 from augsvc.image.inputs import check_points
+from augsvc.image.lean import stand_in
 from augsvc.image.torch_ops import _WARP_UNROLL, _border, _inverse
 from augsvc.seeding import check_seed
 
@@ -202,12 +202,6 @@ def move_boxes(compose: A.Compose, transforms: Sequence[A.BasicTransform], fired
             data["image"] = stand_in(shape)
         data = compose.check_data_post_transform(data)
     return np.asarray(compose.postprocess(data)["bboxes"])
-
-
-@lru_cache(maxsize=64)
-def stand_in(shape: tuple[int, int, int]) -> np.ndarray:
-    """A uint8 image of ``shape`` that costs nothing: all ones (its mean is exactly 1.0); made once."""
-    return np.broadcast_to(np.uint8(1), shape)
 
 
 def check_uniform(plans: Sequence[tuple[Any, tuple[int, int, bool]]], where: list[int],

@@ -7,7 +7,6 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
 from augsvc.datasets.base import ON_ERROR, ArrayDataset, Dataset, DatasetInfo, OnError, TextDataset
@@ -18,6 +17,7 @@ from augsvc.image.io import (
     IMAGE_SUFFIXES,
     ChannelPolicy,
     decode_image_bytes,
+    imdecode,
     orient_image,
     to_channels,
     to_uint8,
@@ -166,8 +166,11 @@ def read_limited_image(path: Path, max_pixels: int, max_file_bytes: int, *,
         upright = (header.width, header.height) if turned else (header.height, header.width)
         scale = scale_for(*upright)
         # Straight to RGB (libjpeg converts), at 1/scale when the pipeline allows.
-        image = cv2.imdecode(np.frombuffer(data, np.uint8), DECODE_FLAGS[scale])
-        if image is not None:  # else the decode below says what is wrong
+        try:
+            image = imdecode(data, DECODE_FLAGS[scale])
+        except InputError:
+            pass  # the decode below says what is wrong
+        else:
             image = orient_image(image, header.orientation) if orient else image
             return image, upright if scale > 1 else None
     try:

@@ -17,7 +17,7 @@ from augsvc.errors import InputError, LimitError
 from augsvc.image.headers import read_header
 
 __all__ = ["CHANNEL_POLICIES", "IMAGE_SUFFIXES", "ChannelPolicy", "cv2_reason", "decode_image_bytes",
-           "exif_orientation", "orient_image", "read_image", "to_channels", "to_uint8",
+           "exif_orientation", "imdecode", "orient_image", "read_image", "to_channels", "to_uint8",
            "write_image"]
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"})
@@ -57,12 +57,7 @@ def decode_image_bytes(data: bytes, *, orient: bool = True,
     Raises:
         InputError: not an image OpenCV can decode.
     """
-    try:
-        image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED) if data else None
-    except cv2.error as exc:  # OpenCV's own caps and malformed headers raise, not return None
-        raise InputError(f"not a readable image: {cv2_reason(exc)}") from None
-    if image is None:
-        raise InputError("not an image OpenCV can read" if data else "the file is empty (0 bytes)")
+    image = imdecode(data, cv2.IMREAD_UNCHANGED)
     if image.dtype == np.uint16:
         image = (image / 65535.0).astype(np.float32)
     elif image.dtype != np.uint8:
@@ -74,6 +69,21 @@ def decode_image_bytes(data: bytes, *, orient: bool = True,
     if not orient:
         return image
     return orient_image(image, exif_orientation(data) if orientation is None else orientation)
+
+
+def imdecode(data: bytes, flags: int) -> np.ndarray:
+    """OpenCV's ``imdecode`` of ``data`` with ``flags``, every failure an :class:`InputError`.
+
+    Raises:
+        InputError: empty bytes, or not an image OpenCV can decode.
+    """
+    try:
+        image = cv2.imdecode(np.frombuffer(data, np.uint8), flags) if data else None
+    except cv2.error as exc:  # OpenCV's own caps and malformed headers raise, not return None
+        raise InputError(f"not a readable image: {cv2_reason(exc)}") from None
+    if image is None:
+        raise InputError("not an image OpenCV can read" if data else "the file is empty (0 bytes)")
+    return image
 
 
 def cv2_reason(exc: cv2.error) -> str:

@@ -185,3 +185,30 @@ def test_jpegs_read_straight_to_rgb_equal_the_plain_reader(tmp_path: Path) -> No
         assert source is None and np.array_equal(image, files[index][0]), path.name
         read += 1
     assert read == 11  # 8 orientations, gray, CMYK and a plain photo
+
+
+def test_a_decoder_error_in_the_scaled_reader_is_a_skipped_file(folder: Path,
+                                                                monkeypatch: pytest.MonkeyPatch
+                                                                ) -> None:
+    """OpenCV raises (rather than returning None) on some malformed files; the scaled reader
+    reports them like the plain one does, and take() skips the file instead of failing."""
+    real = cv2.imdecode
+
+    def refuse_rgb(buffer: np.ndarray, flags: int) -> np.ndarray | None:
+        if flags >= 0 and flags & cv2.IMREAD_COLOR_RGB:  # not IMREAD_UNCHANGED (-1)
+            raise cv2.error("OpenCV(5.0.0) loadsave.cpp:1: error: (-215) decoder refused")
+        return real(buffer, flags)
+
+    monkeypatch.setattr(cv2, "imdecode", refuse_rgb)
+    files = ImageFolderDataset(folder)
+    jpeg = next(k for k, p in enumerate(files.paths) if p.suffix == ".jpg")
+    image, source = files.read_scaled(jpeg, lambda height, width: 8)
+    assert source is None and np.array_equal(image, files[jpeg][0])  # the plain decode, whole
+
+    def refuse_all(buffer: np.ndarray, flags: int) -> None:
+        raise cv2.error("OpenCV(5.0.0) loadsave.cpp:1: error: (-215) decoder refused")
+
+    monkeypatch.setattr(cv2, "imdecode", refuse_all)
+    taken = files.take([jpeg], lambda index, height, width: 8)
+    assert len(taken.samples) == 0 and len(taken.skipped) == 1
+    assert "decoder refused" in taken.skipped[0].reason

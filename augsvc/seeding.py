@@ -160,25 +160,23 @@ class StreamRandom(random.Random):
 class LazyGenerator:
     """A numpy ``Generator`` put in its sample's state only when first used after a reset.
 
-    Attribute reads go to the real generator; the first one after :meth:`restart` sets its
-    PCG64 state from the sample's key. Pipelines that never touch numpy's generator never pay.
+    Setting ``key`` to a sample's (seed, index) restarts it: attribute reads go to the real
+    generator, and the first one after that sets its PCG64 state from the key. Pipelines that
+    never touch numpy's generator never pay.
     """
 
-    __slots__ = ("_generator", "_key")
+    __slots__ = ("_generator", "key")
 
     def __init__(self) -> None:
         self._generator = np.random.Generator(np.random.PCG64())
-        self._key: tuple[int, int] | None = None
-
-    def restart(self, seed: int, index: int) -> None:
-        self._key = (seed, index)
+        self.key: tuple[int, int] | None = None
 
     def __getattr__(self, name: str) -> Any:
-        key = self._key
+        key = self.key
         if key is not None:
             digest = hashlib.blake2b(b"%d:%d" % key, digest_size=32, person=b"augsvc-numpy").digest()
             self._generator.bit_generator.state = pcg64_state(int.from_bytes(digest, "little"))
-            self._key = None
+            self.key = None
         return getattr(self._generator, name)
 
 
@@ -187,8 +185,8 @@ class SampleRandom:
 
     Transforms keep references to ``numpy`` and ``python``; :meth:`reseed` changes what they
     draw without replacing the objects, so nothing needs to be re-wired between samples. A
-    reset and the first 32 draws cost about 2.5 µs, against about 8 µs for reseeding a
-    Mersenne Twister and a numpy generator (see the module's notes).
+    reset costs about 1.7 µs when samples come in order and about 4 µs when they jump, against
+    about 8 µs for reseeding a Mersenne Twister and a numpy generator (see the module's notes).
     """
 
     def __init__(self) -> None:
@@ -202,8 +200,8 @@ class SampleRandom:
         """Put both generators at the start of sample ``index``'s streams under ``seed``."""
         if seed is None:  # fresh randomness: a random sample of a random seed
             seed, index = int.from_bytes(os.urandom(8), "little"), int.from_bytes(os.urandom(8), "little")
-        # StreamRandom.restart and LazyGenerator.restart, inlined: this runs for every sample.
+        # StreamRandom.restart, inlined: this runs for every sample.
         python = self.python
         python.random = self._substreams.stream(seed, index).__next__  # type: ignore[method-assign]
         python.gauss_next = None
-        self._lazy._key = (seed, index)
+        self._lazy.key = (seed, index)

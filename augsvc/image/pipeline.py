@@ -256,11 +256,9 @@ class ImagePipeline:
         """
         check_seed(seed, index)
         if not (type(image) is np.ndarray and (image.dtype is _UINT8 or image.dtype is _FLOAT32)
-                and image.size):
+                and image.size and 2 <= image.ndim <= 3):
             check_image(image)  # the full check, and what is wrong
         shape = image.shape
-        if not 2 <= len(shape) <= 3:
-            check_image(image)
         data: dict[str, Any] = {"image": image}
         if self._reflects and min(shape[:2]) < 2:
             # OpenCV's warps never return on a 1-pixel-wide image with BORDER_REFLECT_101.
